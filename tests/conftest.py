@@ -12,6 +12,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 sys.path.insert(0, str(REPO_ROOT))
+# ansible_collections.biomage.iac.* resolves through the committed collections/ symlink
+sys.path.insert(0, str(REPO_ROOT / "collections"))
 
 from devstack import Stack  # noqa: E402
 from devstack.components import DEFAULT_COMPONENTS  # noqa: E402
