@@ -20,7 +20,6 @@ pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def _port(env: dict[str, str]) -> int:
     return int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
 
@@ -101,7 +100,7 @@ def test_busy_port_is_reported_clearly_and_quickly(tmp_path: Path, monkeypatch: 
 
 
 def test_unknown_component_is_named(tmp_path: Path) -> None:
-    with pytest.raises(DevstackError, match="unknown component.*nope"):
+    with pytest.raises(DevstackError, match=r"unknown component.*nope"):
         Stack(tmp_path, ["nope"])
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import botocore.session
 
 
 def session(env: dict[str, str]) -> boto3.Session:
     """A session using the stack's profile (its credentials file), region and endpoint."""
-    import botocore.session
-
     core = botocore.session.Session(profile=env["AWS_PROFILE"])
     core.set_config_variable("credentials_file", env["AWS_SHARED_CREDENTIALS_FILE"])
     core.set_config_variable("config_file", env["AWS_CONFIG_FILE"])

@@ -71,7 +71,16 @@ def test_build_produces_an_installable_artefact(tmp_path: Path) -> None:
     assert not [n for n in names if n.startswith((".venv", ".devstack", ".cache", "collections/"))]
     install = tmp_path / "installed"
     subprocess.run(
-        [str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p", str(install), str(artefact)],
+        [
+            str(BIN / "ansible-galaxy"),
+            "collection",
+            "install",
+            "--no-deps",
+            "--force",
+            "-p",
+            str(install),
+            str(artefact),
+        ],
         cwd=tmp_path,
         check=True,
         capture_output=True,
