@@ -97,6 +97,8 @@ class Reconciler:
             shutil.rmtree(self._own_work_dir, ignore_errors=True)
 
     def _write_config(self, filename, config):
+        if not os.path.isdir(self.work_dir):
+            os.makedirs(self.work_dir, 0o700)
         path = os.path.join(self.work_dir, filename)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
