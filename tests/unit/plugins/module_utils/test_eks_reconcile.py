@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.biomage.iac.plugins.module_utils.eks_plan import nodegroup_spec, replacement_name
 from ansible_collections.biomage.iac.plugins.module_utils.eksctl import EksError
 
@@ -96,8 +97,6 @@ def test_missing_cluster_is_created_then_a_second_run_changes_nothing(tmp_path: 
 def test_rendered_config_carries_name_region_spec_tag_and_access_entries(tmp_path: Path) -> None:
     fake = FakeEksctl(new_state())
     make_reconciler(fake, tmp_path).present(desired(admins=("alice",), users=("bob",)))
-    import yaml
-
     rendered = yaml.safe_load(Path(work(tmp_path, "cluster.yaml")).read_text())
     assert rendered["metadata"]["name"] == CLUSTER and rendered["metadata"]["region"] == "eu-west-1"
     assert rendered["managedNodeGroups"][0]["tags"]["biomage.net/nodegroup-spec"].startswith("v1 ami=AmazonLinux2023")
