@@ -346,7 +346,8 @@ def _validate_addon(errors, path, addon, cluster_version):
             errors.add(
                 path + ".version",
                 f"kube-proxy {version} does not match the cluster's Kubernetes {cluster_version}",
-                f"pin kube-proxy to v{cluster_version}.x together with metadata.version",
+                f"pin kube-proxy to v{cluster_version}.x together with metadata.version "
+                "(for one environment only: eks_cluster_addon_versions)",
             )
     if "resolveConflicts" in addon and addon["resolveConflicts"] not in RESOLVE_CONFLICTS:
         errors.add(
@@ -508,6 +509,24 @@ def validate(config, source, name=None, region=None):
     if "availabilityZones" in config:
         _check_str_list(errors, "availabilityZones", config["availabilityZones"])
     errors.raise_if_any()
+    return config
+
+
+def apply_overrides(config, source, version=None, addon_versions=None):
+    """Apply one environment's overrides (Kubernetes version, add-on versions) before validation."""
+    if version and isinstance(config.get("metadata"), dict):
+        config["metadata"]["version"] = version
+    addons = config.get("addons") if isinstance(config.get("addons"), list) else []
+    known = {a.get("name"): a for a in addons if isinstance(a, dict)}
+    unknown = sorted(set(addon_versions or {}) - set(known))
+    if unknown:
+        raise EksError(
+            f"add-on version overrides name {', '.join(unknown)}, which {source} does not list. Fix: override only "
+            f"add-ons of the file ({', '.join(sorted(n for n in known if n))}).",
+            kind="invalid",
+        )
+    for name, wanted in (addon_versions or {}).items():
+        known[name]["version"] = wanted
     return config
 
 

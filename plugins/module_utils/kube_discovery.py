@@ -27,7 +27,7 @@ except ImportError:
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
-    class ApiException(Exception):  # noqa: N818 - stand-in with the client's name
+    class ApiException(Exception):
         """Stand-in so that except clauses work without the client (never raised)."""
 
 

@@ -60,6 +60,12 @@ options:
     description:
       - Overrides C(metadata.version) of O(config_file), for example to upgrade one environment first.
     type: str
+  addon_versions:
+    description:
+      - Overrides the C(version) of add-ons listed in O(config_file), by add-on name (for example C(kube-proxy),
+        which follows the Kubernetes version).
+    type: dict
+    default: {}
   cluster_admins_file:
     description:
       - A file of IAM user names, one a line (C(#) comments allowed), given C(AmazonEKSClusterAdminPolicy)
@@ -215,6 +221,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.biomage.iac.plugins.module_utils.eks_config import (
     HAS_YAML,
+    apply_overrides,
     load_config,
     read_principals,
     render,
@@ -234,6 +241,7 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "config_file": {"type": "path"},
     "kubernetes_version": {"type": "str"},
+    "addon_versions": {"type": "dict", "default": {}},
     "cluster_admins_file": {"type": "path"},
     "cluster_users_file": {"type": "path"},
     "account_id": {"type": "str"},
@@ -250,14 +258,14 @@ ARGUMENT_SPEC = {
 def desired_config(params):
     """Load, validate and render the ClusterConfig; every problem is raised before eksctl runs."""
     source = params["config_file"]
-    config = validate(load_config(source), source, name=params["name"], region=params["region"])
+    config = apply_overrides(load_config(source), source, params["kubernetes_version"], params["addon_versions"])
+    validate(config, source, name=params["name"], region=params["region"])
     admins = read_principals(params["cluster_admins_file"]) if params["cluster_admins_file"] else []
     users = read_principals(params["cluster_users_file"]) if params["cluster_users_file"] else []
     desired = render(
         config,
         params["name"],
         params["region"],
-        version=params["kubernetes_version"],
         admins=admins,
         users=users,
         account_id=params["account_id"],
