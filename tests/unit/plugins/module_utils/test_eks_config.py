@@ -59,10 +59,8 @@ def test_unsafe_nodegroup_settings_are_refused_all_at_once() -> None:
     ng.update(volumeEncrypted=False, minSize=5, desiredCapacity=2)
     del ng["disableIMDSv1"]
     found = problems(config)
-    assert (
-        f"{SOURCE}: managedNodeGroups[0].volumeEncrypted: must be true (node volumes are encrypted). Fix: set volumeEncrypted: true"
-        in found
-    )
+    expected = f"{SOURCE}: managedNodeGroups[0].volumeEncrypted: must be true (node volumes are encrypted). "
+    assert expected + "Fix: set volumeEncrypted: true" in found
     assert any("managedNodeGroups[0].disableIMDSv1: must be true" in p for p in found)
     assert any("minSize <= desiredCapacity <= maxSize" in p for p in found)
     assert len(found) == 3
