@@ -458,11 +458,21 @@ def summarize_live(cluster, nodegroups, addons, fargate, access_entries):
     }
 
 
+def _readable(key, value):
+    if key == "it":
+        return value.replace("+", ",")
+    if value in ("true", "false"):
+        return value == "true"
+    if key == "vs" and value.isdigit():
+        return int(value)
+    return value
+
+
 def _named_spec(spec):
-    return {FIELD_NAMES.get(key, key): value.replace("+", ",") if key == "it" else value for key, value in spec.items()}
+    return {FIELD_NAMES.get(key, key): _readable(key, value) for key, value in spec.items()}
 
 
-def summarize_desired(config, effective_names, live_entries, remove):
+def summarize_desired(config, effective_names, live_entries, remove, *, live_addons=None, addon_plan=None):
     metadata = config["metadata"]
     entries = list(config.get("accessConfig", {}).get("accessEntries") or [])
     wanted = {e["principalARN"] for e in entries}
@@ -479,13 +489,23 @@ def summarize_desired(config, effective_names, live_entries, remove):
             )
             for ng in sorted(config["managedNodeGroups"], key=lambda g: effective_names[g["name"]])
         },
-        "addons": {a["name"]: a.get("version") or "default" for a in config.get("addons") or []},
+        "addons": _addons_after(live_addons, addon_plan),
         "fargateProfiles": {
             p["name"]: [s.get("namespace") for s in p.get("selectors") or []]
             for p in config.get("fargateProfiles") or []
         },
         "accessEntries": _summarize_entries(entries),
     }
+
+
+def _addons_after(live_addons, addon_plan):
+    """Live add-on versions with the planned creations and updates applied (others are left alone)."""
+    after = {item.get("Name"): item.get("Version") for item in live_addons or []}
+    for item in (addon_plan or {}).get("create", []):
+        after[item["name"]] = item["version"]
+    for item in (addon_plan or {}).get("update", []):
+        after[item["name"]] = item["to"]
+    return after
 
 
 def effective_config(config, effective_names):
@@ -527,7 +547,7 @@ def build_plan(config, live, nodegroup_changes="fail", keep_principals=None, sou
         plan.oidc = "associate"
         plan.effective_config = effective_config(config, names)
         plan.before = {"state": "absent"}
-        plan.after = summarize_desired(config, names, [], [])
+        plan.after = summarize_desired(config, names, [], [], addon_plan=plan.addons)
         return plan
 
     if cluster.get("Status") not in (None, "ACTIVE"):
@@ -565,7 +585,14 @@ def build_plan(config, live, nodegroup_changes="fail", keep_principals=None, sou
     plan.before = summarize_live(
         cluster, groups_live, live.get("addons"), live.get("fargate"), live.get("access_entries")
     )
-    plan.after = summarize_desired(config, names, live.get("access_entries"), plan.access["remove"])
+    plan.after = summarize_desired(
+        config,
+        names,
+        live.get("access_entries"),
+        plan.access["remove"],
+        live_addons=live.get("addons"),
+        addon_plan=plan.addons,
+    )
     return plan
 
 
