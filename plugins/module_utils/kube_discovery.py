@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 
@@ -58,19 +59,37 @@ def cluster_info(kubeconfig, context=None, timeout=10):
         ) from exc
     issuer = None
     try:
-        discovery = api.call_api(
-            "/.well-known/openid-configuration",
-            "GET",
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=True,
-            _request_timeout=timeout,
-        )
+        discovery = _get_json(api, "/.well-known/openid-configuration", timeout)
         if isinstance(discovery, dict):
             issuer = discovery.get("issuer")
     except ApiException:
         issuer = None  # not published (or not readable): the issuer stays unknown
     return {"endpoint": endpoint, "version": getattr(version, "git_version", None), "oidc_issuer": issuer}
+
+
+def _get_json(api, path, timeout):
+    """GET a non-resource path with the client's authentication (both generations of the client)."""
+    headers = {"Accept": "application/json"}
+    if hasattr(api, "param_serialize"):  # kubernetes >= 33: openapi-generator 7 (pydantic)
+        method, url, headers, body, post = api.param_serialize(
+            method="GET", resource_path=path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        response = api.call_api(
+            method, url, header_params=headers, body=body, post_params=post, _request_timeout=timeout
+        )
+        data = response.read()
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason)
+        return json.loads(data)
+    return api.call_api(
+        path,
+        "GET",
+        header_params=headers,
+        auth_settings=["BearerToken"],
+        response_type="object",
+        _return_http_data_only=True,
+        _request_timeout=timeout,
+    )
 
 
 def _short(exc):

@@ -116,7 +116,7 @@ def test_existing_cluster_in_sync_reads_only(tmp_path: Path) -> None:
     assert result["changed"] is True  # only because the kubeconfig file does not exist yet
     assert result["plan"]["kubeconfig"]["action"] == "write"
     assert result["plan"]["cluster"] == "unchanged"
-    assert result["diff"]["before"]["nodegroups"] == result["diff"]["after"]["nodegroups"]
+    assert result["diff"]["before"] == result["diff"]["after"]
     assert result["version"] == "1.33"
 
 
