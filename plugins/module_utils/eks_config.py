@@ -1,5 +1,5 @@
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The platform's eksctl ClusterConfig: load, validate (before any eksctl call) and render.
 
 ``infra/cluster.yaml`` is an ``eksctl.io/v1alpha5`` ClusterConfig without the per-environment name

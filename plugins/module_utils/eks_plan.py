@@ -1,5 +1,5 @@
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure planning: compare the desired ClusterConfig with what eksctl reports, and say what to do.
 
 Nothing here runs a command. :func:`build_plan` takes the rendered config and the live state (the
@@ -232,19 +232,20 @@ def immutable_error(changes, source):
     lines = []
     for change in changes:
         fields = ", ".join(
-            "{} {} -> {}".format(field, diff["from"], diff["to"]) for field, diff in sorted(change["fields"].items())
+            f"{field} {diff['from']} -> {diff['to']}" for field, diff in sorted(change["fields"].items())
         )
         lines.append(
-            "node group {!r} (live: {}) cannot change in place: {}.".format(
-                change["name"], ", ".join(change["live"]), fields or "its recorded spec differs"
-            )
+            f"node group {change['name']!r} (live: {', '.join(change['live'])}) cannot change in place: "
+            f"{fields or 'its recorded spec differs'}."
         )
     name = changes[0]["name"]
+    replacement = changes[0]["replacement"]
     return EksError(
-        "{}\nNode groups are immutable; nothing was changed. Fix: either rename the group in {} (for example {} -> "
-        "{}-2: the new group is created first, then the old one is drained and deleted), or run with "
-        "nodegroup_changes=roll (role variable eks_cluster_nodegroup_changes: roll) to create {}, wait for it, then "
-        "drain and delete the old group.".format("\n".join(lines), source, name, name, changes[0]["replacement"]),
+        "\n".join(lines)
+        + f"\nNode groups are immutable; nothing was changed. Fix: either rename the group in {source} "
+        f"(for example {name} -> {name}-2: the new group is created first, then the old one is drained and deleted), "
+        "or run with nodegroup_changes=roll (role variable eks_cluster_nodegroup_changes: roll) to create "
+        f"{replacement}, wait for it, then drain and delete the old group.",
         kind="immutable",
         immutable=changes,
     )

@@ -1,5 +1,5 @@
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Converge an EKS cluster with eksctl: read the live state, plan, then apply the plan in a safe order.
 
 Order of a ``present`` run on an existing cluster (each step only when the plan has work for it):

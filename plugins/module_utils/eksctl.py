@@ -1,5 +1,5 @@
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small, strict runner for the eksctl CLI.
 
 * Every command is an argument list (never a shell string).

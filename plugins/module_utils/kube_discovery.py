@@ -1,5 +1,5 @@
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Small Kubernetes API helpers built on the kubernetes Python client.
 
 * :func:`cluster_info` checks that an API server answers (``/version``) and reads its service

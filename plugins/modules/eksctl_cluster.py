@@ -1,5 +1,8 @@
+#!/usr/bin/python
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
@@ -217,6 +220,7 @@ deleted_load_balancer_services:
 """
 
 import os
+from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.biomage.iac.plugins.module_utils.eks_config import (
@@ -288,7 +292,7 @@ def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
         params["region"],
         check_mode=module.check_mode,
     )
-    kubeconfig = params["kubeconfig"] or os.path.expanduser(os.path.join("~/.kube/eksctl/clusters", params["name"]))
+    kubeconfig = params["kubeconfig"] or str(Path.home() / ".kube" / "eksctl" / "clusters" / params["name"])
     reconciler = Reconciler(
         runner,
         params["name"],

@@ -1,5 +1,8 @@
+#!/usr/bin/python
 # Copyright: Biomage platform team
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---

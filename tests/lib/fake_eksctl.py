@@ -283,17 +283,17 @@ class FakeEksctl:
         return 0, json.dumps(stacks, indent=4) + "\n", ""
 
     def _get_addon(self, args: list[str]) -> tuple[int, str, str]:
-        addons = [a for _, a in sorted(self.state["addons"].items())]
+        addons = [self.state["addons"][name] for name in sorted(self.state["addons"])]
         out = json.dumps(addons, indent=4) if addons else "null"
         return 0, out + "\n", log_line(f'Kubernetes version "{self.state["cluster"]["Version"]}" in use by cluster')
 
     def _get_fargateprofile(self, args: list[str]) -> tuple[int, str, str]:
-        return 0, json.dumps([p for _, p in sorted(self.state["fargate"].items())], indent=4) + "\n", ""
+        return 0, json.dumps([self.state["fargate"][n] for n in sorted(self.state["fargate"])], indent=4) + "\n", ""
 
     def _get_accessentry(self, args: list[str]) -> tuple[int, str, str]:
         if self.state["cluster"]["AccessConfig"]["AuthenticationMode"] == "CONFIG_MAP":
             return 1, "", "Error: access entries are disabled for cluster authentication mode CONFIG_MAP\n"
-        return 0, json.dumps([e for _, e in sorted(self.state["access"].items())], indent=4) + "\n", ""
+        return 0, json.dumps([self.state["access"][a] for a in sorted(self.state["access"])], indent=4) + "\n", ""
 
     def _utils_associate_iam_oidc_provider(self, args: list[str]) -> tuple[int, str, str]:
         meta = f'cluster "{self.name}" in "{REGION}"'

@@ -39,7 +39,7 @@ def test_version_check_accepts_a_recent_eksctl() -> None:
 
 
 def test_too_old_eksctl_is_named_with_the_minimum() -> None:
-    run, _ = scripted((0, json.dumps({**VERSION_INFO, "Version": "0.150.0"}), ""))
+    run, _calls = scripted((0, json.dumps({**VERSION_INFO, "Version": "0.150.0"}), ""))
     with pytest.raises(EksError) as failure:
         EksctlRunner(run, EKSCTL, "eu-west-1", secrets=[]).check_version()
     assert failure.value.kind == "eksctl"
@@ -83,7 +83,7 @@ def test_missing_cluster_is_none_and_other_failures_raise() -> None:
 
 
 def test_null_and_garbage_json() -> None:
-    run, _ = scripted((0, "null\n", ""), (0, "2025-09-30 [i] not json\n", ""))
+    run, _calls = scripted((0, "null\n", ""), (0, "2025-09-30 [i] not json\n", ""))
     runner = EksctlRunner(run, EKSCTL, "eu-west-1", secrets=[])
     assert runner.get_addons("biomage-staging") == []
     with pytest.raises(EksError, match="did not print JSON"):
@@ -100,7 +100,7 @@ def test_check_mode_refuses_mutating_commands_without_running_them() -> None:
 
 def test_secrets_never_reach_messages() -> None:
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-    run, _ = scripted((1, "", f"Error: bad request signed with {secret}; aws_secret_access_key = other-secret\n"))
+    run, _calls = scripted((1, "", f"Error: bad request signed with {secret}; aws_secret_access_key = other-secret\n"))
     runner = EksctlRunner(run, EKSCTL, "eu-west-1", secrets=[secret])
     with pytest.raises(EksError) as failure:
         runner.mutate(["create", "cluster", "--config-file", "/tmp/c.yaml"])
