@@ -158,6 +158,8 @@ def live_nodegroups(nodegroups, stacks):
 def spec_changes(desired, live_group):
     """``{field: {from, to}}`` for fields known on both sides that differ."""
     changes = {}
+    if live_group.get("type", "managed") != "managed":
+        changes["nodeGroupType"] = {"from": live_group["type"], "to": "managed"}
     for key, field in SPEC_FIELDS:
         if key not in live_group["spec"] or key not in desired:
             continue

@@ -473,3 +473,13 @@ def test_absent_deletes_load_balancer_services_before_the_cluster(tmp_path: Path
     fake.calls.clear()
     again = make_reconciler(fake, tmp_path, lb_cleaner=cleaner).absent()
     assert again["changed"] is False and mutating_of(fake) == []
+
+
+def test_a_self_managed_group_of_the_same_name_counts_as_an_immutable_change(tmp_path: Path) -> None:
+    state = live(desired())
+    state["nodegroups"]["workers"]["summary"]["Type"] = "unmanaged"
+    fake = FakeEksctl(state)
+    with pytest.raises(EksError) as failure:
+        make_reconciler(fake, tmp_path).present(desired())
+    assert "nodeGroupType unmanaged -> managed" in failure.value.msg
+    assert mutating_of(fake) == []
