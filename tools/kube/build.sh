@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and etcd from their published Go modules and cache them machine-wide.
+# Build kube-apiserver, kubectl, etcd and helm from their published Go modules; cache them machine-wide.
 #
 # Usage: tools/kube/build.sh [--print]
 #   --print   only print the cached binary paths (KEY=path lines), building nothing.
 #
-# The versions are pinned by tools/kube/apiserver/go.mod (k8s.io/kubernetes + staging modules)
-# and tools/kube/etcd/go.mod (go.etcd.io/etcd/*). A binary is cached under
+# The versions are pinned by tools/kube/kubernetes/go.mod (k8s.io/kubernetes + staging modules:
+# kube-apiserver, kubectl), tools/kube/etcd/go.mod (go.etcd.io/etcd/*) and tools/kube/helm/go.mod
+# (helm.sh/helm/v3). A binary is cached under
 #   ${BIOMAGE_CACHE:-$HOME/.cache/biomage-iac}/kube/<name>-<version>-<hash of go.mod+go.sum>/
 # so a fresh clone on the same machine reuses it; only the first run on a machine pays for the
 # build (kube-apiserver: several minutes on 2 cores). Concurrent runs wait on a lock file.
@@ -35,16 +36,21 @@ cache_dir() {
 	echo "${cache_root}/$1-$2-${digest}"
 }
 
-kube_version="$(module_version "${here}/apiserver" k8s.io/kubernetes)"
+kube_version="$(module_version "${here}/kubernetes" k8s.io/kubernetes)"
 etcd_version="$(module_version "${here}/etcd" go.etcd.io/etcd/server/v3)"
-apiserver_dir="$(cache_dir kube-apiserver "${kube_version}" "${here}/apiserver")"
+helm_version="$(module_version "${here}/helm" helm.sh/helm/v3)"
+kube_dir="$(cache_dir kubernetes "${kube_version}" "${here}/kubernetes")"
 etcd_dir="$(cache_dir etcd "${etcd_version}" "${here}/etcd")"
+helm_dir="$(cache_dir helm "${helm_version}" "${here}/helm")"
 
 print_paths() {
 	echo "KUBE_VERSION=${kube_version}"
 	echo "ETCD_VERSION=${etcd_version}"
-	echo "KUBE_APISERVER_BIN=${apiserver_dir}/kube-apiserver"
+	echo "HELM_VERSION=${helm_version}"
+	echo "KUBE_APISERVER_BIN=${kube_dir}/kube-apiserver"
+	echo "KUBECTL_BIN=${kube_dir}/kubectl"
 	echo "ETCD_BIN=${etcd_dir}/etcd"
+	echo "HELM_BIN=${helm_dir}/helm"
 }
 
 if [[ "${1:-}" == "--print" ]]; then
@@ -85,6 +91,20 @@ version_ldflags() {
 	done
 }
 
+# helm_ldflags VERSION: what helm's own Makefile sets: its version, and the Kubernetes version
+# its client libraries target (used for .Capabilities when rendering without a cluster).
+helm_ldflags() {
+	local client_go major minor pkg
+	client_go="$(cd "${here}/helm" && GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go)"
+	major="$((${client_go:1:1} + 1))"
+	minor="${client_go#v*.}"
+	minor="${minor%%.*}"
+	printf -- "-X helm.sh/helm/v3/internal/version.version=%s -X helm.sh/helm/v3/internal/version.gitTreeState=clean " "$1"
+	for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+		printf -- "-X %s.k8sVersionMajor=%s -X %s.k8sVersionMinor=%s " "${pkg}" "${major}" "${pkg}" "${minor}"
+	done
+}
+
 mkdir -p "${cache_root}"
 exec 9>"${cache_root}/.build.lock"
 flock 9
@@ -93,10 +113,17 @@ if [[ ! -x "${etcd_dir}/etcd" ]]; then
 	mkdir -p "${etcd_dir}"
 	go_build "${here}/etcd" "${etcd_dir}/etcd" .
 fi
-if [[ ! -x "${apiserver_dir}/kube-apiserver" ]]; then
-	mkdir -p "${apiserver_dir}"
+mkdir -p "${kube_dir}"
+for command in kube-apiserver kubectl; do
+	if [[ ! -x "${kube_dir}/${command}" ]]; then
+		# shellcheck disable=SC2046 # the flags are split on purpose
+		go_build "${here}/kubernetes" "${kube_dir}/${command}" "k8s.io/kubernetes/cmd/${command}" \
+			$(version_ldflags "${kube_version}")
+	fi
+done
+if [[ ! -x "${helm_dir}/helm" ]]; then
+	mkdir -p "${helm_dir}"
 	# shellcheck disable=SC2046 # the flags are split on purpose
-	go_build "${here}/apiserver" "${apiserver_dir}/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver \
-		$(version_ldflags "${kube_version}")
+	go_build "${here}/helm" "${helm_dir}/helm" helm.sh/helm/v3/cmd/helm $(helm_ldflags "${helm_version}")
 fi
 print_paths
