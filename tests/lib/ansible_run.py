@@ -1,0 +1,84 @@
+"""Run ansible-playbook from the checkout the way an operator does, and read its recap."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(sys.executable).parent
+RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
+
+
+@dataclass
+class PlaybookResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        """``{host: {"ok": n, "changed": n, "failed": n, ...}}`` from the PLAY RECAP."""
+        tail = self.stdout.rsplit("PLAY RECAP", 1)[-1]
+        return {
+            m["host"]: {k: int(v) for k, v in (pair.split("=") for pair in m["counts"].split())}
+            for m in RECAP_LINE.finditer(tail)
+        }
+
+    def total(self, counter: str) -> int:
+        return sum(host.get(counter, 0) for host in self.recap.values())
+
+    def assert_ok(self) -> PlaybookResult:
+        assert self.returncode == 0, f"{' '.join(self.argv)} failed:\n{self.output[-6000:]}"
+        assert self.recap, f"no PLAY RECAP in output:\n{self.output[-3000:]}"
+        assert self.total("failed") == 0 and self.total("unreachable") == 0, self.output[-6000:]
+        return self
+
+
+def ansible_env(stack_env: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment of an operator's shell after `make dev-up`, plus ``extra``."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "PYTHONPATH": str(REPO_ROOT / "tools"),
+    }
+    env.update(stack_env or {})
+    env.update(extra)
+    return env
+
+
+def run_playbook(
+    playbook: str | Path,
+    inventory: str | Path = "inventories/development",
+    *,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    extra_vars: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    timeout: float = 900,
+) -> PlaybookResult:
+    argv = [str(BIN_DIR / "ansible-playbook"), str(playbook), "-i", str(inventory)]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    for key, value in (extra_vars or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    argv += args or []
+    proc = subprocess.run(  # noqa: S603 - argv list
+        argv, cwd=REPO_ROOT, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return PlaybookResult(argv, proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,48 @@
+"""Command line of the local stack: ``python -m devstack up|down|status|env``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .components import COMPONENTS, DEFAULT_COMPONENTS
+from .core import DEFAULT_STATE_DIR, DevstackError
+from .stack import Stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status", "env"])
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument(
+        "--components",
+        default=",".join(DEFAULT_COMPONENTS),
+        help=f"comma-separated subset of: {', '.join(COMPONENTS)}",
+    )
+    args = parser.parse_args(argv)
+    stack = Stack(args.state_dir, [c for c in args.components.split(",") if c])
+    try:
+        if args.action == "up":
+            env = stack.up()
+            print(f"local stack is up; env file: {stack.ctx.env_file}")
+            for key in sorted(env):
+                if "SECRET" not in key:
+                    print(f"  {key}={env[key]}")
+        elif args.action == "down":
+            stopped = stack.down()
+            print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+        elif args.action == "status":
+            for name, running in stack.status().items():
+                print(f"{name}: {'running' if running else 'stopped'}")
+        else:
+            for key, value in sorted(stack.env().items()):
+                print(f"{key}={value}")
+    except DevstackError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""The components the local stack knows, in start order."""
+
+from __future__ import annotations
+
+from .core import Component
+from .moto import Moto
+
+COMPONENTS: dict[str, type[Component]] = {
+    "moto": Moto,
+}
+DEFAULT_COMPONENTS: tuple[str, ...] = tuple(COMPONENTS)

@@ -1,0 +1,244 @@
+"""Process and state handling shared by every component of the local development stack.
+
+The stack keeps all of its state under one folder (default: ``<repo>/.devstack``): one pid file and
+one log file per process, and one ``env`` file of ``KEY=value`` lines that shells (``set -a; .``),
+Ansible (``lookup('ansible.builtin.ini', KEY, type='properties', file=...)``) and the tests read.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO_ROOT / ".devstack"
+LOOPBACK = "127.0.0.1"
+LOG_TAIL_LINES = 30
+
+
+class DevstackError(RuntimeError):
+    """A failure of the local stack, worded for the operator (what failed, where to look, the fix)."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """True when something accepts connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file, or a note that it is missing."""
+    try:
+        content = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(content[-lines:]) or f"(log {path} is empty)"
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        # field 3 is the state; 'Z' is a zombie that only waits to be reaped
+        if stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def http_ok(url: str, timeout: float = 1.0, context: object | None = None) -> bool:
+    """True when ``url`` answers with a status below 500."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310 - loopback only
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Context:
+    """Where a stack keeps its state, and the settings components share."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    region: str = "eu-west-1"
+    startup_timeout: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "env"
+
+    def path(self, *parts: str) -> Path:
+        return self.state_dir.joinpath(*parts)
+
+    def pid_file(self, name: str) -> Path:
+        return self.path(f"{name}.pid")
+
+    def log_file(self, name: str) -> Path:
+        return self.path(f"{name}.log")
+
+    # -- processes -----------------------------------------------------------------------------
+    def read_pid(self, name: str) -> int | None:
+        """The pid recorded for ``name`` if that process still runs; a stale pid file is removed."""
+        pid_file = self.pid_file(name)
+        try:
+            pid = int(pid_file.read_text(encoding="ascii").split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            pid_file.unlink(missing_ok=True)
+            return None
+        if pid_alive(pid):
+            return pid
+        pid_file.unlink(missing_ok=True)
+        return None
+
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` detached from this process, logging to ``<name>.log``; return its pid."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_file(name).open("ab")
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+                cwd=self.state_dir,
+            )
+        except FileNotFoundError as exc:
+            raise DevstackError(
+                f"cannot start {name}: {argv[0]} was not found. Fix: run `make setup` first."
+            ) from exc
+        finally:
+            log.close()
+        self.pid_file(name).write_text(f"{proc.pid}\n", encoding="ascii")
+        return proc.pid
+
+    def terminate(self, name: str, grace: float = 10.0) -> bool:
+        """Stop the process recorded for ``name`` (TERM, then KILL); True if one was running."""
+        pid = self.read_pid(name)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and pid_alive(pid):
+            _reap(pid)
+            time.sleep(0.1)
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _reap(pid)
+        self.pid_file(name).unlink(missing_ok=True)
+        return True
+
+    def wait_until(self, predicate: Callable[[], bool], what: str, name: str, timeout: float | None = None) -> None:
+        """Poll ``predicate`` until true; on timeout or death of ``name``, fail with its log's tail."""
+        deadline = time.monotonic() + (timeout or self.startup_timeout)
+        delay = 0.05
+        while True:
+            if predicate():
+                return
+            if self.read_pid(name) is None:
+                raise DevstackError(
+                    f"{name} exited before {what}. Last lines of {self.log_file(name)}:\n{log_tail(self.log_file(name))}"
+                )
+            if time.monotonic() >= deadline:
+                raise DevstackError(
+                    f"{name} was not ready ({what}) within {timeout or self.startup_timeout:.0f}s. "
+                    f"Last lines of {self.log_file(name)}:\n{log_tail(self.log_file(name))}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    # -- env file ------------------------------------------------------------------------------
+    def read_env(self) -> dict[str, str]:
+        return read_env_file(self.env_file)
+
+    def write_env(self, values: dict[str, str]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"{key}={value}" for key, value in sorted(values.items())]
+        tmp = self.env_file.with_suffix(".tmp")
+        tmp.write_text("# written by `make dev-up` (tools/devstack); do not edit\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(self.env_file)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``KEY=value`` env file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = value.strip()
+    return values
+
+
+class Component(abc.ABC):
+    """One server of the stack. Subclasses set ``name`` and implement ``start``."""
+
+    name = "component"
+
+    @abc.abstractmethod
+    def start(self, ctx: Context) -> dict[str, str]:
+        """Start (or adopt a healthy running instance) and return the env entries it provides."""
+
+    def stop(self, ctx: Context) -> bool:
+        """Stop; True if something was running."""
+        return ctx.terminate(self.name)
+
+    def is_running(self, ctx: Context) -> bool:
+        return ctx.read_pid(self.name) is not None
+
+
+@contextlib.contextmanager
+def temporary_env(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

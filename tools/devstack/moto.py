@@ -1,0 +1,86 @@
+"""The AWS API emulator of the local stack: a moto server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .core import LOOPBACK, Component, Context, DevstackError, free_port, http_ok, port_in_use
+
+# Dummy credentials: moto accepts any; real ones must never be sent to the emulator.
+DUMMY_KEY = "testing"
+
+
+def _moto_server_argv(port: int) -> list[str]:
+    exe = Path(sys.executable).with_name("moto_server")
+    if not exe.exists():
+        found = shutil.which("moto_server")
+        if found is None:
+            raise DevstackError("moto_server is not installed. Fix: run `make setup` (it installs moto[server]).")
+        exe = Path(found)
+    return [str(exe), "-H", LOOPBACK, "-p", str(port)]
+
+
+class Moto(Component):
+    name = "moto"
+
+    def _port_file(self, ctx: Context) -> Path:
+        return ctx.path("moto.port")
+
+    def _recorded_port(self, ctx: Context) -> int | None:
+        try:
+            return int(self._port_file(ctx).read_text(encoding="ascii").strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    @staticmethod
+    def url(port: int) -> str:
+        return f"http://{LOOPBACK}:{port}"
+
+    def _healthy(self, port: int) -> bool:
+        return http_ok(f"{self.url(port)}/moto-api/")
+
+    def start(self, ctx: Context) -> dict[str, str]:
+        pid = ctx.read_pid(self.name)
+        port = self._recorded_port(ctx)
+        if pid is not None and port is not None:
+            if not self._healthy(port):
+                raise DevstackError(
+                    f"moto server (pid {pid}) runs but does not answer on {self.url(port)}. "
+                    "Fix: run `make dev-down` then `make dev-up`."
+                )
+        else:
+            port = self._choose_port()
+            ctx.spawn(self.name, _moto_server_argv(port))
+            self._port_file(ctx).write_text(f"{port}\n", encoding="ascii")
+            ctx.wait_until(lambda: self._healthy(port), f"answering on {self.url(port)}", self.name)
+        return {
+            "AWS_ENDPOINT_URL": self.url(port),
+            "AWS_REGION": ctx.region,
+            "AWS_DEFAULT_REGION": ctx.region,
+            "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+        }
+
+    @staticmethod
+    def _choose_port() -> int:
+        wanted = os.environ.get("BIOMAGE_MOTO_PORT")
+        if not wanted:
+            return free_port()
+        try:
+            port = int(wanted)
+        except ValueError as exc:
+            raise DevstackError(f"BIOMAGE_MOTO_PORT={wanted!r} is not a port number. Fix: unset it or give a number.") from exc
+        if port_in_use(port):
+            raise DevstackError(
+                f"port {port} (BIOMAGE_MOTO_PORT) is already in use by another process. "
+                "Fix: stop that process, choose another port, or unset BIOMAGE_MOTO_PORT to pick a free one."
+            )
+        return port
+
+    def stop(self, ctx: Context) -> bool:
+        stopped = ctx.terminate(self.name)
+        self._port_file(ctx).unlink(missing_ok=True)
+        return stopped
