@@ -65,9 +65,7 @@ class Binaries:
 
 def _run_build(*args: str) -> str:
     try:
-        result = subprocess.run(  # noqa: S603 - argv list
-            ["bash", str(BUILD_SCRIPT), *args], check=True, text=True, stdout=subprocess.PIPE
-        )
+        result = subprocess.run(["bash", str(BUILD_SCRIPT), *args], check=True, text=True, stdout=subprocess.PIPE)
     except subprocess.CalledProcessError as exc:
         raise DevstackError(
             f"{BUILD_SCRIPT} {' '.join(args)} failed (exit {exc.returncode}); its error output is above. "
@@ -112,7 +110,9 @@ def _choose_apiserver_port() -> int:
     try:
         port = int(wanted)
     except ValueError as exc:
-        raise DevstackError(f"BIOMAGE_KUBE_PORT={wanted!r} is not a port number. Fix: unset it or give a number.") from exc
+        raise DevstackError(
+            f"BIOMAGE_KUBE_PORT={wanted!r} is not a port number. Fix: unset it or give a number."
+        ) from exc
     if port_in_use(port):
         raise DevstackError(
             f"port {port} (BIOMAGE_KUBE_PORT) is already in use by another process. "
@@ -182,7 +182,9 @@ def _kubeconfig(server: str, pki: Pki) -> dict[str, object]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "biomage-local", "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)}}],
+        "clusters": [
+            {"name": "biomage-local", "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)}}
+        ],
         "users": [
             {
                 "name": "biomage-local-admin",
@@ -246,6 +248,10 @@ class Kube(Component):
         except OSError:
             return False
 
+    def _healthy(self, ctx: Context, pki: Pki, ports: Ports) -> bool:
+        """Every process of the component runs and the API server is ready: safe to adopt."""
+        return all(ctx.read_pid(name) is not None for name in PROCESSES) and self._readyz_ok(pki, ports)
+
     def is_running(self, ctx: Context) -> bool:
         return all(ctx.read_pid(name) is not None for name in (ETCD, APISERVER))
 
@@ -254,15 +260,9 @@ class Kube(Component):
         binaries = ensure_binaries()
         pki = ensure_pki(self.folder(ctx) / "pki")
         ports = Ports.load(self._ports_file(ctx))
-        healthy = (
-            ports is not None
-            and all(ctx.read_pid(name) is not None for name in PROCESSES)
-            and self._readyz_ok(pki, ports)
-        )
-        if not healthy:
+        if ports is None or not self._healthy(ctx, pki, ports):
             self.stop(ctx)  # recovers from stale pid files and half-dead stacks
             ports = self._start_fresh(ctx, binaries, pki)
-        assert ports is not None
         return {
             "KUBECONFIG": str(self.kubeconfig(ctx)),
             "K8S_AUTH_KUBECONFIG": str(self.kubeconfig(ctx)),
@@ -293,7 +293,7 @@ class Kube(Component):
 
     def _kubectl(self, ctx: Context, kubectl: Path, *args: str) -> None:
         argv = [str(kubectl), f"--kubeconfig={self.kubeconfig(ctx)}", *args]
-        result = subprocess.run(argv, check=False, text=True, capture_output=True)  # noqa: S603 - argv list
+        result = subprocess.run(argv, check=False, text=True, capture_output=True)
         if result.returncode != 0:
             raise DevstackError(
                 f"`kubectl {' '.join(args)}` failed against the local API server:\n{result.stderr.strip()}\n"

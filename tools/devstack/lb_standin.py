@@ -69,7 +69,8 @@ class LoadBalancerStandIn:
         return done
 
     def _write_hostname(self, service: Any) -> bool:
-        body = {"status": {"loadBalancer": {"ingress": [{"hostname": elb_hostname(service.metadata.uid, self.region)}]}}}
+        hostname = elb_hostname(service.metadata.uid, self.region)
+        body = {"status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
         try:
             self.api.patch_namespaced_service_status(service.metadata.name, service.metadata.namespace, body)
         except ApiException as exc:
