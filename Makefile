@@ -25,13 +25,14 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod)
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \
 	done
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	tools/kube/install-tools.sh $(BIN)
 	touch $@
 
 lock: ## re-resolve requirements.in into the pinned requirements.txt
