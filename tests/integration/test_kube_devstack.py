@@ -1,0 +1,116 @@
+"""The devstack `kube` component on its own: start on free loopback ports, adopt a running control
+plane, recover from a dead process or a stale pid file, report a failed start with the log's tail,
+and stop everything it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from devstack import DevstackError, Stack, read_env_file
+from devstack import kube as kube_module
+from devstack.core import pid_alive, port_in_use
+
+pytestmark = pytest.mark.slow
+PROCESSES = ("kube-etcd", "kube-apiserver", "kube-lb-standin")
+
+
+def _pids(state: Path) -> dict[str, int]:
+    return {name: int((state / f"{name}.pid").read_text()) for name in PROCESSES}
+
+
+def _port(env: dict[str, str]) -> int:
+    return int(env["BIOMAGE_KUBE_SERVER"].rsplit(":", 1)[1])
+
+
+def _wait_dead(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_start_adopt_and_stop(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, ["kube"])
+    env = stack.up()
+    try:
+        kubeconfig = tmp_path / "kube" / "admin.kubeconfig"
+        assert env["KUBECONFIG"] == env["K8S_AUTH_KUBECONFIG"] == str(kubeconfig)
+        assert read_env_file(tmp_path / "env") == env
+        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600", "the kubeconfig holds a private key"
+        assert all(oct(p.stat().st_mode & 0o077) == "0o0" for p in (tmp_path / "kube" / "pki").glob("*.key"))
+        pids = _pids(tmp_path)
+        assert all(pid_alive(pid) for pid in pids.values())
+
+        again = Stack(tmp_path, ["kube"]).up()
+        assert again == env, "a second up adopts the running control plane"
+        assert _pids(tmp_path) == pids
+    finally:
+        assert stack.down() == ["kube"]
+    for name, pid in pids.items():
+        _wait_dead(pid)
+        assert not pid_alive(pid), f"{name} still runs after down()"
+        assert not (tmp_path / f"{name}.pid").exists()
+    assert not port_in_use(_port(env))
+    assert stack.down() == [], "a second down() finds nothing running"
+
+
+def test_dead_api_server_and_stale_pid_files_are_recovered(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, ["kube"])
+    stack.up()
+    try:
+        old = _pids(tmp_path)
+        os.killpg(old["kube-apiserver"], signal.SIGKILL)
+        _wait_dead(old["kube-apiserver"])
+        # a pid file naming a process that has exited
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        (tmp_path / "kube-lb-standin.pid").write_text(f"{dead.pid}\n")
+
+        env = Stack(tmp_path, ["kube"]).up()
+        new = _pids(tmp_path)
+        assert new["kube-apiserver"] != old["kube-apiserver"]
+        assert new["kube-lb-standin"] != dead.pid
+        assert not pid_alive(old["kube-etcd"]), "the old etcd was stopped, not leaked"
+        kubectl = env["BIOMAGE_KUBECTL"]
+        namespaces = subprocess.run(
+            [kubectl, f"--kubeconfig={env['KUBECONFIG']}", "get", "namespaces", "--output=name"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "namespace/kube-system" in namespaces
+    finally:
+        stack.down()
+
+
+def test_failed_start_names_the_process_and_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = kube_module.apiserver_argv
+
+    def broken_argv(*args: object) -> list[str]:
+        return [*original(*args), "--no-such-flag=1"]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kube_module, "apiserver_argv", broken_argv)
+    with pytest.raises(DevstackError) as failure:
+        Stack(tmp_path, ["kube"]).up()
+    message = str(failure.value)
+    assert "kube-apiserver exited before" in message
+    assert "unknown flag: --no-such-flag" in message, "the log's tail is in the error"
+    assert not (tmp_path / "kube-etcd.pid").exists(), "a failed up leaves nothing running"
+
+
+def test_busy_api_server_port_is_reported_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        monkeypatch.setenv("BIOMAGE_KUBE_PORT", str(port))
+        started = time.monotonic()
+        with pytest.raises(DevstackError, match=f"port {port} \\(BIOMAGE_KUBE_PORT\\) is already in use"):
+            Stack(tmp_path, ["kube"]).up()
+        assert time.monotonic() - started < 5
