@@ -95,3 +95,20 @@ def test_build_produces_an_installable_artefact(tmp_path: Path) -> None:
         text=True,
     )
     assert "preflight_environment" in doc.stdout, doc
+
+
+def test_execution_environment_pins_match_the_lock() -> None:
+    ee = yaml.safe_load((REPO_ROOT / "meta/execution-environment.yml").read_text())
+    lock = {
+        line.split("==")[0].lower(): line.split("==")[1]
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line
+    }
+    pins = [
+        line.split("==")
+        for line in (REPO_ROOT / ee["dependencies"]["python"]).read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert pins
+    for name, version in pins:
+        assert lock.get(name.lower()) == version, f"{name}=={version} differs from requirements.txt"
