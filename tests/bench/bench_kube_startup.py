@@ -43,7 +43,7 @@ def main() -> int:
     binaries = ensure_binaries()  # builds once per machine; not part of the measurement
     fresh: list[float] = []
     adopt: list[float] = []
-    for _ in range(RUNS):
+    for _run in range(RUNS):
         with tempfile.TemporaryDirectory(prefix="bench-kube-") as tmp:
             cold, warm = _timed_up(Path(tmp))
             fresh.append(cold)
