@@ -29,7 +29,7 @@ for package in "${packages[@]}"; do
 	path_args+=("paths=${package}")
 done
 export GOFLAGS=-mod=mod GOMAXPROCS="${jobs}"
-go build -p "${jobs}" -trimpath -o "${tmp}/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen
+go build -p "${jobs}" -trimpath -buildvcs=false -o "${tmp}/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen
 "${tmp}/controller-gen" crd:crdVersions=v1 "${path_args[@]}" "output:crd:artifacts:config=${tmp}/crds"
 
 rm -rf "${out}"

@@ -7,7 +7,7 @@
 # The versions are pinned by tools/kube/kubernetes/go.mod (k8s.io/kubernetes + staging modules:
 # kube-apiserver, kubectl), tools/kube/etcd/go.mod (go.etcd.io/etcd/*) and tools/kube/helm/go.mod
 # (helm.sh/helm/v3). A binary is cached under
-#   ${BIOMAGE_CACHE:-$HOME/.cache/biomage-iac}/kube/<name>-<version>-<hash of go.mod+go.sum>/
+#   ${BIOMAGE_CACHE:-$HOME/.cache/biomage-iac}/kube/<name>-<version>-<hash of go.mod, go.sum, build.sh>/
 # so a fresh clone on the same machine reuses it; only the first run on a machine pays for the
 # build (kube-apiserver: several minutes on 2 cores). Concurrent runs wait on a lock file.
 set -euo pipefail
@@ -29,10 +29,11 @@ module_version() {
 	echo "${version}"
 }
 
-# cache_dir NAME VERSION MODULE_DIR: the cache folder for a binary, keyed by version and pins.
+# cache_dir NAME VERSION MODULE_DIR: the cache folder for a binary, keyed by its version, its
+# module's pins and this script (its build flags).
 cache_dir() {
 	local digest
-	digest="$(cat "$3/go.mod" "$3/go.sum" | sha256sum | cut -c1-10)"
+	digest="$(cat "$3/go.mod" "$3/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-10)"
 	echo "${cache_root}/$1-$2-${digest}"
 }
 
@@ -70,7 +71,7 @@ go_build() {
 	(
 		cd "${module_dir}"
 		GOFLAGS=-mod=mod GOMAXPROCS="${jobs}" CGO_ENABLED=0 \
-			go build -p "${jobs}" -trimpath -ldflags="${ldflags}" -o "${out}.tmp" "${package}"
+			go build -p "${jobs}" -trimpath -buildvcs=false -ldflags="${ldflags}" -o "${out}.tmp" "${package}"
 	)
 	mv -f "${out}.tmp" "${out}"
 	echo "$((SECONDS - started))" >"${out}.build-seconds"
