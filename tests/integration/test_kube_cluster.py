@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from devstack.lb_standin import load_balancer_name
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.lib.ansible_run import run_playbook
+from tests.lib.aws import client as aws_client
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = "tests/fixtures/playbooks"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 IAM_ROLE = "arn:aws:iam::000000000000:role/ui-role-development"
-ELB_HOSTNAME = re.compile(r"^a[0-9a-f]{31}-[0-9a-f]{16}\.elb\.eu-west-1\.amazonaws\.com$")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,9 @@ def test_helm_module_installs_the_nodejs_chart(stack_ansible_env: dict[str, str]
     assert policy.spec.pod_selector.match_labels == deployment.spec.selector.match_labels
 
 
-def test_load_balancer_stand_in_writes_an_elb_hostname(api: client.ApiClient) -> None:
+def test_load_balancer_stand_in_writes_the_emulator_load_balancer_hostname(
+    devstack: dict[str, str], api: client.ApiClient
+) -> None:
     core = client.CoreV1Api(api)
     namespace = client.V1Namespace(metadata=client.V1ObjectMeta(name="lb-probe"))
     core.create_namespace(namespace)
@@ -196,5 +199,10 @@ def test_load_balancer_stand_in_writes_an_elb_hostname(api: client.ApiClient) ->
         ingress = core.read_namespaced_service_status("public", "lb-probe").status.load_balancer.ingress
         time.sleep(0.2)
     assert ingress, "no load-balancer hostname within 20 s"
-    assert ELB_HOSTNAME.match(ingress[0].hostname), ingress[0].hostname
     assert not core.read_namespaced_service_status("internal", "lb-probe").status.load_balancer.ingress
+
+    # the same load balancer exists in the AWS emulator, as the in-tree AWS provider names it
+    uid = core.read_namespaced_service("public", "lb-probe").metadata.uid
+    found = aws_client(devstack, "elbv2").describe_load_balancers(Names=[load_balancer_name(uid)])["LoadBalancers"]
+    assert [lb["DNSName"] for lb in found] == [ingress[0].hostname]
+    assert found[0]["Type"] == "network" and found[0]["CanonicalHostedZoneId"]

@@ -5,6 +5,7 @@ and stop everything it started."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from devstack import kube as kube_module
 from devstack.core import pid_alive, port_in_use
 
 pytestmark = pytest.mark.slow
+ELB_HOSTNAME = re.compile(r"^a[0-9a-f]{31}-[0-9a-f]{16}\.elb\.eu-west-1\.amazonaws\.com$")
 PROCESSES = ("kube-etcd", "kube-apiserver", "kube-lb-standin")
 
 
@@ -46,6 +48,21 @@ def test_start_adopt_and_stop(tmp_path: Path) -> None:
         assert all(oct(p.stat().st_mode & 0o077) == "0o0" for p in (tmp_path / "kube" / "pki").glob("*.key"))
         pids = _pids(tmp_path)
         assert all(pid_alive(pid) for pid in pids.values())
+
+        # without the AWS emulator, the stand-in writes an NLB-shaped name after BIOMAGE_LB_DELAY
+        kubectl = [env["BIOMAGE_KUBECTL"], f"--kubeconfig={kubeconfig}"]
+        subprocess.run([*kubectl, "create", "service", "loadbalancer", "edge", "--tcp=443:443"], check=True)
+        hostname = ""
+        deadline = time.monotonic() + 20
+        while not hostname and time.monotonic() < deadline:
+            time.sleep(0.2)
+            hostname = subprocess.run(
+                [*kubectl, "get", "service", "edge", "--output=jsonpath={.status.loadBalancer.ingress[0].hostname}"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        assert ELB_HOSTNAME.match(hostname), hostname
 
         again = Stack(tmp_path, ["kube"]).up()
         assert again == env, "a second up adopts the running control plane"
@@ -114,3 +131,25 @@ def test_busy_api_server_port_is_reported_with_the_fix(tmp_path: Path, monkeypat
         with pytest.raises(DevstackError, match=f"port {port} \\(BIOMAGE_KUBE_PORT\\) is already in use"):
             Stack(tmp_path, ["kube"]).up()
         assert time.monotonic() - started < 5
+
+
+def test_stand_in_follows_a_restarted_aws_emulator(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, ["moto", "kube"])
+    first = stack.up()
+    try:
+        before = _pids(tmp_path)
+        standin = before["kube-lb-standin"]
+        endpoint_file = tmp_path / "kube" / "lb-standin.aws-endpoint"
+        assert endpoint_file.read_text() == first["AWS_ENDPOINT_URL"]
+        moto = int((tmp_path / "moto.pid").read_text())
+        os.killpg(moto, signal.SIGKILL)
+        _wait_dead(moto)
+
+        second = Stack(tmp_path, ["moto", "kube"]).up()
+        assert second["AWS_ENDPOINT_URL"] != first["AWS_ENDPOINT_URL"]
+        assert _pids(tmp_path)["kube-apiserver"] == before["kube-apiserver"], "the API server was adopted"
+        assert endpoint_file.read_text() == second["AWS_ENDPOINT_URL"]
+        assert _pids(tmp_path)["kube-lb-standin"] != standin
+        assert not pid_alive(standin)
+    finally:
+        stack.down()

@@ -230,6 +230,16 @@ class Kube(Component):
     def kubeconfig(self, ctx: Context) -> Path:
         return self.folder(ctx) / "admin.kubeconfig"
 
+    def _standin_endpoint(self, ctx: Context) -> Path:
+        """The AWS emulator endpoint the running stand-in registers load balancers at ('' = none)."""
+        return self.folder(ctx) / "lb-standin.aws-endpoint"
+
+    def _recorded_standin_endpoint(self, ctx: Context) -> str | None:
+        try:
+            return self._standin_endpoint(ctx).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
     def _ports_file(self, ctx: Context) -> Path:
         return self.folder(ctx) / "ports"
 
@@ -263,6 +273,10 @@ class Kube(Component):
         if ports is None or not self._healthy(ctx, pki, ports):
             self.stop(ctx)  # recovers from stale pid files and half-dead stacks
             ports = self._start_fresh(ctx, binaries, pki)
+        elif self._recorded_standin_endpoint(ctx) != ctx.env.get("AWS_ENDPOINT_URL", ""):
+            # the AWS emulator was restarted on another port since: point the stand-in at it
+            ctx.terminate(LB_STANDIN)
+            self._start_lb_standin(ctx)
         return {
             "KUBECONFIG": str(self.kubeconfig(ctx)),
             "K8S_AUTH_KUBECONFIG": str(self.kubeconfig(ctx)),
@@ -318,8 +332,13 @@ class Kube(Component):
             f"--region={ctx.region}",
             f"--ready-file={ready_file}",
         ]
-        pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))
-        ctx.spawn(LB_STANDIN, argv, env={"PYTHONPATH": pythonpath})
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))}
+        if ctx.env.get("AWS_ENDPOINT_URL"):
+            # the AWS emulator runs: register each load balancer there too (see lb_standin's doc)
+            env.update({key: value for key, value in ctx.env.items() if key.startswith("AWS_")})
+            argv.append("--register-in-aws-emulator")
+        ctx.spawn(LB_STANDIN, argv, env=env)
+        self._standin_endpoint(ctx).write_text(ctx.env.get("AWS_ENDPOINT_URL", ""), encoding="utf-8")
         ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
 
     def stop(self, ctx: Context) -> bool:

@@ -8,6 +8,13 @@ nothing would ever do that. This small process does only that last step: it poll
 ELB-shaped hostname (``a<uid>-<hash>.elb.<region>.amazonaws.com``, as the in-tree AWS provider names
 NLBs). No load balancer exists behind that name. It is a test helper, not a controller to trust.
 
+With ``--register-in-aws-emulator`` (the devstack passes it when the moto component runs), it also
+creates a network load balancer of that name (``a`` + the Service uid) in the local AWS emulator
+and writes the emulator's DNS name instead, so that roles which look the load balancer up in
+ELBv2 (e.g. for a Route53 alias record's hosted zone id) find it. It refuses any endpoint other
+than a loopback one: it never creates a real load balancer. Load balancers are not deleted when
+their Service is.
+
 Run by the devstack ``kube`` component: ``python -m devstack.lb_standin --kubeconfig FILE``.
 """
 
@@ -15,13 +22,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import signal
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import boto3
+import botocore.exceptions
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -31,9 +42,46 @@ POLL_SECONDS = 0.25
 
 def elb_hostname(uid: str, region: str) -> str:
     """The hostname the in-tree AWS provider would give an NLB for the Service with this uid."""
-    name = ("a" + uid.replace("-", ""))[:32]
+    name = load_balancer_name(uid)
     suffix = hashlib.sha256(uid.encode("ascii")).hexdigest()[:16]
     return f"{name}-{suffix}.elb.{region}.amazonaws.com"
+
+
+def load_balancer_name(uid: str) -> str:
+    """The in-tree AWS provider's load-balancer name: ``a`` + the Service uid without dashes, 32 chars."""
+    return ("a" + uid.replace("-", ""))[:32]
+
+
+class EmulatorLoadBalancers:
+    """Creates (or finds) the Service's network load balancer in the local AWS emulator."""
+
+    def __init__(self) -> None:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        host = urllib.parse.urlsplit(endpoint).hostname or ""
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit(
+                f"lb-standin: refusing to create load balancers at AWS_ENDPOINT_URL={endpoint!r}: not loopback"
+            )
+        self.elbv2 = boto3.client("elbv2")
+        self.ec2 = boto3.client("ec2")
+
+    def _default_subnets(self) -> list[str]:
+        vpcs = self.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+        if not vpcs:
+            raise RuntimeError("the AWS emulator has no default VPC")
+        subnets = self.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+        return [subnet["SubnetId"] for subnet in subnets]
+
+    def hostname(self, service: Any) -> str:
+        meta = service.metadata
+        created = self.elbv2.create_load_balancer(  # idempotent for the same name and settings
+            Name=load_balancer_name(meta.uid),
+            Subnets=self._default_subnets(),
+            Type="network",
+            Scheme="internet-facing",
+            Tags=[{"Key": "kubernetes.io/service-name", "Value": f"{meta.namespace}/{meta.name}"}],
+        )
+        return str(created["LoadBalancers"][0]["DNSName"])
 
 
 def needs_hostname(service: Any) -> bool:
@@ -46,10 +94,13 @@ def needs_hostname(service: Any) -> bool:
 class LoadBalancerStandIn:
     """Writes a load-balancer hostname on LoadBalancer Services after a delay (see module doc)."""
 
-    def __init__(self, api: client.CoreV1Api, delay: float, region: str) -> None:
+    def __init__(
+        self, api: client.CoreV1Api, delay: float, region: str, emulator: EmulatorLoadBalancers | None = None
+    ) -> None:
         self.api = api
         self.delay = delay
         self.region = region
+        self.emulator = emulator
         self.first_seen: dict[str, float] = {}
 
     def poll_once(self, now: float) -> list[str]:
@@ -69,7 +120,10 @@ class LoadBalancerStandIn:
         return done
 
     def _write_hostname(self, service: Any) -> bool:
-        hostname = elb_hostname(service.metadata.uid, self.region)
+        if self.emulator is not None:
+            hostname = self.emulator.hostname(service)
+        else:
+            hostname = elb_hostname(service.metadata.uid, self.region)
         body = {"status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
         try:
             self.api.patch_namespaced_service_status(service.metadata.name, service.metadata.namespace, body)
@@ -86,6 +140,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=2.0, help="seconds before a hostname appears")
     parser.add_argument("--region", default="eu-west-1")
     parser.add_argument("--ready-file", type=Path, help="created once the first poll succeeded")
+    parser.add_argument(
+        "--register-in-aws-emulator",
+        action="store_true",
+        help="create each load balancer in the AWS emulator at AWS_ENDPOINT_URL (loopback only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -100,13 +159,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(args.kubeconfig)))
-    standin = LoadBalancerStandIn(api, args.delay, args.region)
-    print(f"lb-standin: STAND-IN for the cloud load-balancer controller, delay {args.delay}s", flush=True)
+    emulator = EmulatorLoadBalancers() if args.register_in_aws_emulator else None
+    standin = LoadBalancerStandIn(api, args.delay, args.region, emulator)
+    where = " (load balancers registered in the AWS emulator)" if emulator else ""
+    print(f"lb-standin: STAND-IN for the cloud load-balancer controller, delay {args.delay}s{where}", flush=True)
     while not stopping:
         try:
             for name in standin.poll_once(time.monotonic()):
                 print(f"lb-standin: wrote a load-balancer hostname on Service {name}", flush=True)
-        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+        except (
+            ApiException,
+            OSError,
+            urllib3.exceptions.HTTPError,
+            botocore.exceptions.BotoCoreError,
+            botocore.exceptions.ClientError,
+            RuntimeError,
+        ) as exc:
             print(f"lb-standin: API error, retrying: {exc}", file=sys.stderr, flush=True)
         else:
             if args.ready_file is not None and not args.ready_file.exists():
