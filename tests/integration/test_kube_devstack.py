@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from devstack import DevstackError, Stack, read_env_file
 from devstack import kube as kube_module
-from devstack.core import pid_alive, port_in_use
+from devstack.core import free_port, pid_alive, port_in_use
+from devstack.kube_pki import ensure_pki
 
 pytestmark = pytest.mark.slow
 ELB_HOSTNAME = re.compile(r"^a[0-9a-f]{31}-[0-9a-f]{16}\.elb\.eu-west-1\.amazonaws\.com$")
@@ -84,7 +85,9 @@ def test_dead_api_server_and_stale_pid_files_are_recovered(tmp_path: Path) -> No
         old = _pids(tmp_path)
         os.killpg(old["kube-apiserver"], signal.SIGKILL)
         _wait_dead(old["kube-apiserver"])
-        # a pid file naming a process that has exited
+        # the stand-in died too and its pid file now names another process that has exited
+        os.killpg(old["kube-lb-standin"], signal.SIGKILL)
+        _wait_dead(old["kube-lb-standin"])
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
         dead.wait()
         (tmp_path / "kube-lb-standin.pid").write_text(f"{dead.pid}\n")
@@ -153,3 +156,15 @@ def test_stand_in_follows_a_restarted_aws_emulator(tmp_path: Path) -> None:
         assert not pid_alive(standin)
     finally:
         stack.down()
+
+
+def test_orphaned_stand_in_exits_by_itself(tmp_path: Path) -> None:
+    """A stand-in whose API server is gone (its pid file lost, say) does not poll forever."""
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kube_module.write_kubeconfig(kubeconfig, f"https://127.0.0.1:{free_port()}", ensure_pki(tmp_path / "pki"))
+    argv = [sys.executable, "-m", "devstack.lb_standin", f"--kubeconfig={kubeconfig}", "--orphan-after=1"]
+    started = time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert "no API server for 1s: exiting" in result.stderr
+    assert time.monotonic() - started < 15

@@ -38,6 +38,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 POLL_SECONDS = 0.25
+# An orphan (its API server gone for this long, or its kubeconfig deleted) exits by itself.
+ORPHAN_SECONDS = 60.0
 
 
 def elb_hostname(uid: str, region: str) -> str:
@@ -141,6 +143,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--region", default="eu-west-1")
     parser.add_argument("--ready-file", type=Path, help="created once the first poll succeeded")
     parser.add_argument(
+        "--orphan-after",
+        type=float,
+        default=ORPHAN_SECONDS,
+        help="exit after this many seconds without reaching the API server",
+    )
+    parser.add_argument(
         "--register-in-aws-emulator",
         action="store_true",
         help="create each load balancer in the AWS emulator at AWS_ENDPOINT_URL (loopback only)",
@@ -158,11 +166,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(args.kubeconfig)))
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(args.kubeconfig), client_configuration=configuration)
+    configuration.retries = 0  # this loop retries; a stop signal is seen within one poll
+    api_client = client.ApiClient(configuration)
     emulator = EmulatorLoadBalancers() if args.register_in_aws_emulator else None
-    standin = LoadBalancerStandIn(api, args.delay, args.region, emulator)
+    standin = LoadBalancerStandIn(client.CoreV1Api(api_client), args.delay, args.region, emulator)
     where = " (load balancers registered in the AWS emulator)" if emulator else ""
     print(f"lb-standin: STAND-IN for the cloud load-balancer controller, delay {args.delay}s{where}", flush=True)
+    last_ok = time.monotonic()
     while not stopping:
         try:
             for name in standin.poll_once(time.monotonic()):
@@ -176,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             RuntimeError,
         ) as exc:
             print(f"lb-standin: API error, retrying: {exc}", file=sys.stderr, flush=True)
+            if time.monotonic() - last_ok > args.orphan_after or not args.kubeconfig.exists():
+                print(f"lb-standin: no API server for {args.orphan_after:.0f}s: exiting", file=sys.stderr, flush=True)
+                return 1
         else:
+            last_ok = time.monotonic()
             if args.ready_file is not None and not args.ready_file.exists():
                 args.ready_file.touch()
         time.sleep(POLL_SECONDS)
