@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from devstack.kube import SERVICE_ACCOUNT_ISSUER
 
 from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
@@ -117,15 +118,61 @@ def test_development_uses_the_local_api_server_and_sets_the_same_facts(
     assert logged_argv(tmp_path / "bin") == []
 
 
-def test_development_without_a_local_api_server_fails_with_the_fix(
-    devstack: dict[str, str], stack_ansible_env: dict[str, str]
+def test_development_converges_on_the_stacks_real_api_server(
+    devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = run_playbook("playbooks/base.yml", env=stack_ansible_env)
-    if "KUBECONFIG" in devstack:
-        # the stack runs its Kubernetes API server (devstack component kube): the role uses it
-        result.assert_ok()
-        assert "Kubernetes: https://127.0.0.1:" in result.stdout
-    else:
-        assert result.returncode != 0
-        assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
-        assert "has no KUBECONFIG entry. Fix: start the stack with its Kubernetes component" in result.output
+    """Local mode against the session's kube-apiserver (not the stub): facts, changed=0, honest check mode."""
+    assert "KUBECONFIG" in devstack, "the session's stack runs its Kubernetes API server (component kube)"
+    install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
+    env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
+
+    result = run_playbook("playbooks/base.yml", env=env).assert_ok()
+    assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
+    summary = " ".join(result.stdout.split())  # the YAML callback folds long lines
+    assert (
+        f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']} (version {devstack['BIOMAGE_KUBE_VERSION']}, "
+        f"OIDC issuer {SERVICE_ACCOUNT_ISSUER}, kubeconfig {devstack['KUBECONFIG']})"
+    ) in summary
+    assert result.total("changed") == 0
+
+    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True).assert_ok()
+    assert check.total("changed") == 0
+    assert f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']}" in check.stdout
+    assert logged_argv(tmp_path / "bin") == []
+
+
+def test_development_without_a_local_api_server_fails_with_the_fix(
+    devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A stack started without its kube component: the env file has no KUBECONFIG."""
+    kube_keys = {key for key in devstack if key.startswith(("BIOMAGE_KUBE", "BIOMAGE_KUBECTL", "BIOMAGE_HELM"))}
+    kube_keys |= {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"}
+    moto_only = {key: value for key, value in devstack.items() if key not in kube_keys}
+    moto_only["BIOMAGE_DEVSTACK_DIR"] = str(tmp_path)
+    (tmp_path / "env").write_text("".join(f"{key}={value}\n" for key, value in sorted(moto_only.items())))
+    env = {key: value for key, value in stack_ansible_env.items() if key not in kube_keys}
+    env["BIOMAGE_DEVSTACK_DIR"] = str(tmp_path)
+
+    result = run_playbook("playbooks/base.yml", env=env)
+    assert result.returncode != 0
+    assert "biomage.iac.preflight : Ask AWS who we are" in result.stdout, "preflight passed: AWS is reachable"
+    assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
+    message = " ".join(result.output.split())  # the YAML callback folds long lines
+    assert f"the stack's env file ({tmp_path}/env) has no KUBECONFIG entry" in message
+    assert "Fix: start the stack with its Kubernetes component (make dev-down && make dev-up)" in message
+
+
+def test_development_with_a_dead_api_server_fails_with_the_fix(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    dead = tmp_path / "kubeconfig"
+    with KubeStub().running() as stub:
+        stub.kubeconfig(dead)
+    # the stub is gone: its kubeconfig now points at a closed loopback port
+    result = run_playbook(
+        "playbooks/base.yml", env=stack_ansible_env, extra_vars={"eks_cluster_local_kubeconfig": str(dead)}
+    )
+    assert result.returncode != 0
+    message = " ".join(result.output.split())  # the YAML callback folds long lines
+    assert f"(kubeconfig {dead}) does not answer" in message
+    assert "Fix: start it (development: `make dev-up`)" in message
