@@ -15,7 +15,7 @@ from devstack.kube import SERVICE_ACCOUNT_ISSUER
 
 from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
-from tests.lib.fake_eksctl import MUTATING, install, logged_argv, new_state
+from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_state
 from tests.lib.kube_stub import ISSUER, KubeStub
 
 pytestmark = pytest.mark.slow
@@ -176,3 +176,63 @@ def test_development_with_a_dead_api_server_fails_with_the_fix(
     message = " ".join(result.output.split())  # the YAML callback folds long lines
     assert f"(kubeconfig {dead}) does not answer" in message
     assert "Fix: start it (development: `make dev-up`)" in message
+
+
+# -- bad input and a bad tool fail before any change, each naming what and the fix ---------------------------------
+def _broken_config(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    return {"eks_cluster_config_file": str(path)}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["yaml-syntax", "unknown-field", "eksctl-too-old", "expired-credentials"],
+)
+def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
+    case: str, stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    state = live(desired())
+    extra: dict[str, str] = {}
+    if case == "yaml-syntax":
+        extra = _broken_config(tmp_path, BASE_CONFIG.read_text().replace('version: "1.33"', 'version: ["1.33"'))
+        expected = [f"{tmp_path}/cluster.yaml line", "is not valid YAML", "Fix: correct the YAML syntax"]
+    elif case == "unknown-field":
+        text = BASE_CONFIG.read_text().replace("volumeEncrypted: true", "volumeEncripted: true")
+        extra = _broken_config(tmp_path, text)
+        expected = [
+            f"{tmp_path}/cluster.yaml: managedNodeGroups[0].volumeEncripted: is not a field this platform uses",
+            "Fix: remove it or correct its spelling",
+        ]
+    elif case == "eksctl-too-old":
+        state["version"]["Version"] = "0.150.0"
+        expected = ["eksctl 0.150.0 is too old: this collection needs 0.210.0 or newer", "Fix: upgrade eksctl"]
+    else:
+        state["errors"] = [{"match": ["get", "cluster"], "stderr": EXPIRED}]
+        expected = ["AWS rejected the credentials used by `eksctl get cluster", "ExpiredToken", "Fix: log in again"]
+    env, extra_vars = staging(stack_ansible_env, tmp_path, state, **extra)
+    before = (tmp_path / "bin" / "state.json").read_text()
+
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
+    assert result.returncode != 0
+    message = " ".join(result.output.split())  # the YAML callback folds long lines
+    for text in expected:
+        assert text in message, result.output[-4000:]
+    calls = logged_argv(tmp_path / "bin")
+    if case in ("yaml-syntax", "unknown-field"):
+        assert calls == [], "the configuration is checked before eksctl is called"
+    assert [argv for argv in calls if is_mutating(argv)] == []
+    assert (tmp_path / "bin" / "state.json").read_text() == before
+    assert not (tmp_path / "kube").exists()
+
+
+def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str], tmp_path: Path) -> None:
+    env, extra_vars = staging(stack_ansible_env, tmp_path, new_state())
+    # PATH without any eksctl: neither the scripted one nor one installed on this machine
+    path = [d for d in env["PATH"].split(os.pathsep) if d and not (Path(d) / "eksctl").exists()]
+    env["PATH"] = os.pathsep.join(path)
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
+    assert result.returncode != 0
+    message = " ".join(result.output.split())
+    assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
+    assert "eks_cluster_eksctl_path" in message
