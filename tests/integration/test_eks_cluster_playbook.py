@@ -236,3 +236,21 @@ def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str],
     message = " ".join(result.output.split())
     assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
     assert "eks_cluster_eksctl_path" in message
+
+
+def test_an_eksctl_failure_never_prints_the_operators_secret_key(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    state = live(desired())
+    state["errors"] = [{"match": ["get", "cluster"], "stderr": f"Error: request signed with {secret} was refused\n"}]
+    env, extra_vars = staging(stack_ansible_env, tmp_path, state)
+    env.pop("AWS_PROFILE", None)  # keys in the operator's shell instead of the stack's profile
+    env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY=secret)
+
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, diff=True, extra_vars=extra_vars, args=["-vvv"]
+    )
+    assert result.returncode != 0
+    assert "request signed with ******** was refused" in result.output
+    assert secret not in result.output
