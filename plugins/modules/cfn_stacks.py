@@ -11,8 +11,8 @@ short_description: Plan and converge a set of CloudFormation stacks in one call
 version_added: 0.1.0
 description:
   - Takes every stack of one environment and group (for example all of C(cf/*.yaml) but C(irsa-*))
-    and converges them: validate all templates first, plan against the deployed stacks, deploy the
-    changed ones concurrently in dependency order, and report orphans.
+    and converges them. It validates all templates first, plans against the deployed stacks, deploys the
+    changed ones concurrently in dependency order, and reports orphans.
   - B(Validation first.) Every template is checked against the repository's template rules
     (C(plugins/module_utils/cfn_rules.py), also run by C(make lint)), every parameter against its
     declaration, and exports/imports are resolved into a dependency graph. Any problem fails the
@@ -32,7 +32,7 @@ description:
     resources) are replaced.
   - B(Ownership.) Every stack gets the tags C(biomage:managed-by=biomage.iac),
     C(biomage:environment), C(biomage:group) and C(biomage:template). A stack with the tags of this
-    environment and group that is not in O(stacks) is an orphan: it is reported (and warned about)
+    environment and group that is not in O(stacks) is an orphan. It is reported (and warned about)
     and deleted only with O(prune=true). A stack with the desired name but no ownership tags (for
     example created by an earlier pipeline) is adopted.
 extends_documentation_fragment:
@@ -167,7 +167,7 @@ attributes:
     support: full
 notes:
   - The module reads template files on the node that runs it; run it on the control node
-    (C(connection: local)), as the biomage.iac roles do.
+    (a local connection), as the biomage.iac roles do.
   - Template bodies larger than 51,200 bytes are refused (CloudFormation needs S3 for those).
   - Termination protection, stack policies, notification ARNs and service roles are not managed.
 seealso:
