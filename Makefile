@@ -14,6 +14,9 @@ DEVSTACK    := $(PY) -m devstack
 PYTHON_BASE ?= python3
 COLLECTION_COPY := .cache/ansible_collections/biomage/iac
 DEBIAN_PACKAGES := shellcheck rsync
+# the pip version ansible-test 2.19 bootstraps into its sanity virtualenvs (see tools/ansible_test_get_pip.py)
+ANSIBLE_TEST_PIP := 24.2
+ANSIBLE_TEST_GET_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 
 .PHONY: help setup lock dev-up dev-down demo test lint sanity pytest molecule bench build clean
 
@@ -57,6 +60,7 @@ build: setup ## build the collection artefact
 	ansible-galaxy collection build --force --output-path .cache/dist .
 
 sanity: setup ## ansible-test sanity on a copy of the collection (no ignore files)
+	mkdir -p $(dir $(ANSIBLE_TEST_GET_PIP)) && cp tools/ansible_test_get_pip.py $(ANSIBLE_TEST_GET_PIP)
 	rm -rf $(COLLECTION_COPY) && mkdir -p $(COLLECTION_COPY)
 	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' \
 	  | rsync -a --from0 --files-from=- ./ $(COLLECTION_COPY)/

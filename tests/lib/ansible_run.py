@@ -78,7 +78,7 @@ def run_playbook(
     for key, value in (extra_vars or {}).items():
         argv += ["-e", f"{key}={value}"]
     argv += args or []
-    proc = subprocess.run(  # noqa: S603 - argv list
+    proc = subprocess.run(
         argv, cwd=REPO_ROOT, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout, check=False
     )
     return PlaybookResult(argv, proc.returncode, proc.stdout, proc.stderr)

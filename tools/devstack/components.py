@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .core import Component
+from .github import GitHub
 from .moto import Moto
 
 COMPONENTS: dict[str, type[Component]] = {
     "moto": Moto,
+    "github": GitHub,
 }
 DEFAULT_COMPONENTS: tuple[str, ...] = tuple(COMPONENTS)

@@ -124,7 +124,7 @@ class Context:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file(name).open("ab")
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+            proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -134,9 +134,7 @@ class Context:
                 cwd=self.state_dir,
             )
         except FileNotFoundError as exc:
-            raise DevstackError(
-                f"cannot start {name}: {argv[0]} was not found. Fix: run `make setup` first."
-            ) from exc
+            raise DevstackError(f"cannot start {name}: {argv[0]} was not found. Fix: run `make setup` first.") from exc
         finally:
             log.close()
         self.pid_file(name).write_text(f"{proc.pid}\n", encoding="ascii")
@@ -168,9 +166,8 @@ class Context:
             if predicate():
                 return
             if self.read_pid(name) is None:
-                raise DevstackError(
-                    f"{name} exited before {what}. Last lines of {self.log_file(name)}:\n{log_tail(self.log_file(name))}"
-                )
+                log = self.log_file(name)
+                raise DevstackError(f"{name} exited before {what}. Last lines of {log}:\n{log_tail(log)}")
             if time.monotonic() >= deadline:
                 raise DevstackError(
                     f"{name} was not ready ({what}) within {timeout or self.startup_timeout:.0f}s. "
@@ -187,7 +184,9 @@ class Context:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in sorted(values.items())]
         tmp = self.env_file.with_suffix(".tmp")
-        tmp.write_text("# written by `make dev-up` (tools/devstack); do not edit\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        tmp.write_text(
+            "# written by `make dev-up` (tools/devstack); do not edit\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        )
         tmp.replace(self.env_file)
 
 
@@ -203,8 +202,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return values
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = line.split("=", 1)

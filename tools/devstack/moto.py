@@ -9,8 +9,11 @@ from pathlib import Path
 
 from .core import LOOPBACK, Component, Context, DevstackError, free_port, http_ok, port_in_use
 
-# Dummy credentials: moto accepts any; real ones must never be sent to the emulator.
+# Dummy credentials: moto accepts any; real ones must never be sent to the emulator. They live in a
+# credentials file of the stack's own (profile PROFILE), never in environment variables, so that no
+# key is ever part of a command line or task environment that Ansible prints at -vvv.
 DUMMY_KEY = "testing"
+PROFILE = "biomage-devstack"
 
 
 def _moto_server_argv(port: int) -> list[str]:
@@ -56,13 +59,28 @@ class Moto(Component):
             ctx.spawn(self.name, _moto_server_argv(port))
             self._port_file(ctx).write_text(f"{port}\n", encoding="ascii")
             ctx.wait_until(lambda: self._healthy(port), f"answering on {self.url(port)}", self.name)
+        credentials, config = self._write_profile(ctx, port)
         return {
             "AWS_ENDPOINT_URL": self.url(port),
             "AWS_REGION": ctx.region,
             "AWS_DEFAULT_REGION": ctx.region,
-            "AWS_ACCESS_KEY_ID": DUMMY_KEY,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+            "AWS_PROFILE": PROFILE,
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+            "AWS_CONFIG_FILE": str(config),
         }
+
+    def _write_profile(self, ctx: Context, port: int) -> tuple[Path, Path]:
+        folder = ctx.path("aws")
+        folder.mkdir(parents=True, exist_ok=True)
+        credentials, config = folder / "credentials", folder / "config"
+        credentials.write_text(
+            f"[{PROFILE}]\naws_access_key_id = {DUMMY_KEY}\naws_secret_access_key = {DUMMY_KEY}\n", encoding="utf-8"
+        )
+        credentials.chmod(0o600)
+        config.write_text(
+            f"[profile {PROFILE}]\nregion = {ctx.region}\nendpoint_url = {self.url(port)}\n", encoding="utf-8"
+        )
+        return credentials, config
 
     @staticmethod
     def _choose_port() -> int:
@@ -72,7 +90,9 @@ class Moto(Component):
         try:
             port = int(wanted)
         except ValueError as exc:
-            raise DevstackError(f"BIOMAGE_MOTO_PORT={wanted!r} is not a port number. Fix: unset it or give a number.") from exc
+            raise DevstackError(
+                f"BIOMAGE_MOTO_PORT={wanted!r} is not a port number. Fix: unset it or give a number."
+            ) from exc
         if port_in_use(port):
             raise DevstackError(
                 f"port {port} (BIOMAGE_MOTO_PORT) is already in use by another process. "

@@ -12,16 +12,16 @@ from .core import DEFAULT_STATE_DIR, Component, Context, DevstackError
 def _resolve(names: Iterable[str]) -> list[Component]:
     unknown = [name for name in names if name not in COMPONENTS]
     if unknown:
-        raise DevstackError(
-            f"unknown component(s) {', '.join(unknown)}. Known: {', '.join(COMPONENTS)}."
-        )
+        raise DevstackError(f"unknown component(s) {', '.join(unknown)}. Known: {', '.join(COMPONENTS)}.")
     return [COMPONENTS[name]() for name in names]
 
 
 class Stack:
     """The local stand-ins for AWS (moto) and, as they are added, Kubernetes and GitHub."""
 
-    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, components: Iterable[str] = DEFAULT_COMPONENTS, **settings: object) -> None:
+    def __init__(
+        self, state_dir: Path = DEFAULT_STATE_DIR, components: Iterable[str] = DEFAULT_COMPONENTS, **settings: object
+    ) -> None:
         self.ctx = Context(state_dir=Path(state_dir), **settings)  # type: ignore[arg-type]
         self.components = _resolve(components)
 

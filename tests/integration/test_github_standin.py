@@ -1,0 +1,149 @@
+"""The local GitHub API stand-in: GitHub's own OpenAPI schemas enforced on requests and responses,
+deploy keys and Actions secrets (real sealed boxes) behaving as the REST API documents."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from devstack import Stack, github_spec
+from devstack.github_standin import ApiError, GitHubStandin
+from nacl.public import PrivateKey, PublicKey, SealedBox
+
+pytestmark = pytest.mark.slow
+OWNER = "biomage-org"
+
+
+@pytest.fixture(scope="module")
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    stack = Stack(tmp_path_factory.mktemp("github"), ["github"])
+    env = stack.up()
+    try:
+        yield env
+    finally:
+        stack.down()
+
+
+def call(
+    env: dict[str, str],
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = "file",  # "file": read the stack's token file
+) -> tuple[int, Any]:
+    headers = {"Accept": "application/vnd.github+json", "Content-Type": "application/json"}
+    if token == "file":
+        token = Path(env["GITHUB_TOKEN_FILE"]).read_text().strip()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(env["GITHUB_API_URL"] + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        return exc.code, json.loads(raw) if raw else None
+
+
+def ssh_public_key() -> str:
+    key = Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+def test_token_is_required_and_kept_out_of_the_env(github: dict[str, str]) -> None:
+    assert call(github, "GET", f"/repos/{OWNER}/iac", token=None)[0] == 401
+    assert call(github, "GET", f"/repos/{OWNER}/iac", token="wrong")[0] == 401
+    token = Path(github["GITHUB_TOKEN_FILE"]).read_text().strip()
+    assert token not in json.dumps(github)
+    assert Path(github["GITHUB_TOKEN_FILE"]).stat().st_mode & 0o077 == 0
+
+
+def test_repositories_and_file_contents(github: dict[str, str]) -> None:
+    status, repos = call(github, "GET", f"/orgs/{OWNER}/repos?per_page=100")
+    assert status == 200
+    assert [r["name"] for r in repos] == ["api", "iac", "pipeline", "ui", "worker"]
+    status, repo = call(github, "GET", f"/repos/{OWNER}/iac")
+    assert (status, repo["full_name"], repo["owner"]["login"]) == (200, f"{OWNER}/iac", OWNER)
+    status, content = call(github, "GET", f"/repos/{OWNER}/ui/contents/.ci.yaml")
+    assert status == 200 and base64.b64decode(content["content"]).decode().startswith("ci-policies:")
+    assert call(github, "GET", f"/repos/{OWNER}/iac/contents/.ci.yaml")[0] == 404
+    assert call(github, "GET", f"/repos/{OWNER}/nope")[0] == 404
+
+
+def test_deploy_key_lifecycle(github: dict[str, str]) -> None:
+    key = ssh_public_key()
+    status, created = call(
+        github, "POST", f"/repos/{OWNER}/iac/keys", {"title": "flux-staging", "key": key, "read_only": False}
+    )
+    assert status == 201 and created["title"] == "flux-staging" and created["read_only"] is False
+    status, duplicate = call(github, "POST", f"/repos/{OWNER}/iac/keys", {"title": "again", "key": key})
+    assert status == 422 and duplicate["errors"][0]["message"] == "key is already in use"
+    status, listed = call(github, "GET", f"/repos/{OWNER}/iac/keys")
+    assert status == 200 and [k["id"] for k in listed] == [created["id"]]
+    assert call(github, "DELETE", f"/repos/{OWNER}/iac/keys/{created['id']}")[0] == 204
+    assert call(github, "GET", f"/repos/{OWNER}/iac/keys/{created['id']}")[0] == 404
+    assert call(github, "GET", f"/repos/{OWNER}/iac/keys")[1] == []
+
+
+def test_requests_are_checked_against_githubs_schemas(github: dict[str, str]) -> None:
+    status, error = call(github, "POST", f"/repos/{OWNER}/iac/keys", {"key": ssh_public_key(), "read_only": "yes"})
+    assert status == 422 and "'yes' is not of type 'boolean'" in error["message"]
+    status, error = call(github, "POST", f"/repos/{OWNER}/iac/keys", {"title": "no key"})
+    assert status == 422 and "'key' is a required property" in error["message"]
+    status, error = call(github, "POST", f"/repos/{OWNER}/iac/keys", {"key": "not-a-key"})
+    assert status == 422 and "OpenSSH public key format" in error["errors"][0]["message"]
+    status, error = call(github, "GET", f"/repos/{OWNER}/iac/keys/abc")
+    assert status == 404
+    status, error = call(github, "GET", "/user/repos")
+    assert status == 404 and "not served by the local GitHub stand-in" in error["message"]
+
+
+def test_actions_secret_is_a_real_sealed_box(github: dict[str, str]) -> None:
+    status, public = call(github, "GET", f"/repos/{OWNER}/api/actions/secrets/public-key")
+    assert status == 200
+    sealed = SealedBox(PublicKey(base64.b64decode(public["key"]))).encrypt(b"s3cret-value")
+    body = {"encrypted_value": base64.b64encode(sealed).decode(), "key_id": public["key_id"]}
+    assert call(github, "PUT", f"/repos/{OWNER}/api/actions/secrets/AWS_ROLE_ARN", body)[0] == 201
+    assert call(github, "PUT", f"/repos/{OWNER}/api/actions/secrets/AWS_ROLE_ARN", body)[0] == 204
+    status, listed = call(github, "GET", f"/repos/{OWNER}/api/actions/secrets")
+    assert status == 200 and [s["name"] for s in listed["secrets"]] == ["AWS_ROLE_ARN"]
+    assert "s3cret-value" not in json.dumps(listed)
+    assert call(github, "GET", f"/_standin/secrets/{OWNER}/api/AWS_ROLE_ARN")[1]["value"] == "s3cret-value"
+
+    other = SealedBox(PrivateKey.generate().public_key).encrypt(b"x")
+    bad = {"encrypted_value": base64.b64encode(other).decode(), "key_id": public["key_id"]}
+    status, error = call(github, "PUT", f"/repos/{OWNER}/api/actions/secrets/OTHER", bad)
+    assert status == 422 and "sealed box" in error["message"]
+    status, error = call(github, "PUT", f"/repos/{OWNER}/api/actions/secrets/OTHER", {**body, "key_id": "stale"})
+    assert status == 422 and "key_id" in error["message"]
+    assert call(github, "PUT", f"/repos/{OWNER}/api/actions/secrets/GITHUB_X", body)[0] == 422
+    assert call(github, "DELETE", f"/repos/{OWNER}/api/actions/secrets/AWS_ROLE_ARN")[0] == 204
+    assert call(github, "GET", f"/repos/{OWNER}/api/actions/secrets/AWS_ROLE_ARN")[0] == 404
+
+
+def test_off_spec_responses_are_refused() -> None:
+    spec = github_spec.load()
+    operation = spec["paths"]["/repos/{owner}/{repo}/keys/{key_id}"]["get"]
+    with pytest.raises(ApiError, match="response off-spec"):
+        GitHubStandin._check_response(operation, 200, {"id": "not-an-int"})
+    with pytest.raises(ApiError, match="answered 418"):
+        GitHubStandin._check_response(operation, 418, None)
+
+
+def test_the_description_is_githubs_own() -> None:
+    spec = github_spec.load()
+    assert spec["info"]["x-reduced-from"] == f"@octokit/openapi@{github_spec.OCTOKIT_OPENAPI_VERSION}"
+    operation_ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+    assert operation_ids == set(github_spec.OPERATIONS.values())
+    create_key = spec["paths"]["/repos/{owner}/{repo}/keys"]["post"]
+    assert create_key["requestBody"]["content"]["application/json"]["schema"]["required"] == ["key"]

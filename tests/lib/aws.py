@@ -1,0 +1,20 @@
+"""boto3 clients for the local stack, built from its env entries the way an operator's shell would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import botocore.session
+
+
+def session(env: dict[str, str]) -> boto3.Session:
+    """A session using the stack's profile (its credentials file), region and endpoint."""
+    core = botocore.session.Session(profile=env["AWS_PROFILE"])
+    core.set_config_variable("credentials_file", env["AWS_SHARED_CREDENTIALS_FILE"])
+    core.set_config_variable("config_file", env["AWS_CONFIG_FILE"])
+    return boto3.Session(botocore_session=core, region_name=env["AWS_REGION"])
+
+
+def client(env: dict[str, str], service: str) -> Any:
+    return session(env).client(service, endpoint_url=env["AWS_ENDPOINT_URL"])

@@ -1,0 +1,422 @@
+"""A local stand-in for the few GitHub REST endpoints biomage.iac calls, checked against GitHub's
+published OpenAPI description (see github_spec.py).
+
+Every request is authenticated (a token from the stack's token file), routed by the description's
+path templates, and its parameters and JSON body validated against the operation's schemas (an
+invalid request gets GitHub's 422 shape). Every JSON response the stand-in sends is validated
+against the operation's response schema too: a stand-in answer that GitHub would never give is a
+500, so tests cannot pass against a fake that drifted from the real API.
+
+Paths under ``/_standin/`` are not GitHub's: they let tests seed repositories and read back what a
+client stored (a secret's decrypted value, to prove the sealed box was real).
+
+Run: ``python -m devstack.github_standin --port P --token-file F --key-file F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, SealedBox
+from openapi_schema_validator import OAS30Validator
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from . import github_spec
+
+Handler = Callable[..., tuple[int, Any]]
+SECRET_NAME = re.compile(r"^(?!GITHUB_)(?![0-9])[A-Za-z0-9_]+$")
+SSH_KEY = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/]+={0,3}( .*)?$")
+DOCS = "https://docs.github.com/rest"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def synthesize(schema: dict[str, Any], overrides: dict[str, Any] | None = None) -> Any:
+    """A value satisfying ``schema``'s required parts (used to build the many required repository
+    fields GitHub returns), with ``overrides`` for the fields that matter."""
+    if "allOf" in schema:
+        merged: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            merged.update(synthesize(part) or {})
+        return {**merged, **(overrides or {})}
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return synthesize(schema[key][0], overrides)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        value = {name: synthesize(props.get(name, {})) for name in schema.get("required", [])}
+        value.update(overrides or {})
+        return value
+    if schema.get("nullable"):
+        return None
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {
+        "array": [],
+        "integer": 1,
+        "number": 1,
+        "boolean": False,
+        "string": now() if schema.get("format") == "date-time" else "https://api.github.com/standin",
+    }.get(kind)
+
+
+@dataclass
+class Repo:
+    owner: str
+    name: str
+    files: dict[str, str] = field(default_factory=dict)
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    id: int = 0
+
+
+class GitHubStandin:
+    def __init__(self, spec: dict[str, Any], token: str, private_key: PrivateKey) -> None:
+        self.spec, self.token, self.private_key = spec, token, private_key
+        self.key_id = hashlib.sha256(bytes(private_key.public_key)).hexdigest()[:20]
+        self.repos: dict[str, Repo] = {}
+        self.lock = threading.Lock()
+        self.next_id = 1000
+        self.routes = [(self._pattern(template), template) for template in spec["paths"]]
+        self.handlers: dict[str, Handler] = {
+            "repos/get": self.get_repo,
+            "repos/list-for-org": self.list_org_repos,
+            "repos/get-content": self.get_content,
+            "repos/list-deploy-keys": self.list_keys,
+            "repos/create-deploy-key": self.create_key,
+            "repos/get-deploy-key": self.get_key,
+            "repos/delete-deploy-key": self.delete_key,
+            "actions/get-repo-public-key": self.public_key,
+            "actions/list-repo-secrets": self.list_secrets,
+            "actions/get-repo-secret": self.get_secret,
+            "actions/create-or-update-repo-secret": self.put_secret,
+            "actions/delete-repo-secret": self.delete_secret,
+        }
+
+    @staticmethod
+    def _pattern(template: str) -> re.Pattern[str]:
+        # {path} of get-content spans slashes; every other parameter is one segment
+        regex = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m[1]}>.+)" if m[1] == "path" else f"(?P<{m[1]}>[^/]+)", template)
+        return re.compile(f"^{regex}$")
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        try:
+            if request.path.startswith("/_standin/"):
+                status, body = self.admin(request)
+            else:
+                status, body = self.dispatch(request)
+        except ApiError as exc:
+            status, body = exc.status, {"message": exc.message, "documentation_url": DOCS}
+            if exc.errors:
+                body["errors"] = exc.errors
+        response = Response(status=status)
+        if body is not None:
+            response.set_data(json.dumps(body))
+            response.content_type = "application/json; charset=utf-8"
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> tuple[int, Any]:
+        auth = request.headers.get("Authorization", "")
+        scheme, token = auth.partition(" ")[::2]
+        if scheme.lower() not in {"bearer", "token"} or token != self.token:
+            raise ApiError(401, "Bad credentials")
+        method = request.method.lower()
+        for pattern, template in self.routes:
+            match = pattern.match(request.path)
+            if match and method in self.spec["paths"][template]:
+                operation = self.spec["paths"][template][method]
+                params = self._parameters(operation, match.groupdict(), request)
+                body = self._body(operation, request)
+                with self.lock:
+                    status, payload = self.handlers[operation["operationId"]](body=body, **params)
+                self._check_response(operation, status, payload)
+                return status, payload
+        raise ApiError(404, f"Not Found ({request.method} {request.path} is not served by the local GitHub stand-in)")
+
+    def _parameters(self, operation: dict[str, Any], path: dict[str, str], request: Request) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for param in operation.get("parameters", []):
+            name, where, schema = param["name"], param["in"], param.get("schema", {})
+            raw = path.get(name) if where == "path" else request.args.get(name) if where == "query" else None
+            if raw is None:
+                if param.get("required"):
+                    raise ApiError(422, f"Invalid request.\n\nMissing parameter {name}.")
+                continue
+            value: Any = raw
+            if schema.get("type") == "integer":
+                if not raw.isdigit():
+                    raise ApiError(404 if where == "path" else 422, f"Invalid {name}: {raw!r} is not an integer")
+                value = int(raw)
+            errors = sorted(OAS30Validator(schema).iter_errors(value), key=str)
+            if errors:
+                raise ApiError(422, f"Invalid request.\n\nInvalid {name}: {errors[0].message}")
+            values[name.replace("-", "_")] = value
+        return values
+
+    @staticmethod
+    def _body(operation: dict[str, Any], request: Request) -> Any:
+        spec = operation.get("requestBody")
+        if spec is None:
+            return None
+        try:
+            body = json.loads(request.get_data(as_text=True) or "null")
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"Problems parsing JSON: {exc}") from exc
+        if body is None and not spec.get("required"):
+            return None
+        schema = spec["content"]["application/json"]["schema"]
+        errors = sorted(OAS30Validator(schema).iter_errors(body), key=str)
+        if errors:
+            raise ApiError(
+                422,
+                "Invalid request.\n\n" + "\n".join(e.message for e in errors),
+                [{"resource": "Request", "code": "invalid", "message": e.message} for e in errors],
+            )
+        return body
+
+    @staticmethod
+    def _check_response(operation: dict[str, Any], status: int, payload: Any) -> None:
+        spec = operation["responses"].get(str(status))
+        if spec is None:
+            raise ApiError(
+                500, f"stand-in bug: {operation['operationId']} answered {status}, not in GitHub's description"
+            )
+        schema = spec.get("content", {}).get("application/json", {}).get("schema")
+        if schema is not None:
+            errors = list(OAS30Validator(schema).iter_errors(payload))
+            if errors:
+                raise ApiError(500, f"stand-in bug: {operation['operationId']} response off-spec: {errors[0].message}")
+
+    # -- state ---------------------------------------------------------------------------------
+    def _repo(self, owner: str, repo: str) -> Repo:
+        found = self.repos.get(f"{owner}/{repo}".lower())
+        if found is None:
+            raise ApiError(404, "Not Found")
+        return found
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def add_repo(self, owner: str, name: str, files: dict[str, str] | None = None) -> Repo:
+        with self.lock:
+            repo = self.repos.setdefault(f"{owner}/{name}".lower(), Repo(owner, name, id=self._new_id()))
+            repo.files.update(files or {})
+            return repo
+
+    def _repo_json(self, repo: Repo, operation: str) -> dict[str, Any]:
+        schema = self.spec["paths"]["/repos/{owner}/{repo}"]["get"]["responses"]["200"]["content"]["application/json"]
+        if operation == "list":
+            schema = self.spec["paths"]["/orgs/{org}/repos"]["get"]["responses"]["200"]["content"]["application/json"]
+            schema = {"schema": schema["schema"]["items"]}
+        owner = synthesize(schema["schema"]["properties"]["owner"], {"login": repo.owner, "type": "Organization"})
+        return synthesize(
+            schema["schema"],
+            {
+                "id": repo.id,
+                "name": repo.name,
+                "full_name": f"{repo.owner}/{repo.name}",
+                "owner": owner,
+                "private": True,
+                "default_branch": "main",
+                "ssh_url": f"git@github.com:{repo.owner}/{repo.name}.git",
+                "html_url": f"https://github.com/{repo.owner}/{repo.name}",
+            },
+        )
+
+    # -- handlers (one per operationId) ----------------------------------------------------------
+    def get_repo(self, owner: str, repo: str, body: Any) -> tuple[int, Any]:
+        return 200, self._repo_json(self._repo(owner, repo), "get")
+
+    def list_org_repos(self, org: str, body: Any, page: int = 1, per_page: int = 30, **_: Any) -> tuple[int, Any]:
+        repos = sorted((r for r in self.repos.values() if r.owner.lower() == org.lower()), key=lambda r: r.name)
+        start = (page - 1) * per_page
+        return 200, [self._repo_json(r, "list") for r in repos[start : start + per_page]]
+
+    def get_content(self, owner: str, repo: str, path: str, body: Any, **_: Any) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        if path not in found.files:
+            raise ApiError(404, "Not Found")
+        raw = found.files[path].encode()
+        url = f"https://api.github.com/repos/{found.owner}/{found.name}/contents/{path}"
+        sha = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # noqa: S324 - git's blob id
+        return 200, {
+            "type": "file",
+            "encoding": "base64",
+            "size": len(raw),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": base64.b64encode(raw).decode(),
+            "sha": sha,
+            "url": url,
+            "git_url": None,
+            "html_url": None,
+            "download_url": None,
+            "_links": {"self": url, "git": None, "html": None},
+        }
+
+    def list_keys(self, owner: str, repo: str, body: Any, page: int = 1, per_page: int = 30) -> tuple[int, Any]:
+        keys = self._repo(owner, repo).keys
+        start = (page - 1) * per_page
+        return 200, keys[start : start + per_page]
+
+    def create_key(self, owner: str, repo: str, body: dict[str, Any]) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        key = " ".join(body["key"].split()[:2])
+        if not SSH_KEY.match(body["key"].strip()):
+            raise _key_invalid("key is invalid. You must supply a key in OpenSSH public key format")
+        if any(k["key"] == key for k in found.keys):
+            raise _key_invalid("key is already in use")
+        key_id = self._new_id()
+        entry = {
+            "id": key_id,
+            "key": key,
+            "url": f"https://api.github.com/repos/{found.owner}/{found.name}/keys/{key_id}",
+            "title": body.get("title") or key[-12:],
+            "verified": True,
+            "created_at": now(),
+            "read_only": bool(body.get("read_only", True)),
+            "added_by": "biomage-standin",
+            "last_used": None,
+            "enabled": True,
+        }
+        found.keys.append(entry)
+        return 201, entry
+
+    def _key(self, owner: str, repo: str, key_id: int) -> dict[str, Any]:
+        for key in self._repo(owner, repo).keys:
+            if key["id"] == key_id:
+                return key
+        raise ApiError(404, "Not Found")
+
+    def get_key(self, owner: str, repo: str, key_id: int, body: Any) -> tuple[int, Any]:
+        return 200, self._key(owner, repo, key_id)
+
+    def delete_key(self, owner: str, repo: str, key_id: int, body: Any) -> tuple[int, Any]:
+        self._repo(owner, repo).keys.remove(self._key(owner, repo, key_id))
+        return 204, None
+
+    def public_key(self, owner: str, repo: str, body: Any) -> tuple[int, Any]:
+        self._repo(owner, repo)
+        return 200, {"key_id": self.key_id, "key": base64.b64encode(bytes(self.private_key.public_key)).decode()}
+
+    def list_secrets(self, owner: str, repo: str, body: Any, page: int = 1, per_page: int = 30) -> tuple[int, Any]:
+        secrets = self._repo(owner, repo).secrets
+        names = sorted(secrets)[(page - 1) * per_page : page * per_page]
+        listed = [
+            {"name": n, "created_at": secrets[n]["created_at"], "updated_at": secrets[n]["updated_at"]} for n in names
+        ]
+        return 200, {"total_count": len(secrets), "secrets": listed}
+
+    def get_secret(self, owner: str, repo: str, secret_name: str, body: Any) -> tuple[int, Any]:
+        secret = self._repo(owner, repo).secrets.get(secret_name.upper())
+        if secret is None:
+            raise ApiError(404, "Not Found")
+        return 200, {
+            "name": secret_name.upper(),
+            "created_at": secret["created_at"],
+            "updated_at": secret["updated_at"],
+        }
+
+    def put_secret(self, owner: str, repo: str, secret_name: str, body: dict[str, Any]) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        name = secret_name.upper()
+        if not SECRET_NAME.match(name):
+            raise ApiError(422, "Secret names can only contain alphanumeric characters or underscores, "
+                                "and must not start with GITHUB_ or a number")  # fmt: skip
+        if body["key_id"] != self.key_id:
+            raise ApiError(422, "Bad key_id: encrypt with the repository's current public key")
+        try:
+            SealedBox(self.private_key).decrypt(base64.b64decode(body["encrypted_value"], validate=True))
+        except (CryptoError, ValueError) as exc:
+            raise ApiError(422, "Bad encrypted_value: not a sealed box for this repository's public key") from exc
+        existing = found.secrets.get(name)
+        stamp = now()
+        found.secrets[name] = {
+            "encrypted_value": body["encrypted_value"],
+            "created_at": existing["created_at"] if existing else stamp,
+            "updated_at": stamp,
+        }
+        return (204, None) if existing else (201, {})
+
+    def delete_secret(self, owner: str, repo: str, secret_name: str, body: Any) -> tuple[int, Any]:
+        if self._repo(owner, repo).secrets.pop(secret_name.upper(), None) is None:
+            raise ApiError(404, "Not Found")
+        return 204, None
+
+    # -- stand-in only (not GitHub's API) --------------------------------------------------------
+    def admin(self, request: Request) -> tuple[int, Any]:
+        if request.headers.get("Authorization", "").partition(" ")[2] != self.token:
+            raise ApiError(401, "Bad credentials")
+        parts = request.path.strip("/").split("/")[1:]
+        if request.method == "POST" and parts == ["repos"]:
+            body = request.get_json(force=True)
+            repo = self.add_repo(body["owner"], body["name"], body.get("files"))
+            return 201, {"id": repo.id, "full_name": f"{repo.owner}/{repo.name}"}
+        if request.method == "GET" and len(parts) == 4 and parts[0] == "secrets":
+            owner, name, secret = parts[1:]
+            stored = self._repo(owner, name).secrets.get(secret.upper())
+            if stored is None:
+                raise ApiError(404, "Not Found")
+            plain = SealedBox(self.private_key).decrypt(base64.b64decode(stored["encrypted_value"]))
+            return 200, {"name": secret.upper(), "value": plain.decode()}
+        raise ApiError(404, "Not Found")
+
+
+def _key_invalid(message: str) -> ApiError:
+    return ApiError(
+        422, "Validation Failed", [{"resource": "PublicKey", "code": "custom", "field": "key", "message": message}]
+    )
+
+
+def load_private_key(path: Path) -> PrivateKey:
+    if path.is_file():
+        return PrivateKey(base64.b64decode(path.read_text(encoding="ascii")))
+    key = PrivateKey.generate()
+    path.touch(mode=0o600)
+    path.write_text(base64.b64encode(bytes(key)).decode(), encoding="ascii")
+    return key
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="github_standin")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token-file", type=Path, required=True)
+    parser.add_argument("--key-file", type=Path, required=True)
+    parser.add_argument("--seed", type=Path, help="JSON list of {owner, name, files} repositories")
+    args = parser.parse_args(argv)
+    app = GitHubStandin(
+        github_spec.load(), args.token_file.read_text(encoding="ascii").strip(), load_private_key(args.key_file)
+    )
+    if args.seed and args.seed.is_file():
+        for repo in json.loads(args.seed.read_text(encoding="utf-8")):
+            app.add_repo(repo["owner"], repo["name"], repo.get("files"))
+    make_server(args.host, args.port, app, threaded=True).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
