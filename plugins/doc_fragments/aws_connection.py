@@ -1,5 +1,5 @@
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Options shared by the biomage.iac AWS modules (module_utils/aws_connection.py)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """boto3 clients for biomage.iac modules: one place for the connection options, retries, API call
 counting and the translation of connection errors into messages an operator can act on."""
 

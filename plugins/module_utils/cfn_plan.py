@@ -1,5 +1,5 @@
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Plan and converge a set of CloudFormation stacks (the logic behind ``biomage.iac.cfn_stacks``).
 
 Three phases, in this order, so that nothing changes unless everything checked out:
@@ -606,8 +606,7 @@ class CfnStacks:
 
         if self.check_mode:
             previews = [r for r in self.results.values() if r.action == UPDATE]
-            for _ in self._map(self._preview_change_set, previews):
-                pass
+            self._map(self._preview_change_set, previews)
             for result in self.results.values():
                 if result.action in (CREATE, RECREATE):
                     self._plan_from_template(result)
@@ -827,7 +826,7 @@ class CfnStacks:
                             failed.add(name)
                         pending.clear()
                     break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                done, _pending = wait(list(running), return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)
                     result = self.results[name]

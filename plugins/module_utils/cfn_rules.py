@@ -1,5 +1,5 @@
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The repository's CloudFormation template rules (README "AWS resources", "IRSA").
 
 One engine, two callers: the ``biomage.iac.cfn_stacks`` module validates every template with it

@@ -1,5 +1,5 @@
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading CloudFormation templates: YAML (long or short intrinsic form) or JSON, and the facts the
 planner needs from them (parameters, capabilities, exports, imports, resources).
 

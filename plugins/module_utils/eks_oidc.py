@@ -1,5 +1,5 @@
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The OIDC issuer of an EKS cluster, in the form IRSA trust policies use."""
 
 from __future__ import annotations

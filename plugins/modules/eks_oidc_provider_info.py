@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: biomage.iac contributors
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import 
     AWS_CONNECTION_ARGUMENT_SPEC,
     HAS_BOTO3,
     AwsConnectionError,
+    BotoCoreError,
     connection_settings,
     explain,
     make_client,
@@ -73,11 +74,6 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks_oidc import (
     cluster_issuer,
     provider_from_issuer,
 )
-
-try:
-    from botocore.exceptions import BotoCoreError
-except ImportError:
-    BotoCoreError = AwsConnectionError  # never raised without botocore; keeps the except clause valid
 
 
 def main():
