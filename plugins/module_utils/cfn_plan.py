@@ -356,7 +356,7 @@ class StackResult:
     def to_dict(self):
         return {
             "name": self.name,
-            "template": self.spec.label if self.spec else (self.deployed or {}).get("Tags", {}).get(TEMPLATE_TAG),
+            "template": self.spec.label if self.spec else _tags(self.deployed).get(TEMPLATE_TAG),
             "action": self.action,
             "changed": self.changed,
             "status": self.status,
@@ -1058,6 +1058,12 @@ class CfnStacks:
                         "after": after_body,
                     }
                 )
+            if result.changes:
+                lines = [f"{name}: {result.action} ({', '.join(result.reasons) or 'see notes'})"]
+                for change in result.changes:
+                    extra = f", replacement {change['replacement']}" if change.get("replacement") else ""
+                    lines.append(f"  {change['action']} {change['logical_id']} ({change['type']}{extra})")
+                out.append({"prepared": "\n".join(lines) + "\n"})
             before_meta = _render_settings(
                 _params(result.deployed), _tags(result.deployed), spec.noecho if spec else set()
             )

@@ -133,7 +133,7 @@ def load_template(text, source="<template>", short_forms=None):
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise TemplateError(f"{source}: not valid YAML/JSON: {exc}") from exc
+        raise TemplateError(f"{source}: not valid YAML/JSON: {' '.join(str(exc).split())}") from exc
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -137,7 +137,7 @@ def test_parameter_and_tag_changes_are_updates_with_a_readable_masked_diff() -> 
     result = run.results["s"]
     assert result.action == cfn_plan.UPDATE
     assert result.reasons == ["tags: team"]  # NoEcho Secret is not compared
-    diffs = run.diffs()
+    diffs = [d for d in run.diffs() if "prepared" not in d]
     assert len(diffs) == 1  # template unchanged: only parameters and tags
     assert 'team: "new"' in diffs[0]["after"] and 'team: "old"' in diffs[0]["before"]
     assert "hush" not in diffs[0]["after"] and "Secret: ****" in diffs[0]["after"]
@@ -161,7 +161,8 @@ def test_check_mode_previews_updates_with_a_deleted_change_set_and_never_writes_
     assert run.results["old"].changes == [{"action": "Modify", "logical_id": "Queue", "type": "AWS::SQS::Queue"}]
     assert run.results["new"].action == cfn_plan.CREATE
     assert run.results["new"].changes == [{"action": "Add", "logical_id": "Queue", "type": "AWS::SQS::Queue"}]
-    template_diff = next(d for d in run.diffs() if d["after_header"] == "old (cf/old.yaml)")
+    template_diff = next(d for d in run.diffs() if d.get("after_header") == "old (cf/old.yaml)")
+    assert {"prepared": "old: update (template)\n  Modify Queue (AWS::SQS::Queue)\n"} in run.diffs()
     assert "DelaySeconds: 5" in cfn_plan.unified_diff(template_diff["before"], template_diff["after"], "a", "b")
 
 
@@ -294,6 +295,8 @@ def test_orphans_are_reported_and_deleted_only_when_pruning_importers_first() ->
     run = converge(fake, [item("kept", queue_template())])
     assert sorted(run.orphans) == ["gone-exporter", "gone-importer"]
     assert fake.writes() == [] and any("prune" in w for w in run.warnings)
+    orphan = run.results["gone-importer"].to_dict()
+    assert (orphan["action"], orphan["template"], orphan["changed"]) == ("skipped", "cf/gone-importer.yaml", False)
 
     run = converge(fake, [item("kept", queue_template())], prune=True)
     assert fake.order == ["delete:gone-importer", "delete:gone-exporter"]
