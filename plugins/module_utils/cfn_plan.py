@@ -734,7 +734,12 @@ class CfnStacks:
             else:
                 result.changes = change_set.get("_changes", [])
         except ClientError as exc:
-            result.error = f"cannot preview the update: {error_message(exc)}"
+            if any(marker in error_message(exc) for marker in NO_CHANGES):
+                # some endpoints refuse an empty change set instead of creating a FAILED one
+                result.action = UNCHANGED
+                result.notes.append(f"CloudFormation found nothing to deploy for: {', '.join(result.reasons)}")
+            else:
+                result.error = f"cannot preview the update: {error_message(exc)}"
         finally:
             try:
                 self._call(
@@ -922,7 +927,13 @@ class CfnStacks:
         stack_id = result.deployed["StackId"]
         if self.deploy_method == "change_set":
             name = _change_set_name()
-            self._create_change_set(result, name, "UPDATE")
+            try:
+                self._create_change_set(result, name, "UPDATE")
+            except ClientError as exc:
+                if any(marker in error_message(exc) for marker in NO_CHANGES):
+                    self._no_changes(result)
+                    return
+                raise
             change_set = self._wait_change_set(result, name)
             if change_set.get("Status") == "FAILED":
                 reason = change_set.get("StatusReason", "")

@@ -35,6 +35,7 @@ class FakeCfn:
         self.change_sets: dict[str, dict[str, Any]] = {}
         self.exports: list[str] = []
         self.order: list[str] = []
+        self.refuse_empty_change_sets = False  # moto's behaviour: ValidationError instead of a FAILED change set
         self._lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -144,6 +145,10 @@ class FakeCfn:
     def create_change_set(self, **kwargs: Any) -> dict[str, Any]:
         self._record("create_change_set", kwargs)
         name = kwargs["StackName"]
+        if self.refuse_empty_change_sets and kwargs["ChangeSetType"] == "UPDATE":
+            stack = self._find("CreateChangeSet", name)
+            if stack["_template"] == kwargs["TemplateBody"]:
+                raise client_error("CreateChangeSet", "No updates are to be performed.")
         if kwargs["ChangeSetType"] == "CREATE":
             self.add(name, "", {}, {}, status="REVIEW_IN_PROGRESS")
         self.change_sets[kwargs["ChangeSetName"]] = {

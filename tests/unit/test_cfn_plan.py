@@ -336,6 +336,17 @@ def test_nothing_to_deploy_is_reported_as_unchanged() -> None:
     assert any("nothing to deploy" in n for n in run.results["s"].notes)
 
 
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_an_empty_change_set_refused_by_the_endpoint_is_unchanged(check_mode: bool) -> None:
+    fake = FakeCfn()
+    fake.refuse_empty_change_sets = True
+    deployed(fake, "s", queue_template())
+    fake.stacks["s"]["Capabilities"] = ["CAPABILITY_IAM"]
+    run = converge(fake, [item("s", queue_template())], deploy_method="change_set", check_mode=check_mode)
+    assert run.results["s"].action == cfn_plan.UNCHANGED and run.results["s"].error is None
+    assert "create_change_set" in fake.writes() and "execute_change_set" not in fake.writes()
+
+
 def test_iam_templates_get_the_capabilities_they_need() -> None:
     role = (Path(__file__).resolve().parents[2] / "cf/irsa-api-role.yaml").read_text()
     spec = cfn_plan.prepare(
