@@ -192,7 +192,7 @@ def main() -> int:
                 if deploy_summary != {"create": size} or recheck_summary != {"unchanged": size}:
                     raise SystemExit(f"unexpected plan: deploy {deploy_summary}, re-check {recheck_summary}")
                 base_deploy_s, base_deploy_calls, sampled = run_baseline(env, size, files, "deploy")
-                base_recheck_s, base_recheck_calls, _ = run_baseline(env, size, files, "re-check")
+                base_recheck_s, base_recheck_calls, _sampled = run_baseline(env, size, files, "re-check")
                 note = "" if sampled == size else f"baseline extrapolated from {sampled} of {size}"
                 rows.append(("deploy", size, deploy_s, deploy_calls / size, base_deploy_s, base_deploy_calls, note))
                 rows.append(

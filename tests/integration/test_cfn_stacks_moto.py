@@ -95,7 +95,7 @@ def test_change_set_deploys_converge_and_an_unchanged_set_costs_two_calls_a_stac
 
 
 def test_check_mode_previews_an_update_and_leaves_nothing_behind(devstack: dict[str, str]) -> None:
-    client, _ = counted_client(devstack)
+    client, _counter = counted_client(devstack)
     converge(client, [stack("itest-preview", queue("itest-preview"))], "itest-preview", deploy_method="direct")
     edited = [stack("itest-preview", queue("itest-preview", delay=5))]
     plan = converge(client, edited, "itest-preview", check_mode=True)
@@ -109,7 +109,7 @@ def test_check_mode_previews_an_update_and_leaves_nothing_behind(devstack: dict[
 
 
 def test_an_importer_is_deployed_after_its_exporter(devstack: dict[str, str]) -> None:
-    client, _ = counted_client(devstack)
+    client, _counter = counted_client(devstack)
     items = [
         stack("itest-consumer", queue("itest-consumer", import_="itest-producer-arn")),
         stack("itest-producer", queue("itest-producer", export="itest-producer-arn")),
@@ -154,7 +154,7 @@ def force_status(name: str, status: str) -> None:
 
 
 def test_rollback_complete_is_recovered_only_when_asked(local_moto: dict[str, str]) -> None:
-    client, _ = counted_client(local_moto)
+    client, _counter = counted_client(local_moto)
     items = [stack("itest-failed", queue("itest-failed"))]
     converge(client, items, "itest-rollback", deploy_method="direct")
     first_id = client.describe_stacks(StackName="itest-failed")["Stacks"][0]["StackId"]

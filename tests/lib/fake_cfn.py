@@ -52,10 +52,10 @@ class FakeCfn:
         }
 
     def ops(self) -> list[str]:
-        return [op for op, _ in self.calls]
+        return [op for op, _kwargs in self.calls]
 
     def writes(self) -> list[str]:
-        return [op for op, _ in self.calls if op in WRITES]
+        return [op for op, _kwargs in self.calls if op in WRITES]
 
     def _record(self, op: str, kwargs: dict[str, Any]) -> None:
         with self._lock:
