@@ -25,13 +25,14 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod)
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \
 	done
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	tools/kube/install-tools.sh $(BIN)
 	touch $@
 
 lock: ## re-resolve requirements.in into the pinned requirements.txt
@@ -62,7 +63,7 @@ build: setup ## build the collection artefact
 sanity: setup ## ansible-test sanity on a copy of the collection (no ignore files)
 	mkdir -p $(dir $(ANSIBLE_TEST_GET_PIP)) && cp tools/ansible_test_get_pip.py $(ANSIBLE_TEST_GET_PIP)
 	rm -rf $(COLLECTION_COPY) && mkdir -p $(COLLECTION_COPY)
-	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' \
+	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/)' \
 	  | rsync -a --from0 --files-from=- ./ $(COLLECTION_COPY)/
 	cd $(COLLECTION_COPY) && git init -q && git add -A && \
 	  ansible-test sanity --python 3.11 --requirements --color no

@@ -13,13 +13,18 @@ pytestmark = pytest.mark.slow
 MOTO_ACCOUNT = "123456789012"
 
 
-def test_base_playbook_resolves_biomage_fqcn_and_converges(stack_ansible_env: dict[str, str]) -> None:
-    result = run_playbook("playbooks/base.yml", env=stack_ansible_env).assert_ok()
+def test_base_playbook_resolves_biomage_fqcn_and_converges(
+    devstack: dict[str, str], stack_ansible_env: dict[str, str]
+) -> None:
+    # without the stack's Kubernetes API server, biomage.iac.eks_cluster stops with its fix (tested in
+    # tests/integration/test_eks_cluster_playbook.py): converge everything else
+    args = [] if "KUBECONFIG" in devstack else ["--skip-tags", "eks_cluster"]
+    result = run_playbook("playbooks/base.yml", env=stack_ansible_env, args=args).assert_ok()
     assert "biomage.iac.preflight : Ask AWS who we are" in result.stdout
     assert f"AWS account: {MOTO_ACCOUNT} via {stack_ansible_env['AWS_ENDPOINT_URL']}" in result.stdout
     assert result.total("changed") == 0
 
-    check = run_playbook("playbooks/base.yml", env=stack_ansible_env, check=True, diff=True).assert_ok()
+    check = run_playbook("playbooks/base.yml", env=stack_ansible_env, check=True, diff=True, args=args).assert_ok()
     assert check.total("changed") == 0
 
 
@@ -75,7 +80,10 @@ def test_secret_key_never_reaches_output(tmp_path: Path) -> None:
         credentials = Path(env["AWS_SHARED_CREDENTIALS_FILE"])
         credentials.write_text(credentials.read_text().replace("= testing", f"= {secret}"))
         result = run_playbook(
-            "playbooks/base.yml", env=ansible_env(BIOMAGE_DEVSTACK_DIR=str(tmp_path)), diff=True, args=["-vvv"]
+            "playbooks/base.yml",
+            env=ansible_env(BIOMAGE_DEVSTACK_DIR=str(tmp_path)),
+            diff=True,
+            args=["-vvv", "--skip-tags", "eks_cluster"],  # a moto-only stack has no Kubernetes API server
         ).assert_ok()
         assert secret not in result.output
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -66,7 +67,7 @@ def run_playbook(
     env: dict[str, str] | None = None,
     check: bool = False,
     diff: bool = False,
-    extra_vars: dict[str, str] | None = None,
+    extra_vars: dict[str, object] | None = None,
     args: list[str] | None = None,
     timeout: float = 900,
 ) -> PlaybookResult:
@@ -75,8 +76,8 @@ def run_playbook(
         argv.append("--check")
     if diff:
         argv.append("--diff")
-    for key, value in (extra_vars or {}).items():
-        argv += ["-e", f"{key}={value}"]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
     argv += args or []
     proc = subprocess.run(
         argv, cwd=REPO_ROOT, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout, check=False

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from .core import Component
 from .github import GitHub
+from .kube import Kube
 from .moto import Moto
 
 COMPONENTS: dict[str, type[Component]] = {
     "moto": Moto,
+    "kube": Kube,
     "github": GitHub,
 }
 DEFAULT_COMPONENTS: tuple[str, ...] = tuple(COMPONENTS)

@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planning and applying a repository's deploy keys, the way keys must be rotated on GitHub.
+
+Deploy keys are immutable, so a rotation is: add the new key, switch the consumer (e.g. Flux's
+Secret) to it, and only then delete the old one. A key is identified by its material (type and
+base64 body); ``title`` names the consumer (``flux-biomage-staging``). With ``exclusive`` the
+other keys carrying the same title (the previous keys of this consumer) are deleted, after the
+add; keys with other titles (other environments, other tools) are never touched.
+
+The original system deleted every key before adding its own (a window with no access, and other
+clusters' keys lost), and later, through a quoting bug, deleted none for a year.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+
+class DeployKeyError(Exception):
+    pass
+
+
+def normalize(public_key):
+    """The comparable part of an OpenSSH public key: ``<type> <base64>`` (the comment dropped)."""
+    parts = (public_key or "").split()
+    if len(parts) < 2:
+        raise DeployKeyError(
+            "public_key is not an OpenSSH public key (expected '<type> <base64> [comment]'). "
+            "Fix: pass the .pub content, e.g. from community.crypto.openssh_keypair or the Flux Secret's identity.pub."
+        )
+    try:
+        base64.b64decode(parts[1], validate=True)
+    except ValueError as exc:
+        raise DeployKeyError(f"public_key's key body is not base64: {exc}") from exc
+    return f"{parts[0]} {parts[1]}"
+
+
+def fingerprint(public_key):
+    """OpenSSH's SHA256 fingerprint of a public key (what GitHub shows in its settings)."""
+    body = base64.b64decode(normalize(public_key).split()[1])
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii").rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def describe(key):
+    """A key as shown in plans and diffs: no need to print whole public keys."""
+    return {
+        "id": key.get("id"),
+        "title": key["title"],
+        "fingerprint": fingerprint(key["key"]),
+        "read_only": key["read_only"],
+    }
+
+
+def plan(existing, title, public_key, read_only, state="present", exclusive=False):
+    """What to do: ``{"add": key or None, "delete": [keys], "keep": key or None}``.
+
+    Additions always happen before deletions (see ``apply``), so the consumer keeps access.
+    """
+    wanted = normalize(public_key) if state == "present" else None
+    same_title = [k for k in existing if k["title"] == title]
+    result = {"add": None, "delete": [], "keep": None}
+    if state == "absent":
+        result["delete"] = same_title
+        return result
+    match = [k for k in existing if normalize(k["key"]) == wanted]
+    if match and match[0]["read_only"] == read_only:
+        result["keep"] = match[0]
+    else:
+        # an immutable key whose access mode must change is deleted and added again
+        # (GitHub refuses the same material twice)
+        result["delete"].extend(match)
+        result["add"] = {"title": title, "key": wanted, "read_only": read_only}
+    if exclusive:
+        result["delete"].extend(k for k in same_title if k not in match)
+    return result
+
+
+def apply(client, owner, repo, steps):
+    """Carry out a plan: conflicting same-material keys first, then the add, then stale keys."""
+    added = None
+    wanted = steps["add"]["key"] if steps["add"] else None
+    conflicting = [k for k in steps["delete"] if wanted and normalize(k["key"]) == wanted]
+    for key in conflicting:
+        client.delete_deploy_key(owner, repo, key["id"])
+    if steps["add"]:
+        added = client.add_deploy_key(
+            owner, repo, steps["add"]["title"], steps["add"]["key"], steps["add"]["read_only"]
+        )
+    for key in steps["delete"]:
+        if key not in conflicting:
+            client.delete_deploy_key(owner, repo, key["id"])
+    return added
+
+
+def changed(steps):
+    return bool(steps["add"] or steps["delete"])

@@ -1,0 +1,273 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small, strict runner for the eksctl CLI.
+
+* Every command is an argument list (never a shell string).
+* Reads use eksctl's JSON output (``-o json``) and are parsed here; a missing cluster is recognised
+  by eksctl's exit status plus the ResourceNotFoundException it reports, never by grepping logs of a
+  mutating command.
+* Mutating commands are refused in check mode: the planner must never issue one, and this runner
+  enforces it as a second line of defence.
+* One exception type, :class:`EksError`, carries a message written for the operator (what failed and
+  the fix); the module turns it into ``fail_json`` in one place.
+* Credentials are never printed: values of secret AWS variables are redacted from any text that may
+  reach a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+# access entries, update-authentication-mode, migrate-to-access-entry, Kubernetes 1.33
+MIN_EKSCTL_VERSION = "0.210.0"
+
+SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+REDACTED = "********"
+
+_CREDENTIAL_MARKERS = (
+    "ExpiredToken",
+    "RequestExpired",
+    "security token included in the request is expired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "NoCredentialProviders",
+    "no valid credential sources",
+    "failed to refresh cached credentials",
+    "failed to retrieve credentials",
+    "get identity: get credentials",
+    "the SSO session has expired",
+)
+_NOT_FOUND_MARKERS = ("ResourceNotFoundException", "No cluster found for name")
+_SECRET_ASSIGNMENT = re.compile(r"(?i)(aws_secret_access_key|aws_session_token)(\s*[=:]\s*)\S+")
+_VERSION_TEXT = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+class EksError(Exception):
+    """A failure worded for the operator: what failed, where, and the fix.
+
+    ``kind`` is one of ``invalid`` (bad input, nothing was called), ``eksctl`` (eksctl missing or too
+    old), ``credentials``, ``not_found``, ``immutable`` (a node group change needing a decision),
+    ``failed`` (a command failed) or ``internal``.
+    """
+
+    def __init__(self, msg, kind="failed", **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.kind = kind
+        self.details = details
+
+
+def parse_version(text):
+    """``(major, minor, patch)`` of a version string such as ``0.215.0`` or ``v0.215.0-rc.1``."""
+    match = _VERSION_TEXT.search(text or "")
+    if not match:
+        return None
+    return tuple(int(part) for part in match.groups())
+
+
+def redact(text, secrets=None):
+    """``text`` with secret values and ``key = value`` secret assignments masked."""
+    if not text:
+        return text
+    values = secrets if secrets is not None else secret_values()
+    for value in values:
+        text = text.replace(value, REDACTED)
+    return _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+
+
+def secret_values(environ=None):
+    """The values of secret AWS variables in ``environ`` (long enough to be worth masking)."""
+    env = os.environ if environ is None else environ
+    return [env[name] for name in SECRET_ENV_VARS if len(env.get(name) or "") >= 8]
+
+
+def _tail(text, lines=15):
+    return "\n".join((text or "").strip().splitlines()[-lines:])
+
+
+class EksctlRunner:
+    """Runs eksctl through ``run_command(argv) -> (rc, stdout, stderr)`` and records every argv.
+
+    ``binary`` is the resolved eksctl path (``None`` when it was not found). ``region`` is added to
+    every command that talks to AWS.
+    """
+
+    def __init__(self, run_command, binary, region, check_mode=False, secrets=None):
+        self._run_command = run_command
+        self.binary = binary
+        self.region = region
+        self.check_mode = check_mode
+        self.secrets = list(secrets) if secrets is not None else secret_values()
+        self.calls = []
+        self.version = None
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _run(self, args, mutating):
+        if self.binary is None:
+            raise EksError(
+                f"eksctl was not found on PATH. Fix: install eksctl {MIN_EKSCTL_VERSION} or newer and put it on PATH, "
+                "or set the module option eksctl_path (role variable eks_cluster_eksctl_path).",
+                kind="eksctl",
+            )
+        if mutating and self.check_mode:
+            raise EksError(
+                "internal error: refusing to run the mutating command `eksctl {}` in check mode".format(" ".join(args)),
+                kind="internal",
+            )
+        argv = [self.binary, *list(args)]
+        self.calls.append({"argv": argv, "mutating": mutating})
+        try:
+            rc, out, err = self._run_command(argv)
+        except OSError as exc:
+            raise EksError(
+                f"cannot run {self.binary}: {exc}. "
+                f"Fix: install eksctl {MIN_EKSCTL_VERSION} or newer, or correct eksctl_path.",
+                kind="eksctl",
+            ) from exc
+        return rc, out or "", err or ""
+
+    def _failure(self, args, rc, out, err):
+        """The EksError for a failed command, classified from what eksctl reported."""
+        text = redact(err + "\n" + out, self.secrets)
+        command = "eksctl " + " ".join(args)
+        if any(marker in text for marker in _CREDENTIAL_MARKERS):
+            return EksError(
+                f"AWS rejected the credentials used by `{command}` (expired or missing): {_tail(text, 3)}\n"
+                "Fix: log in again (aws sso login, a fresh AWS_PROFILE session or AWX credential) and re-run.",
+                kind="credentials",
+                rc=rc,
+            )
+        if any(marker in text for marker in _NOT_FOUND_MARKERS):
+            return EksError(f"`{command}` found nothing: {_tail(text, 3)}", kind="not_found", rc=rc)
+        return EksError(
+            f"`{command}` failed (exit {rc}). Last lines of its output:\n{_tail(text)}",
+            kind="failed",
+            rc=rc,
+        )
+
+    def query(self, args):
+        """Run a read-only command with ``-o json`` and return the parsed JSON."""
+        args = [*list(args), "-o", "json"]
+        rc, out, err = self._run(args, mutating=False)
+        if rc != 0:
+            raise self._failure(args, rc, out, err)
+        return parse_json_output(out, "eksctl " + " ".join(args))
+
+    def plan_only(self, args):
+        """Run a command in eksctl's own plan mode (no ``--approve``); return its combined output."""
+        rc, out, err = self._run(args, mutating=False)
+        if rc != 0:
+            raise self._failure(args, rc, out, err)
+        return redact(out + "\n" + err, self.secrets)
+
+    def mutate(self, args):
+        """Run a command that changes infrastructure; raise EksError when it fails."""
+        rc, out, err = self._run(args, mutating=True)
+        if rc != 0:
+            raise self._failure(args, rc, out, err)
+        return redact(out + "\n" + err, self.secrets)
+
+    # -- version ---------------------------------------------------------------------------------
+    def check_version(self, minimum=MIN_EKSCTL_VERSION):
+        """Fail unless eksctl is at least ``minimum``; return the version info (JSON when available)."""
+        rc, out, err = self._run(["version", "-o", "json"], mutating=False)
+        info = None
+        if rc == 0:
+            try:
+                info = json.loads(out)
+            except ValueError:
+                info = None
+        if isinstance(info, dict):
+            text = info.get("Version") or ""
+        else:
+            # very old releases have no -o json: ask for the plain version
+            rc, out, err = self._run(["version"], mutating=False)
+            if rc != 0:
+                raise EksError(
+                    f"`eksctl version` failed (exit {rc}): {_tail(redact(err or out, self.secrets), 3)}. "
+                    f"Fix: install eksctl {minimum} or newer.",
+                    kind="eksctl",
+                )
+            text = out.strip()
+            info = {"Version": text}
+        found = parse_version(text)
+        if found is None:
+            raise EksError(
+                f"cannot read the eksctl version from {text!r}. Fix: install eksctl {minimum} or newer.",
+                kind="eksctl",
+            )
+        if found < parse_version(minimum):
+            raise EksError(
+                "eksctl {} is too old: this collection needs {} or newer (access entries, authentication mode "
+                "migration, current Kubernetes versions). Fix: upgrade eksctl.".format(
+                    ".".join(map(str, found)), minimum
+                ),
+                kind="eksctl",
+            )
+        self.version = info
+        return info
+
+    def supported_kubernetes_versions(self):
+        """Kubernetes versions this eksctl supports (empty when it did not say)."""
+        return list((self.version or {}).get("EKSServerSupportedVersions") or [])
+
+    # -- reads -----------------------------------------------------------------------------------
+    def get_cluster(self, name):
+        """The EKS cluster object (PascalCase keys), or None when eksctl reports it does not exist."""
+        try:
+            result = self.query(["get", "cluster", "--name", name, "--region", self.region])
+        except EksError as exc:
+            if exc.kind == "not_found":
+                return None
+            raise
+        if isinstance(result, list):
+            return result[0] if result else None
+        return result
+
+    def get_nodegroups(self, cluster):
+        return _as_list(self.query(["get", "nodegroup", "--cluster", cluster, "--region", self.region]))
+
+    def get_nodegroup(self, cluster, name):
+        found = _as_list(
+            self.query(["get", "nodegroup", "--cluster", cluster, "--region", self.region, "--name", name])
+        )
+        return found[0] if found else None
+
+    def describe_stacks(self, cluster):
+        return _as_list(self.query(["utils", "describe-stacks", "--cluster", cluster, "--region", self.region]))
+
+    def get_addons(self, cluster):
+        return _as_list(self.query(["get", "addon", "--cluster", cluster, "--region", self.region]))
+
+    def get_fargate_profiles(self, cluster):
+        return _as_list(self.query(["get", "fargateprofile", "--cluster", cluster, "--region", self.region]))
+
+    def get_access_entries(self, cluster):
+        return _as_list(self.query(["get", "accessentry", "--cluster", cluster, "--region", self.region]))
+
+    def oidc_provider_associated(self, cluster):
+        """True when the IAM OIDC provider exists (eksctl's plan mode; no JSON is offered for this)."""
+        text = self.plan_only(["utils", "associate-iam-oidc-provider", "--cluster", cluster, "--region", self.region])
+        return "already associated" in text
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def parse_json_output(text, command):
+    """Parse eksctl's JSON output; eksctl prints ``null`` for an empty list."""
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError as exc:
+        raise EksError(
+            f"`{command}` did not print JSON ({exc}). First characters: {text[:200]!r}. Fix: check the eksctl version.",
+            kind="failed",
+        ) from exc

@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small GitHub REST client for the biomage.iac modules (deploy keys, Actions secrets, contents).
+
+One exception type (GitHubError) carries what failed, where, and the fix; modules turn it into
+``fail_json`` in one place. The token is sent only in the Authorization header and never appears
+in an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.urls import open_url
+
+try:
+    from nacl.public import PublicKey, SealedBox
+
+    HAS_NACL = True
+    NACL_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module
+    HAS_NACL = False
+    NACL_IMPORT_ERROR = exc
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+RETRY_STATUSES = (502, 503, 504)
+
+GITHUB_ARGUMENT_SPEC = dict(
+    api_url=dict(type="str", default=DEFAULT_API_URL),
+    token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
+    validate_certs=dict(type="bool", default=True),
+)
+
+
+class GitHubError(Exception):
+    """A GitHub call that failed, worded for the operator."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class GitHubClient:
+    def __init__(self, api_url, token, validate_certs=True, timeout=30, retries=3):
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self.validate_certs = validate_certs
+        self.timeout = timeout
+        self.retries = retries
+        self.calls = []  # (method, path) of every request made: for plans and tests
+
+    def request(self, method, path, body=None):
+        """Return (status, parsed JSON or None, headers). Raises GitHubError on any failure."""
+        url = path if path.startswith("http") else self.api_url + path
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {self._token}",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "biomage.iac",
+        }
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        self.calls.append((method, path))
+        for attempt in range(self.retries + 1):
+            try:
+                resp = open_url(
+                    url,
+                    method=method,
+                    data=data,
+                    headers=headers,
+                    validate_certs=self.validate_certs,
+                    timeout=self.timeout,
+                )
+                raw = resp.read()
+                return resp.getcode(), (json.loads(raw) if raw else None), dict(resp.headers)
+            except HTTPError as exc:
+                if exc.code in RETRY_STATUSES and attempt < self.retries:
+                    time.sleep(min(2**attempt, 10))
+                    continue
+                raise self._http_error(method, url, exc) from exc
+            except URLError as exc:
+                reason = getattr(exc, "reason", exc)
+                raise GitHubError(
+                    f"cannot reach the GitHub API at {self.api_url}: {reason}. "
+                    "Fix: check github_api_url and the network."
+                ) from exc
+        raise GitHubError(f"GitHub API {method} {url} kept failing")  # pragma: no cover
+
+    @staticmethod
+    def _http_error(method, url, exc):
+        try:
+            payload = json.loads(exc.read() or b"{}")
+        except ValueError:
+            payload = {}
+        message = payload.get("message", exc.reason)
+        details = "; ".join(e.get("message", "") for e in payload.get("errors", []) if isinstance(e, dict))
+        hint = {
+            401: " Fix: the token is missing, wrong or expired: provide a valid token.",
+            403: " Fix: the token lacks the permission for this call (deploy keys and secrets need admin rights).",
+            404: " Fix: check the owner and repository names, and that the token can see the repository.",
+        }.get(exc.code, "")
+        details = f" ({details})" if details else ""
+        return GitHubError(
+            f"GitHub API {method} {url} answered {exc.code}: {message}{details}.{hint}",
+            status=exc.code,
+        )
+
+    def paginate(self, path):
+        items = []
+        separator = "&" if "?" in path else "?"
+        next_url = f"{path}{separator}per_page=100"
+        while next_url:
+            page, headers = self.request("GET", next_url)[1:]
+            items.extend(page or [])
+            match = LINK_NEXT.search(headers.get("Link", "") or headers.get("link", ""))
+            next_url = match.group(1) if match else None
+        return items
+
+    @staticmethod
+    def _repo_path(owner, repo):
+        return "/repos/{}/{}".format(quote(owner, safe=""), quote(repo, safe=""))
+
+    # deploy keys ---------------------------------------------------------------------------
+    def list_deploy_keys(self, owner, repo):
+        return self.paginate(self._repo_path(owner, repo) + "/keys")
+
+    def add_deploy_key(self, owner, repo, title, key, read_only):
+        body = {"title": title, "key": key, "read_only": read_only}
+        return self.request("POST", self._repo_path(owner, repo) + "/keys", body)[1]
+
+    def delete_deploy_key(self, owner, repo, key_id):
+        self.request("DELETE", f"{self._repo_path(owner, repo)}/keys/{int(key_id)}")
+
+    # Actions secrets -----------------------------------------------------------------------
+    def repo_public_key(self, owner, repo):
+        return self.request("GET", self._repo_path(owner, repo) + "/actions/secrets/public-key")[1]
+
+    def put_secret(self, owner, repo, name, value, public_key=None):
+        """Encrypt ``value`` as a sealed box for the repository's key and store it. True if new."""
+        public_key = public_key or self.repo_public_key(owner, repo)
+        body = {"encrypted_value": seal(public_key["key"], value), "key_id": public_key["key_id"]}
+        status = self.request("PUT", f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name)}", body)[0]
+        return status == 201
+
+    def get_file(self, owner, repo, path):
+        """A file's text, or None when the repository has no such file."""
+        try:
+            content = self.request("GET", f"{self._repo_path(owner, repo)}/contents/{quote(path)}")[1]
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return base64.b64decode(content["content"]).decode("utf-8")
+
+
+def seal(public_key_b64, value):
+    """A libsodium sealed box of ``value`` for a base64 Curve25519 public key, base64-encoded."""
+    if not HAS_NACL:
+        raise GitHubError(f"PyNaCl is required to encrypt GitHub secrets: {NACL_IMPORT_ERROR}")
+    box = SealedBox(PublicKey(base64.b64decode(public_key_b64)))
+    return base64.b64encode(box.encrypt(value.encode("utf-8"))).decode("ascii")

@@ -1,0 +1,98 @@
+#!/usr/bin/python
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: kube_cluster_info
+short_description: Check that a Kubernetes API server answers and read its endpoint, version and OIDC issuer
+version_added: 0.1.0
+description:
+  - Loads a kubeconfig, calls the API server's C(/version) and, when published, reads the service account
+    issuer from C(/.well-known/openid-configuration).
+  - Used by the C(biomage.iac.eks_cluster) role in the development environment, where the local Kubernetes API
+    server stands in for EKS.
+author:
+  - Biomage platform team (@biomage-org)
+requirements:
+  - the kubernetes Python client
+attributes:
+  check_mode:
+    support: full
+    description: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is nothing to diff.
+  idempotent:
+    support: full
+    description: Never changes anything.
+options:
+  kubeconfig:
+    description: The kubeconfig file.
+    type: path
+    required: true
+  context:
+    description: The kubeconfig context; its current context when not set.
+    type: str
+  timeout:
+    description: Seconds to wait for each request.
+    type: int
+    default: 10
+"""
+
+EXAMPLES = r"""
+- name: Check the local API server
+  biomage.iac.kube_cluster_info:
+    kubeconfig: "{{ biomage_devstack.KUBECONFIG }}"
+  register: local_cluster
+"""
+
+RETURN = r"""
+endpoint:
+  description: The API server URL.
+  returned: always
+  type: str
+  sample: https://127.0.0.1:36443
+version:
+  description: The API server's git version.
+  returned: always
+  type: str
+  sample: v1.34.4
+oidc_issuer:
+  description: The service account issuer, or null when the server does not publish its discovery document.
+  returned: always
+  type: str
+  sample: https://kubernetes.default.svc.cluster.local
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.biomage.iac.plugins.module_utils.eksctl import EksError
+from ansible_collections.biomage.iac.plugins.module_utils.kube_discovery import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    cluster_info,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "kubeconfig": {"type": "path", "required": True},
+            "context": {"type": "str"},
+            "timeout": {"type": "int", "default": 10},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    try:
+        info = cluster_info(module.params["kubeconfig"], module.params["context"], module.params["timeout"])
+    except EksError as exc:
+        module.fail_json(msg=exc.msg, error_kind=exc.kind)
+    module.exit_json(changed=False, **info)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""playbooks/base.yml with the eks_cluster role: a scripted eksctl on PATH, AWS identity from the local stack.
+
+The fake ``eksctl`` (tests/lib/fake_eksctl.py) replays real-shaped outputs, keeps a live state and logs
+every argv; the preflight and the role's STS lookup go to the session's moto server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lib.ansible_run import run_playbook
+from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
+from tests.lib.fake_eksctl import MUTATING, install, logged_argv, new_state
+from tests.lib.kube_stub import ISSUER, KubeStub
+
+pytestmark = pytest.mark.slow
+
+
+def is_mutating(argv: list[str]) -> bool:
+    return tuple(argv[1:3]) in MUTATING or "--approve" in argv
+
+
+def staging(env: dict[str, str], tmp_path: Path, state: dict, **extra: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The operator's environment with the fake eksctl first on PATH, and the extra vars for staging."""
+    install(tmp_path / "bin", state)
+    env = {**env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}"}
+    extra_vars = {
+        "biomage_aws_endpoint_url": env["AWS_ENDPOINT_URL"],  # staging's AWS is the local emulator here
+        "eks_cluster_kubeconfig_path": str(tmp_path / "kube" / "biomage-staging.yaml"),
+        **extra,
+    }
+    return env, extra_vars
+
+
+def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    state = live(desired(users=("carol",)), version="1.32")
+    env, extra = staging(stack_ansible_env, tmp_path, state)
+    before = (tmp_path / "bin" / "state.json").read_text()
+
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra)
+    result.assert_ok()
+
+    assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout
+    assert "--- before\n+++ after" in result.stdout
+    assert "-    version: '1.32'\n+    version: '1.33'" in result.stdout
+    assert f"-        {user('carol')}:" in result.stdout
+    assert "cluster: upgrade" in result.stdout and "version_steps:\n            - '1.33'" in result.stdout
+    assert f"remove:\n                - {user('carol')}" in result.stdout
+    assert "commands: []" in result.stdout
+    calls = logged_argv(tmp_path / "bin")
+    assert calls[0] == ["eksctl", "version", "-o", "json"]
+    assert [argv for argv in calls if is_mutating(argv)] == []
+    assert (tmp_path / "bin" / "state.json").read_text() == before
+    assert not (tmp_path / "kube").exists()
+
+
+def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    env, extra = staging(stack_ansible_env, tmp_path, new_state())
+
+    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    assert first.total("changed") == 1
+    created = [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
+    assert [argv[1:3] for argv in created] == [["create", "cluster"], ["utils", "write-kubeconfig"]]
+    assert "Kubernetes: https://0A1B2C3D4E5F60718293A4B5C6D7E8F9.gr7.eu-west-1.eks.amazonaws.com" in first.stdout
+    assert yaml.safe_load((tmp_path / "kube" / "biomage-staging.yaml").read_text())["kind"] == "Config"
+
+    (tmp_path / "bin" / "argv.log").write_text("")
+    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    assert second.total("changed") == 0
+    again = [argv[1:3] for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
+    assert again == [["utils", "write-kubeconfig"]]  # refreshed, identical: not a change
+
+
+def test_production_refuses_a_changed_node_group_naming_the_fix(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    state = live(desired())
+    state["cluster_name"] = "biomage-production"
+    state["cluster"]["Name"] = "biomage-production"
+    changed = tmp_path / "cluster.yaml"
+    changed.write_text(BASE_CONFIG.read_text().replace('instanceTypes: ["r5.xlarge"]', 'instanceTypes: ["r5.2xlarge"]'))
+    env, extra = staging(stack_ansible_env, tmp_path, state, eks_cluster_config_file=str(changed))
+
+    result = run_playbook("playbooks/base.yml", "inventories/production", env=env, check=True, extra_vars=extra)
+    assert result.returncode != 0
+    assert "node group 'workers' (live: workers) cannot change in place: instanceTypes r5.xlarge -> r5.2xlarge" in (
+        result.output
+    )
+    assert "eks_cluster_nodegroup_changes: roll" in result.output
+    assert [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)] == []
+
+
+def test_development_uses_the_local_api_server_and_sets_the_same_facts(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
+    env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
+    with KubeStub().running() as stub:
+        kubeconfig = stub.kubeconfig(tmp_path / "kubeconfig")
+        result = run_playbook(
+            "playbooks/base.yml", env=env, extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)}
+        ).assert_ok()
+    assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
+    assert f"Kubernetes: {stub.url}" in result.stdout
+    assert f"(version v1.34.4, OIDC issuer {ISSUER}," in result.stdout
+    assert f"kubeconfig {kubeconfig})" in result.stdout
+    assert result.total("changed") == 0
+    assert ("GET", "/.well-known/openid-configuration") in stub.requests
+    assert logged_argv(tmp_path / "bin") == []
+
+
+def test_development_without_a_local_api_server_fails_with_the_fix(
+    devstack: dict[str, str], stack_ansible_env: dict[str, str]
+) -> None:
+    result = run_playbook("playbooks/base.yml", env=stack_ansible_env)
+    if "KUBECONFIG" in devstack:
+        # the stack runs its Kubernetes API server (devstack component kube): the role uses it
+        result.assert_ok()
+        assert "Kubernetes: https://127.0.0.1:" in result.stdout
+    else:
+        assert result.returncode != 0
+        assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
+        assert "has no KUBECONFIG entry. Fix: start the stack with its Kubernetes component" in result.output

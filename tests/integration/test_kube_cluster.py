@@ -1,0 +1,208 @@
+"""The local Kubernetes API server of the session's stack, used the way the roles will use it:
+kubernetes.core's k8s and helm modules, server-side dry-run in check mode, CRD validation of
+cert-manager and Flux objects, and the load-balancer stand-in."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from devstack.lb_standin import load_balancer_name
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tests.lib.ansible_run import run_playbook
+from tests.lib.aws import client as aws_client
+
+pytestmark = pytest.mark.slow
+PLAYBOOKS = "tests/fixtures/playbooks"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+IAM_ROLE = "arn:aws:iam::000000000000:role/ui-role-development"
+
+
+@pytest.fixture(scope="module")
+def api(devstack: dict[str, str]) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+def _tool_output(env: dict[str, str], *argv: str) -> str:
+    path = shutil.which(argv[0], path=env["PATH"])
+    assert path, f"{argv[0]} is not on the virtualenv's PATH: run tools/kube/install-tools.sh (make setup)"
+    return subprocess.run([path, *argv[1:]], env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_server_runs_the_pinned_release_with_rbac_and_the_crds(devstack: dict[str, str], api: client.ApiClient) -> None:
+    assert devstack["KUBECONFIG"] == devstack["K8S_AUTH_KUBECONFIG"]
+    assert devstack["BIOMAGE_KUBE_SERVER"].startswith("https://127.0.0.1:")
+    version = client.VersionApi(api).get_code()
+    assert (version.git_version, version.major, version.minor) == ("v1.34.4", "1", "34")
+
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        {"spec": {"resourceAttributes": {"verb": "create", "resource": "clusterroles", "group": RBAC_GROUP}}}
+    )
+    assert review.status.allowed, "the admin kubeconfig is in system:masters"
+
+    crds = client.ApiextensionsV1Api(api).list_custom_resource_definition().items
+    established = {
+        crd.metadata.name
+        for crd in crds
+        if any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+    }
+    assert {
+        "clusterissuers.cert-manager.io",
+        "issuers.cert-manager.io",
+        "certificates.cert-manager.io",
+        "gitrepositories.source.toolkit.fluxcd.io",
+        "helmrepositories.source.toolkit.fluxcd.io",
+        "kustomizations.kustomize.toolkit.fluxcd.io",
+        "helmreleases.helm.toolkit.fluxcd.io",
+    } <= established
+
+
+def test_kubectl_and_helm_on_path_are_the_pinned_versions(stack_ansible_env: dict[str, str]) -> None:
+    kubectl = _tool_output(stack_ansible_env, "kubectl", "version", "--output=json")
+    assert '"gitVersion": "v1.34.4"' in kubectl  # client and server
+    assert kubectl.count('"gitVersion": "v1.34.4"') == 2
+    helm = _tool_output(stack_ansible_env, "helm", "version", "--template={{.Version}}")
+    assert helm == "v3.19.5"
+
+
+def test_kubernetes_core_creates_objects_idempotently_and_check_mode_is_honest(
+    stack_ansible_env: dict[str, str], api: client.ApiClient
+) -> None:
+    playbook = f"{PLAYBOOKS}/kube_objects.yml"
+    first = run_playbook(playbook, env=stack_ansible_env).assert_ok()
+    assert first.total("changed") == 3, first.stdout
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    deployment = apps.read_namespaced_deployment("web", "kube-probe")
+    assert deployment.spec.replicas == 1
+    assert deployment.status.ready_replicas is None, "nothing is scheduled: there are no nodes"
+    assert core.read_namespaced_service("web", "kube-probe").spec.cluster_ip.startswith("10.")
+
+    again = run_playbook(playbook, env=stack_ansible_env).assert_ok()
+    assert again.total("changed") == 0, again.stdout
+
+    # --check uses the server's dry-run: no change reported on unchanged objects...
+    unchanged = run_playbook(playbook, env=stack_ansible_env, check=True, diff=True).assert_ok()
+    assert unchanged.total("changed") == 0, unchanged.stdout
+    # ...a real change is reported (with its diff) and not made
+    planned = run_playbook(
+        playbook, env=stack_ansible_env, check=True, diff=True, extra_vars={"probe_replicas": "3"}
+    ).assert_ok()
+    assert planned.total("changed") == 1, planned.stdout
+    assert re.search(r"^[-]\s+\"?replicas\"?: 1", planned.stdout, re.MULTILINE), planned.stdout
+    assert re.search(r"^[+]\s+\"?replicas\"?: 3", planned.stdout, re.MULTILINE), planned.stdout
+    assert apps.read_namespaced_deployment("web", "kube-probe").spec.replicas == 1
+
+
+def test_invalid_cert_manager_and_flux_objects_are_rejected_by_the_server(
+    stack_ansible_env: dict[str, str], api: client.ApiClient
+) -> None:
+    result = run_playbook(f"{PLAYBOOKS}/kube_invalid.yml", env=stack_ansible_env).assert_ok()
+    assert "spec.acme.privateKeySecretRef: Required value" in result.stdout, result.stdout
+    assert "spec.chart.spec.chart: Required value" in result.stdout, result.stdout
+    custom = client.CustomObjectsApi(api)
+    with pytest.raises(ApiException) as missing:
+        custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", "letsencrypt-misspelled")
+    assert missing.value.status == 404, "the invalid ClusterIssuer was not stored"
+
+
+def test_unknown_field_is_rejected_with_strict_field_validation(api: client.ApiClient) -> None:
+    issuer: dict[str, Any] = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": "letsencrypt-typo"},
+        "spec": {
+            "acme": {
+                "server": "https://acme-staging-v02.api.letsencrypt.org/directory",
+                "emial": "ops@example.org",
+                "privateKeySecretRef": {"name": "letsencrypt-typo"},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+            }
+        },
+    }
+    custom = client.CustomObjectsApi(api)
+    with pytest.raises(ApiException) as rejected:
+        custom.create_cluster_custom_object(
+            "cert-manager.io", "v1", "clusterissuers", issuer, field_validation="Strict"
+        )
+    assert rejected.value.status == 400
+    assert 'unknown field "spec.acme.emial"' in json.loads(rejected.value.body)["message"]
+
+    issuer["spec"]["acme"]["email"] = issuer["spec"]["acme"].pop("emial")
+    created = custom.create_cluster_custom_object(
+        "cert-manager.io", "v1", "clusterissuers", issuer, field_validation="Strict"
+    )
+    assert created["spec"]["acme"]["email"] == "ops@example.org", "the corrected object is accepted"
+
+
+def test_helm_module_installs_the_nodejs_chart(stack_ansible_env: dict[str, str], api: client.ApiClient) -> None:
+    playbook = f"{PLAYBOOKS}/kube_helm.yml"
+    first = run_playbook(playbook, env=stack_ansible_env).assert_ok()
+    assert first.total("changed") == 1, first.stdout
+    again = run_playbook(playbook, env=stack_ansible_env).assert_ok()
+    assert again.total("changed") == 0, again.stdout
+
+    releases = _tool_output(stack_ansible_env, "helm", "list", "--namespace=ui-probe", "--output=json")
+    assert '"name":"ui"' in releases and '"status":"deployed"' in releases
+
+    namespace = "ui-probe"
+    deployment = client.AppsV1Api(api).read_namespaced_deployment("ui", namespace)
+    assert deployment.spec.template.spec.service_account_name == "deployment-runner"
+    container = deployment.spec.template.spec.containers[0]
+    assert container.image == "000000000000.dkr.ecr.eu-west-1.amazonaws.com/ui:master-0123abc"
+    assert {e.name: e.value for e in container.env}["K8S_ENV"] == "development"
+    assert container.readiness_probe.http_get.path == "/health"
+
+    account = client.CoreV1Api(api).read_namespaced_service_account("deployment-runner", namespace)
+    assert account.metadata.annotations["eks.amazonaws.com/role-arn"] == IAM_ROLE
+
+    ingress = client.NetworkingV1Api(api).read_namespaced_ingress("ui", namespace)
+    assert ingress.spec.ingress_class_name == "nginx"
+    assert ingress.metadata.annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    assert ingress.spec.tls[0].hosts == ["ui.scp.biomage.test"]
+    assert ingress.spec.rules[0].host == "ui.scp.biomage.test"
+
+    hpa = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("ui", namespace)
+    assert (hpa.spec.scale_target_ref.kind, hpa.spec.scale_target_ref.name) == ("Deployment", deployment.metadata.name)
+    assert client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("ui", namespace).spec.min_available == 1
+    policy = client.NetworkingV1Api(api).read_namespaced_network_policy("ui", namespace)
+    assert policy.spec.pod_selector.match_labels == deployment.spec.selector.match_labels
+
+
+def test_load_balancer_stand_in_writes_the_emulator_load_balancer_hostname(
+    devstack: dict[str, str], api: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api)
+    namespace = client.V1Namespace(metadata=client.V1ObjectMeta(name="lb-probe"))
+    core.create_namespace(namespace)
+    ports = [client.V1ServicePort(port=80, target_port=80)]
+    for name, kind in (("public", "LoadBalancer"), ("internal", "ClusterIP")):
+        service = client.V1Service(
+            metadata=client.V1ObjectMeta(name=name), spec=client.V1ServiceSpec(type=kind, ports=ports)
+        )
+        core.create_namespaced_service("lb-probe", service)
+
+    deadline = time.monotonic() + 20
+    ingress = None
+    while time.monotonic() < deadline and not ingress:
+        ingress = core.read_namespaced_service_status("public", "lb-probe").status.load_balancer.ingress
+        time.sleep(0.2)
+    assert ingress, "no load-balancer hostname within 20 s"
+    assert not core.read_namespaced_service_status("internal", "lb-probe").status.load_balancer.ingress
+
+    # the same load balancer exists in the AWS emulator, as the in-tree AWS provider names it
+    uid = core.read_namespaced_service("public", "lb-probe").metadata.uid
+    found = aws_client(devstack, "elbv2").describe_load_balancers(Names=[load_balancer_name(uid)])["LoadBalancers"]
+    assert [lb["DNSName"] for lb in found] == [ingress[0].hostname]
+    assert found[0]["Type"] == "network" and found[0]["CanonicalHostedZoneId"]

@@ -1,0 +1,347 @@
+"""The local Kubernetes API server of the stack: etcd + kube-apiserver on loopback, no nodes.
+
+This is the envtest-style control plane: objects are stored in etcd and validated by the real
+kube-apiserver (OpenAPI schemas, CRD structural schemas, RBAC, admission), but nothing is scheduled
+or reconciled: there is no kubelet, controller-manager or scheduler. The cert-manager and Flux CRDs
+(``tools/crds/generated``) are installed at start-up, and a stand-in for the cloud load-balancer
+controller (``devstack.lb_standin``) writes a hostname on Services of type LoadBalancer.
+
+Layout under ``<state_dir>``: ``kube/pki/`` (keys, 0600), ``kube/etcd-data/`` (wiped at every
+fresh start), ``kube/admin.kubeconfig`` (exported as KUBECONFIG), ``kube/ports`` and one pid/log
+file per process: ``kube-etcd``, ``kube-apiserver``, ``kube-lb-standin``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core import LOOPBACK, REPO_ROOT, Component, Context, DevstackError, free_port, http_ok, log_tail, port_in_use
+from .kube_pki import SERVICE_CLUSTER_IP_RANGE, Pki, ensure_pki
+
+BUILD_SCRIPT = REPO_ROOT / "tools" / "kube" / "build.sh"
+CRD_DIR = REPO_ROOT / "tools" / "crds" / "generated"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+ETCD, APISERVER, LB_STANDIN = "kube-etcd", "kube-apiserver", "kube-lb-standin"
+PROCESSES = (LB_STANDIN, APISERVER, ETCD)  # stop order
+DEFAULT_LB_DELAY = "2"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The pinned, machine-wide cached binaries (see tools/kube/build.sh)."""
+
+    kube_version: str
+    kube_apiserver: Path
+    etcd: Path
+    kubectl: Path
+    helm: Path
+
+    @classmethod
+    def from_lines(cls, text: str) -> Binaries:
+        values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        try:
+            return cls(
+                kube_version=values["KUBE_VERSION"],
+                kube_apiserver=Path(values["KUBE_APISERVER_BIN"]),
+                etcd=Path(values["ETCD_BIN"]),
+                kubectl=Path(values["KUBECTL_BIN"]),
+                helm=Path(values["HELM_BIN"]),
+            )
+        except KeyError as exc:
+            raise DevstackError(f"{BUILD_SCRIPT} --print did not print {exc.args[0]}. Fix: check the script.") from exc
+
+    def missing(self) -> list[Path]:
+        return [p for p in (self.kube_apiserver, self.etcd, self.kubectl, self.helm) if not os.access(p, os.X_OK)]
+
+
+def _run_build(*args: str) -> str:
+    try:
+        result = subprocess.run(["bash", str(BUILD_SCRIPT), *args], check=True, text=True, stdout=subprocess.PIPE)
+    except subprocess.CalledProcessError as exc:
+        raise DevstackError(
+            f"{BUILD_SCRIPT} {' '.join(args)} failed (exit {exc.returncode}); its error output is above. "
+            "Fix: run `tools/kube/install-tools.sh` by hand and read its output."
+        ) from exc
+    return result.stdout
+
+
+def ensure_binaries() -> Binaries:
+    """The cached binaries; builds them first (minutes, once per machine) when any is missing."""
+    binaries = Binaries.from_lines(_run_build("--print"))
+    if binaries.missing():
+        print(
+            f"devstack kube: building {', '.join(p.name for p in binaries.missing())} (first run on this machine)",
+            file=sys.stderr,
+        )
+        binaries = Binaries.from_lines(_run_build())
+    return binaries
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+
+    def dump(self) -> str:
+        return json.dumps(self.__dict__) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> Ports | None:
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+
+def _choose_apiserver_port() -> int:
+    wanted = os.environ.get("BIOMAGE_KUBE_PORT")
+    if not wanted:
+        return free_port()
+    try:
+        port = int(wanted)
+    except ValueError as exc:
+        raise DevstackError(
+            f"BIOMAGE_KUBE_PORT={wanted!r} is not a port number. Fix: unset it or give a number."
+        ) from exc
+    if port_in_use(port):
+        raise DevstackError(
+            f"port {port} (BIOMAGE_KUBE_PORT) is already in use by another process. "
+            "Fix: stop that process, choose another port, or unset BIOMAGE_KUBE_PORT to pick a free one."
+        )
+    return port
+
+
+def _choose_ports() -> Ports:
+    ports: list[int] = []
+    while len(ports) < 2:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    apiserver = _choose_apiserver_port()
+    while apiserver in ports:
+        apiserver = _choose_apiserver_port()
+    return Ports(etcd_client=ports[0], etcd_peer=ports[1], apiserver=apiserver)
+
+
+def etcd_argv(binary: Path, data_dir: Path, ports: Ports) -> list[str]:
+    client = f"http://{LOOPBACK}:{ports.etcd_client}"
+    peer = f"http://{LOOPBACK}:{ports.etcd_peer}"
+    return [
+        str(binary),
+        "--name=local",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=local={peer}",
+        "--initial-cluster-state=new",
+        # a throw-away store for tests and development: skip fsync (much faster on shared disks)
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
+    ]
+
+
+def apiserver_argv(binary: Path, pki: Pki, ports: Ports) -> list[str]:
+    return [
+        str(binary),
+        f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
+        f"--bind-address={LOOPBACK}",
+        f"--advertise-address={LOOPBACK}",
+        f"--secure-port={ports.apiserver}",
+        f"--tls-cert-file={pki.server_cert}",
+        f"--tls-private-key-file={pki.server_key}",
+        f"--client-ca-file={pki.ca_cert}",
+        "--authorization-mode=RBAC",
+        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        "--allow-privileged=true",
+        "--profiling=false",
+        # there are no nodes: the `kubernetes` Service cannot get loopback endpoints
+        "--endpoint-reconciler-type=none",
+        f"--cert-dir={pki.folder}",
+    ]
+
+
+def _kubeconfig(server: str, pki: Pki) -> dict[str, object]:
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode("ascii")
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "biomage-local", "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)}}
+        ],
+        "users": [
+            {
+                "name": "biomage-local-admin",
+                "user": {"client-certificate-data": b64(pki.admin_cert), "client-key-data": b64(pki.admin_key)},
+            }
+        ],
+        "contexts": [{"name": "biomage-local", "context": {"cluster": "biomage-local", "user": "biomage-local-admin"}}],
+        "current-context": "biomage-local",
+    }
+
+
+def write_kubeconfig(path: Path, server: str, pki: Pki) -> None:
+    """Write the admin kubeconfig (JSON is valid YAML) with mode 0600: it holds a private key."""
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(_kubeconfig(server, pki), handle, indent=2)
+    path.with_suffix(".tmp").replace(path)
+
+
+def admin_ssl_context(pki: Pki) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+    return context
+
+
+def crd_files(folder: Path = CRD_DIR) -> list[Path]:
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise DevstackError(f"no CRDs in {folder}. Fix: run `make -C tools/crds` (or restore the folder from git).")
+    return files
+
+
+class Kube(Component):
+    """etcd + kube-apiserver + the load-balancer stand-in, started and stopped as one component."""
+
+    name = "kube"
+
+    # -- paths ---------------------------------------------------------------------------------
+    @staticmethod
+    def folder(ctx: Context) -> Path:
+        return ctx.path("kube")
+
+    def kubeconfig(self, ctx: Context) -> Path:
+        return self.folder(ctx) / "admin.kubeconfig"
+
+    def _standin_endpoint(self, ctx: Context) -> Path:
+        """The AWS emulator endpoint the running stand-in registers load balancers at ('' = none)."""
+        return self.folder(ctx) / "lb-standin.aws-endpoint"
+
+    def _recorded_standin_endpoint(self, ctx: Context) -> str | None:
+        try:
+            return self._standin_endpoint(ctx).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def _ports_file(self, ctx: Context) -> Path:
+        return self.folder(ctx) / "ports"
+
+    @staticmethod
+    def server(ports: Ports) -> str:
+        return f"https://{LOOPBACK}:{ports.apiserver}"
+
+    # -- health --------------------------------------------------------------------------------
+    def _readyz_ok(self, pki: Pki, ports: Ports) -> bool:
+        """True only on 200 from /readyz (every check passed), using the admin client cert."""
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - loopback only
+                f"{self.server(ports)}/readyz", timeout=2, context=admin_ssl_context(pki)
+            ) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def _healthy(self, ctx: Context, pki: Pki, ports: Ports) -> bool:
+        """Every process of the component runs and the API server is ready: safe to adopt."""
+        return all(ctx.read_pid(name) is not None for name in PROCESSES) and self._readyz_ok(pki, ports)
+
+    def is_running(self, ctx: Context) -> bool:
+        return all(ctx.read_pid(name) is not None for name in (ETCD, APISERVER))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, ctx: Context) -> dict[str, str]:
+        binaries = ensure_binaries()
+        pki = ensure_pki(self.folder(ctx) / "pki")
+        ports = Ports.load(self._ports_file(ctx))
+        if ports is None or not self._healthy(ctx, pki, ports):
+            self.stop(ctx)  # recovers from stale pid files and half-dead stacks
+            ports = self._start_fresh(ctx, binaries, pki)
+        elif self._recorded_standin_endpoint(ctx) != ctx.env.get("AWS_ENDPOINT_URL", ""):
+            # the AWS emulator was restarted on another port since: point the stand-in at it
+            ctx.terminate(LB_STANDIN)
+            self._start_lb_standin(ctx)
+        return {
+            "KUBECONFIG": str(self.kubeconfig(ctx)),
+            "K8S_AUTH_KUBECONFIG": str(self.kubeconfig(ctx)),
+            "BIOMAGE_KUBE_SERVER": self.server(ports),
+            "BIOMAGE_KUBE_VERSION": binaries.kube_version,
+            "BIOMAGE_KUBECTL": str(binaries.kubectl),
+            "BIOMAGE_HELM": str(binaries.helm),
+        }
+
+    def _start_fresh(self, ctx: Context, binaries: Binaries, pki: Pki) -> Ports:
+        folder = self.folder(ctx)
+        data_dir = folder / "etcd-data"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        ports = _choose_ports()
+        self._ports_file(ctx).write_text(ports.dump(), encoding="utf-8")
+
+        ctx.spawn(ETCD, etcd_argv(binaries.etcd, data_dir, ports))
+        etcd_health = f"http://{LOOPBACK}:{ports.etcd_client}/health"
+        ctx.wait_until(lambda: http_ok(etcd_health), f"etcd answering on {etcd_health}", ETCD)
+
+        ctx.spawn(APISERVER, apiserver_argv(binaries.kube_apiserver, pki, ports))
+        write_kubeconfig(self.kubeconfig(ctx), self.server(ports), pki)
+        ctx.wait_until(lambda: self._readyz_ok(pki, ports), f"{self.server(ports)}/readyz", APISERVER)
+
+        self._install_crds(ctx, binaries.kubectl)
+        self._start_lb_standin(ctx)
+        return ports
+
+    def _kubectl(self, ctx: Context, kubectl: Path, *args: str) -> None:
+        argv = [str(kubectl), f"--kubeconfig={self.kubeconfig(ctx)}", *args]
+        result = subprocess.run(argv, check=False, text=True, capture_output=True)
+        if result.returncode != 0:
+            raise DevstackError(
+                f"`kubectl {' '.join(args)}` failed against the local API server:\n{result.stderr.strip()}\n"
+                f"API server log tail ({ctx.log_file(APISERVER)}):\n{log_tail(ctx.log_file(APISERVER))}"
+            )
+
+    def _install_crds(self, ctx: Context, kubectl: Path) -> None:
+        """Apply the generated cert-manager and Flux CRDs and wait until the server serves them."""
+        file_args = [f"--filename={path}" for path in crd_files()]
+        self._kubectl(ctx, kubectl, "apply", "--server-side", "--field-manager=biomage-devstack", *file_args)
+        self._kubectl(ctx, kubectl, "wait", "--for=condition=Established", "--timeout=60s", *file_args)
+
+    def _start_lb_standin(self, ctx: Context) -> None:
+        ready_file = self.folder(ctx) / "lb-standin.ready"
+        ready_file.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "devstack.lb_standin",
+            f"--kubeconfig={self.kubeconfig(ctx)}",
+            f"--delay={os.environ.get('BIOMAGE_LB_DELAY', DEFAULT_LB_DELAY)}",
+            f"--region={ctx.region}",
+            f"--ready-file={ready_file}",
+        ]
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))}
+        if ctx.env.get("AWS_ENDPOINT_URL"):
+            # the AWS emulator runs: register each load balancer there too (see lb_standin's doc)
+            env.update({key: value for key, value in ctx.env.items() if key.startswith("AWS_")})
+            argv.append("--register-in-aws-emulator")
+        ctx.spawn(LB_STANDIN, argv, env=env)
+        self._standin_endpoint(ctx).write_text(ctx.env.get("AWS_ENDPOINT_URL", ""), encoding="utf-8")
+        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
+
+    def stop(self, ctx: Context) -> bool:
+        stopped = [ctx.terminate(name) for name in PROCESSES]
+        self._ports_file(ctx).unlink(missing_ok=True)
+        return any(stopped)

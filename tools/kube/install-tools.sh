@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the pinned Kubernetes tools: build (once per machine, see build.sh) kube-apiserver, etcd,
+# kubectl and helm, and link kubectl and helm into the virtualenv's bin folder, so kubernetes.core's
+# k8s and helm modules find them on PATH. Idempotent; a second run takes well under a second.
+#
+# Usage: tools/kube/install-tools.sh [BIN_DIR]     (default: <repo>/.venv/bin)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "${here}/../.." && pwd)"
+bin_dir="${1:-${repo}/.venv/bin}"
+
+[[ -d "${bin_dir}" ]] || {
+	echo "tools/kube/install-tools.sh: ${bin_dir} does not exist. Fix: create the virtualenv first (make setup)." >&2
+	exit 1
+}
+
+declare -A paths=()
+while IFS='=' read -r key value; do
+	paths["${key}"]="${value}"
+done < <("${here}/build.sh")
+
+for tool in kubectl helm; do
+	key="${tool^^}_BIN"
+	target="${paths[${key}]:-}"
+	[[ -x "${target}" ]] || {
+		echo "tools/kube/install-tools.sh: build.sh did not produce ${tool} (${key}='${target}')" >&2
+		exit 1
+	}
+	ln -sfn "${target}" "${bin_dir}/${tool}"
+done
+echo "kubectl ${paths[KUBE_VERSION]}, helm ${paths[HELM_VERSION]}, kube-apiserver ${paths[KUBE_VERSION]}," \
+	"etcd ${paths[ETCD_VERSION]} ready; kubectl and helm linked into ${bin_dir}"
