@@ -232,6 +232,12 @@ def test_the_irsa_role_reads_the_issuer_from_the_eks_cluster(
     ]
     assert {"ParameterKey": "OIDCProvider", "ParameterValue": issuer.removeprefix("https://")} in stack["Parameters"]
 
+    reported = "oidc.eks.eu-west-1.amazonaws.com/id/REPORTEDBYEKSCLUSTERROLE0000000000"
+    from_fact = run(
+        stack_ansible_env, extra_vars={**extra, "eks_cluster_oidc_issuer": f"https://{reported}"}
+    ).assert_ok()
+    assert "OIDC provider trusted by the IRSA roles: " + reported in from_fact.stdout
+
     missing = run(stack_ansible_env, extra_vars={**extra, "irsa_cluster_name": "biomage-nope"})
     assert missing.returncode != 0
     assert "EKS cluster biomage-nope does not exist" in missing.output and "irsa_oidc_provider" in missing.output
