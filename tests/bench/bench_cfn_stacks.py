@@ -110,7 +110,9 @@ def run_ours(work: Path, env: dict[str, str], size: int, files: list[Path]) -> t
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        # the failing task's message, not the tail of a long per-stack result
+        start = max(proc.stdout.find("fatal:"), 0) or max(len(proc.stdout) - 4000, 0)
+        raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[start : start + 6000]}\n{proc.stderr[-2000:]}")
     result = next(iter(json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"].values()))
     return elapsed, int(result["api_calls"]["total"]), result["summary"]
 
