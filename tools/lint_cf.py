@@ -1,6 +1,6 @@
 """Lint the CloudFormation templates: cfn-lint, then the repository's own template rules.
 
-    python tools/lint_cf.py                 # cf/*.yaml (what `make lint` runs)
+    python tools/lint_cf.py                 # cf/*.yaml and infra/cf-*.yaml (what `make lint` runs)
     python tools/lint_cf.py path/a.yaml ... # given templates
     python tools/lint_cf.py --no-cfn-lint   # only the repository's rules (fast)
 
@@ -33,12 +33,17 @@ def _cfn_lint(paths: list[Path]) -> int:
     return 0 if proc.returncode == 0 else 1
 
 
+def default_templates() -> list[Path]:
+    """cf/*.yaml (biomage.iac.aws_resources, irsa) and infra/cf-*.yaml (e.g. route53_dns's template)."""
+    return sorted((REPO_ROOT / "cf").glob("*.yaml")) + sorted((REPO_ROOT / "infra").glob("cf-*.yaml"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("templates", nargs="*", type=Path)
     parser.add_argument("--no-cfn-lint", action="store_true", help="only the repository's rules")
     args = parser.parse_args(argv)
-    paths = args.templates or sorted((REPO_ROOT / "cf").glob("*.yaml"))
+    paths = args.templates or default_templates()
     if not paths:
         print("no templates found under cf/", file=sys.stderr)
         return 1
