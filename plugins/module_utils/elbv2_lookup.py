@@ -44,5 +44,6 @@ def find_by_dns_name(client, dns_name, settings):
                 if normalise_dns_name(load_balancer.get("DNSName")) == wanted:
                     return summarise(load_balancer), pages
     except ClientError as exc:
-        raise explain(exc, settings, "describe the load balancers (elasticloadbalancing:DescribeLoadBalancers)") from exc
+        action = "describe the load balancers (elasticloadbalancing:DescribeLoadBalancers)"
+        raise explain(exc, settings, action) from exc
     return None, pages

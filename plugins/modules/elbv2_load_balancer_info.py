@@ -118,7 +118,7 @@ def main():
         module.fail_json(msg="elbv2_load_balancer_info needs boto3 and botocore. Fix: run `make setup`.")
     dns_name = module.params["dns_name"]
     if not dns_name.strip():
-        module.fail_json(msg="dns_name is empty. Fix: pass the load balancer's hostname (the ingress_nginx role sets it).")
+        module.fail_json(msg="dns_name is empty. Fix: pass the load balancer's hostname (ingress_nginx sets it).")
     settings = connection_settings(module.params)
     try:
         client = make_client("elbv2", settings)
