@@ -19,6 +19,8 @@ from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_s
 from tests.lib.kube_stub import ISSUER, KubeStub
 
 pytestmark = pytest.mark.slow
+# the add-ons after the cluster have their own tests (test_ingress_dns.py)
+SKIP_ADDONS = ["--skip-tags", "ingress_nginx,route53_dns"]
 
 
 def is_mutating(argv: list[str]) -> bool:
@@ -44,7 +46,9 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     env, extra = staging(stack_ansible_env, tmp_path, state)
     before = (tmp_path / "bin" / "state.json").read_text()
 
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra)
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra, args=SKIP_ADDONS
+    )
     result.assert_ok()
 
     assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout
@@ -66,7 +70,9 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
 ) -> None:
     env, extra = staging(stack_ansible_env, tmp_path, new_state())
 
-    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    first = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=SKIP_ADDONS
+    ).assert_ok()
     assert first.total("changed") == 1
     created = [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert [argv[1:3] for argv in created] == [["create", "cluster"], ["utils", "write-kubeconfig"]]
@@ -74,7 +80,9 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
     assert yaml.safe_load((tmp_path / "kube" / "biomage-staging.yaml").read_text())["kind"] == "Config"
 
     (tmp_path / "bin" / "argv.log").write_text("")
-    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    second = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=SKIP_ADDONS
+    ).assert_ok()
     assert second.total("changed") == 0
     again = [argv[1:3] for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert again == [["utils", "write-kubeconfig"]]  # refreshed, identical: not a change
@@ -90,7 +98,9 @@ def test_production_refuses_a_changed_node_group_naming_the_fix(
     changed.write_text(BASE_CONFIG.read_text().replace('instanceTypes: ["r5.xlarge"]', 'instanceTypes: ["r5.2xlarge"]'))
     env, extra = staging(stack_ansible_env, tmp_path, state, eks_cluster_config_file=str(changed))
 
-    result = run_playbook("playbooks/base.yml", "inventories/production", env=env, check=True, extra_vars=extra)
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/production", env=env, check=True, extra_vars=extra, args=SKIP_ADDONS
+    )
     assert result.returncode != 0
     assert "node group 'workers' (live: workers) cannot change in place: instanceTypes r5.xlarge -> r5.2xlarge" in (
         result.output
@@ -107,7 +117,10 @@ def test_development_uses_the_local_api_server_and_sets_the_same_facts(
     with KubeStub().running() as stub:
         kubeconfig = stub.kubeconfig(tmp_path / "kubeconfig")
         result = run_playbook(
-            "playbooks/base.yml", env=env, extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)}
+            "playbooks/base.yml",
+            env=env,
+            extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)},
+            args=SKIP_ADDONS,
         ).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     assert f"Kubernetes: {stub.url}" in result.stdout
@@ -126,7 +139,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
     env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
 
-    result = run_playbook("playbooks/base.yml", env=env).assert_ok()
+    result = run_playbook("playbooks/base.yml", env=env, args=SKIP_ADDONS).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     summary = " ".join(result.stdout.split())  # the YAML callback folds long lines
     assert (
@@ -135,7 +148,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     ) in summary
     assert result.total("changed") == 0
 
-    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True).assert_ok()
+    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True, args=SKIP_ADDONS).assert_ok()
     assert check.total("changed") == 0
     assert f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']}" in check.stdout
     assert logged_argv(tmp_path / "bin") == []
@@ -153,7 +166,7 @@ def test_development_without_a_local_api_server_fails_with_the_fix(
     env = {key: value for key, value in stack_ansible_env.items() if key not in kube_keys}
     env["BIOMAGE_DEVSTACK_DIR"] = str(tmp_path)
 
-    result = run_playbook("playbooks/base.yml", env=env)
+    result = run_playbook("playbooks/base.yml", env=env, args=SKIP_ADDONS)
     assert result.returncode != 0
     assert "biomage.iac.preflight : Ask AWS who we are" in result.stdout, "preflight passed: AWS is reachable"
     assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
@@ -170,7 +183,10 @@ def test_development_with_a_dead_api_server_fails_with_the_fix(
         stub.kubeconfig(dead)
     # the stub is gone: its kubeconfig now points at a closed loopback port
     result = run_playbook(
-        "playbooks/base.yml", env=stack_ansible_env, extra_vars={"eks_cluster_local_kubeconfig": str(dead)}
+        "playbooks/base.yml",
+        env=stack_ansible_env,
+        extra_vars={"eks_cluster_local_kubeconfig": str(dead)},
+        args=SKIP_ADDONS,
     )
     assert result.returncode != 0
     message = " ".join(result.output.split())  # the YAML callback folds long lines
@@ -213,7 +229,7 @@ def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
     env, extra_vars = staging(stack_ansible_env, tmp_path, state, **extra)
     before = (tmp_path / "bin" / "state.json").read_text()
 
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars, args=SKIP_ADDONS)
     assert result.returncode != 0
     message = " ".join(result.output.split())  # the YAML callback folds long lines
     for text in expected:
@@ -231,7 +247,7 @@ def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str],
     # PATH without any eksctl: neither the scripted one nor one installed on this machine
     path = [d for d in env["PATH"].split(os.pathsep) if d and not (Path(d) / "eksctl").exists()]
     env["PATH"] = os.pathsep.join(path)
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars, args=SKIP_ADDONS)
     assert result.returncode != 0
     message = " ".join(result.output.split())
     assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
@@ -249,7 +265,12 @@ def test_an_eksctl_failure_never_prints_the_operators_secret_key(
     env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY=secret)
 
     result = run_playbook(
-        "playbooks/base.yml", "inventories/staging", env=env, diff=True, extra_vars=extra_vars, args=["-vvv"]
+        "playbooks/base.yml",
+        "inventories/staging",
+        env=env,
+        diff=True,
+        extra_vars=extra_vars,
+        args=["-vvv", *SKIP_ADDONS],
     )
     assert result.returncode != 0
     assert "request signed with ******** was refused" in result.output

@@ -125,3 +125,15 @@ def test_a_hostname_that_never_appears_fails_with_the_fix(
     assert "Service itest-no-lb/ingress-nginx-controller (type LoadBalancer) has no" in message, message[-4000:]
     assert "after 3s" in message and "Fix:" in message and "ingress_nginx_load_balancer_wait_timeout" in message
     assert "Converge stack" not in message  # the DNS role never ran on a missing hostname
+
+
+def test_base_playbook_runs_both_roles_after_the_cluster(
+    applied: PlaybookResult, stack_ansible_env: dict[str, str]
+) -> None:
+    result = run_playbook("playbooks/base.yml", env=stack_ansible_env).assert_ok()
+    tasks = re.findall(r"^TASK \[biomage\.iac\.(\w+) :", result.stdout, re.MULTILINE)
+    order = list(dict.fromkeys(tasks))
+    assert order.index("eks_cluster") < order.index("ingress_nginx") < order.index("route53_dns"), order
+    assert result.total("changed") == 0, result.stdout[-4000:]
+    summary = " ".join(result.stdout.split())
+    assert f"ingress: {hostname(applied)} (DNS scp.biomage.test and *.scp.biomage.test in zone" in summary
