@@ -110,21 +110,25 @@ def paused_standin(devstack: dict[str, str], stack_ansible_env: dict[str, str]) 
 def test_a_hostname_that_never_appears_fails_with_the_fix(
     applied: PlaybookResult, playbook: Path, stack_ansible_env: dict[str, str], paused_standin: None
 ) -> None:
-    result = run_playbook(
-        playbook,
-        env=stack_ansible_env,
-        extra_vars={
-            "ingress_nginx_namespace": "itest-no-lb",
-            "ingress_nginx_load_balancer_wait_timeout": 3,
-            "ingress_nginx_load_balancer_wait_delay": 1,
-        },
-        timeout=300,
-    )
-    assert result.returncode != 0
-    message = " ".join(result.output.split())  # the callback wraps long messages
-    assert "Service itest-no-lb/ingress-nginx-controller (type LoadBalancer) has no" in message, message[-4000:]
-    assert "after 3s" in message and "Fix:" in message and "ingress_nginx_load_balancer_wait_timeout" in message
-    assert "Converge stack" not in message  # the DNS role never ran on a missing hostname
+    try:
+        result = run_playbook(
+            playbook,
+            env=stack_ansible_env,
+            extra_vars={
+                "ingress_nginx_namespace": "itest-no-lb",
+                "ingress_nginx_load_balancer_wait_timeout": 3,
+                "ingress_nginx_load_balancer_wait_delay": 1,
+            },
+            timeout=300,
+        )
+        assert result.returncode != 0
+        message = " ".join(result.output.split())  # the callback wraps long messages
+        assert "Service itest-no-lb/ingress-nginx-controller (type LoadBalancer) has no" in message, message[-4000:]
+        assert "after 3s" in message and "Fix:" in message and "ingress_nginx_load_balancer_wait_timeout" in message
+        assert "Converge stack" not in message  # the DNS role never ran on a missing hostname
+    finally:
+        # the ClusterRoleBinding named the test's namespace: converge the real one again
+        run_playbook(playbook, env=stack_ansible_env).assert_ok()
 
 
 def test_base_playbook_runs_both_roles_after_the_cluster(
