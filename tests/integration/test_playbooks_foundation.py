@@ -18,7 +18,8 @@ def test_base_playbook_resolves_biomage_fqcn_and_converges(
 ) -> None:
     # without the stack's Kubernetes API server, biomage.iac.eks_cluster stops with its fix (tested in
     # tests/integration/test_eks_cluster_playbook.py): converge everything else
-    args = [] if "KUBECONFIG" in devstack else ["--skip-tags", "eks_cluster"]
+    # cert_manager is tested in test_cert_manager_playbook.py (its first run installs the issuers)
+    args = ["--skip-tags", "cert_manager" if "KUBECONFIG" in devstack else "eks_cluster,cert_manager"]
     result = run_playbook("playbooks/base.yml", env=stack_ansible_env, args=args).assert_ok()
     assert "biomage.iac.preflight : Ask AWS who we are" in result.stdout
     assert f"AWS account: {MOTO_ACCOUNT} via {stack_ansible_env['AWS_ENDPOINT_URL']}" in result.stdout
@@ -83,7 +84,7 @@ def test_secret_key_never_reaches_output(tmp_path: Path) -> None:
             "playbooks/base.yml",
             env=ansible_env(BIOMAGE_DEVSTACK_DIR=str(tmp_path)),
             diff=True,
-            args=["-vvv", "--skip-tags", "eks_cluster"],  # a moto-only stack has no Kubernetes API server
+            args=["-vvv", "--skip-tags", "eks_cluster,cert_manager"],  # a moto-only stack has no Kubernetes API server
         ).assert_ok()
         assert secret not in result.output
     finally:
