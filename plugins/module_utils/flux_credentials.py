@@ -169,7 +169,7 @@ class StoredSecret:
 
     data: dict
     resource_version: str | None = None
-    secret_type: str = "Opaque"
+    secret_type: str = "Opaque"  # noqa: S105 - the Secret type, not a password
     labels: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
 
@@ -380,7 +380,7 @@ class Outcome:
     keypair: KeyPair | None  # the key pair the Secret holds afterwards (None: a new one, check mode)
     added: dict | None = None
     deleted: list = field(default_factory=list)
-    secret_action: str = "unchanged"  # created | replaced | unchanged
+    secret_action: str = "unchanged"  # noqa: S105 - created | replaced | unchanged
 
 
 def apply(

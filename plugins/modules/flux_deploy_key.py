@@ -71,7 +71,7 @@ options:
   read_only:
     description:
       - Whether the deploy key may only read. A registered key with the other access mode is not changed in place
-        (that would cut Flux's access): the module fails and asks for O(regenerate=always).
+        (that would cut Flux's access); the module fails and asks for O(regenerate=always).
     type: bool
     default: true
   regenerate:

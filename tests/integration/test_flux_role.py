@@ -30,7 +30,8 @@ NAMESPACE = SECRET = "flux-system"
 TITLE = "flux-biomage-development"
 SOURCE = ("source.toolkit.fluxcd.io", "v1", "gitrepositories", "flux-system")
 KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "releases")
-PINNED_HOSTS = yaml.safe_load((REPO_ROOT / "roles/flux/defaults/main.yml").read_text())["flux_known_hosts"]
+ROLE_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles/flux/defaults/main.yml").read_text())
+PINNED_HOSTS = "\n".join(ROLE_DEFAULTS["flux_known_hosts"]) + "\n"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -175,7 +176,9 @@ def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansibl
 
     plan = run(env, check=True).assert_ok()
     assert plan.total("changed") >= 2 and "(a new ed25519 key)" in plan.stdout
-    assert read_secret(api) is None and keys(env) == [] and get_object(api, SOURCE) is None, "check mode changed nothing"
+    assert read_secret(api) is None and keys(env) == [] and get_object(api, SOURCE) is None, (
+        "check mode changed nothing"
+    )
 
     first = run(env).assert_ok()
     assert first.total("changed") >= 2
@@ -186,7 +189,9 @@ def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansibl
     assert deploy_keys.fingerprint(secret["data"]["identity.pub"]) == fingerprint
     assert secret["data"]["known_hosts"] == PINNED_HOSTS
     registered = keys(env)
-    assert [(k["key"], k["read_only"]) for k in registered] == [(deploy_keys.normalize(secret["data"]["identity.pub"]), True)]
+    assert [(k["key"], k["read_only"]) for k in registered] == [
+        (deploy_keys.normalize(secret["data"]["identity.pub"]), True)
+    ]
     summary = " ".join(first.stdout.split("Summarise what was converged", 1)[1].split())
     assert f"deploy key {TITLE} {fingerprint}" in summary, "the summary names the key in use"
 
@@ -243,7 +248,9 @@ def test_bad_token_fails_before_anything_is_touched(api: client.ApiClient, stack
     assert result.returncode != 0
     assert "answered 401: Bad credentials" in result.output and "Fix: the token" in result.output
     failed_task = result.stdout.rsplit("TASK [", 1)[-1].split("]", 1)[0]
-    assert failed_task == "biomage.iac.flux : Check GitHub and the cluster, and plan Flux's credentials (changes nothing)"
+    assert (
+        failed_task == "biomage.iac.flux : Check GitHub and the cluster, and plan Flux's credentials (changes nothing)"
+    )
     assert token not in result.output
     assert read_secret(api)["resource_version"] == before["resource_version"]
     assert [k["key"] for k in keys(env)] == [deploy_keys.normalize(before["data"]["identity.pub"])]

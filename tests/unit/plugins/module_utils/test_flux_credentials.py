@@ -197,7 +197,12 @@ def test_regenerate_always_rotates_add_then_write_then_delete() -> None:
     steps, outcome, _ = converge(world, regenerate="always")
     new = outcome.keypair
     assert steps.reasons == ["regenerate=always"] and new.fingerprint != old.fingerprint
-    assert world.log == [("dry_run", "replace"), ("add", TITLE, new.fingerprint), ("write", new.fingerprint), ("delete", 1)]
+    assert world.log == [
+        ("dry_run", "replace"),
+        ("add", TITLE, new.fingerprint),
+        ("write", new.fingerprint),
+        ("delete", 1),
+    ]
     assert secret_fingerprint(world) == new.fingerprint and outcome.secret_action == "replaced"
     assert [k["title"] for k in world.keys] == ["flux-biomage-production", TITLE] and other in world.keys
     assert world.violations == []
@@ -268,7 +273,7 @@ def test_keys_written_by_flux_bootstrap_are_adopted() -> None:
 def test_access_mode_change_is_refused_with_never_and_done_by_rotation_with_always() -> None:
     current = fc.generate_keypair()
     world = World(stored(current), [key(1, TITLE, current.public, read_only=True)])
-    with pytest.raises(fc.FluxCredentialsError, match="registered read-only but read_only=False.*regenerate=always"):
+    with pytest.raises(fc.FluxCredentialsError, match=r"registered read-only but read_only=False.*regenerate=always"):
         converge(world, read_only=False)
     assert world.log == []
     _, outcome, _ = converge(world, regenerate="always", read_only=False)
@@ -290,7 +295,11 @@ def test_key_registered_under_another_title_is_kept_and_reported() -> None:
 @pytest.mark.parametrize("state", ["missing", "registered", "unregistered", "stale", "known_hosts", "always"])
 def test_check_mode_plans_without_any_mutating_call(state) -> None:
     current = fc.generate_keypair()
-    secret = None if state == "missing" else stored(current, "github.com ssh-rsa AAAA\n" if state == "known_hosts" else KNOWN_HOSTS)
+    secret = (
+        None
+        if state == "missing"
+        else stored(current, "github.com ssh-rsa AAAA\n" if state == "known_hosts" else KNOWN_HOSTS)
+    )
     keys = [] if state == "unregistered" else [key(1, TITLE, current.public)]
     if state == "stale":
         keys.append(key(2, TITLE, new_key()))
@@ -332,7 +341,7 @@ def test_a_rotation_failing_at_any_step_converges_on_the_next_run_with_never(sta
         assert secret_fingerprint(world) == old.fingerprint, "the old key stays in the Secret"
 
     world.log.clear()
-    steps, outcome, _ = converge(world)
+    _, outcome, _ = converge(world)
     assert world.violations == []
     assert secret_fingerprint(world) == outcome.keypair.fingerprint
     titled = [k for k in world.keys if k["title"] == TITLE]
@@ -386,7 +395,7 @@ def test_readding_a_key_github_refuses_explains_the_fix() -> None:
             raise GitHubError("GitHub API POST .../keys answered 422: Validation Failed (key is already in use).", 422)
 
     steps = fc.plan(world.secret, [], TITLE, True, KNOWN_HOSTS)
-    with pytest.raises(fc.FluxCredentialsError, match="one repository only.*regenerate=always"):
+    with pytest.raises(fc.FluxCredentialsError, match=r"one repository only.*regenerate=always"):
         fc.apply(steps, world.secret, InUse(world), FakeStore(world), "o", "r", TITLE, True, KNOWN_HOSTS)
 
 
@@ -416,7 +425,7 @@ def test_malformed_known_hosts_fails_before_anything(bad) -> None:
 def test_pinned_github_host_keys_match_githubs_published_fingerprints() -> None:
     """roles/flux pins GitHub's host keys; their fingerprints are those GitHub publishes."""
     pinned = yaml.safe_load(ROLE_DEFAULTS.read_text())["flux_known_hosts"]
-    shown = fc.describe_known_hosts(fc.normalize_known_hosts(pinned))
+    shown = fc.describe_known_hosts(fc.normalize_known_hosts("\n".join(pinned)))
     assert shown == [
         "github.com ssh-ed25519 SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU",
         "github.com ecdsa-sha2-nistp256 SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM",
