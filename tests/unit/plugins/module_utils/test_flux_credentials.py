@@ -157,7 +157,7 @@ def test_missing_secret_generates_a_key_adds_it_then_writes_the_secret() -> None
 def test_missing_secret_deletes_leftovers_of_the_title_only_after_the_write() -> None:
     leftover, other = key(1, TITLE, new_key()), key(2, "ci", new_key())
     world = World(keys=[leftover, other])
-    _, outcome, _ = converge(world)
+    _steps, outcome, _protected = converge(world)
     assert [c[0] for c in world.log] == ["dry_run", "add", "write", "delete"]
     assert world.log[-1] == ("delete", 1)
     assert [k["id"] for k in world.keys] == [2, 101] and outcome.deleted == [leftover]
@@ -166,7 +166,7 @@ def test_missing_secret_deletes_leftovers_of_the_title_only_after_the_write() ->
 def test_registered_key_means_no_change_and_no_call() -> None:
     current = fc.generate_keypair(TITLE)
     world = World(stored(current), [key(7, TITLE, current.public), key(8, "flux-biomage-production", new_key())])
-    steps, outcome, _ = converge(world)
+    steps, outcome, _protected = converge(world)
     assert not steps.changed and world.log == [] and steps.reasons == []
     assert outcome.keypair.fingerprint == current.fingerprint and outcome.secret_action == "unchanged"
     assert steps.keep["id"] == 7
@@ -175,7 +175,7 @@ def test_registered_key_means_no_change_and_no_call() -> None:
 def test_key_deleted_on_github_is_added_again_and_the_secret_left_alone() -> None:
     current = fc.generate_keypair(TITLE)
     world = World(stored(current), [key(8, "flux-biomage-production", new_key())])
-    steps, _, _ = converge(world)
+    steps, _outcome, _protected = converge(world)
     assert steps.register and not steps.generate and not steps.write_secret
     assert world.log == [("add", TITLE, current.fingerprint)]
     assert world.secret.resource_version == "1", "the Secret is not written"
@@ -185,7 +185,7 @@ def test_key_deleted_on_github_is_added_again_and_the_secret_left_alone() -> Non
 def test_stale_key_with_the_title_is_deleted_and_the_secret_left_alone() -> None:
     current, stale = fc.generate_keypair(), new_key()
     world = World(stored(current), [key(1, TITLE, stale), key(2, TITLE, current.public)])
-    steps, _, _ = converge(world)
+    steps, _outcome, _protected = converge(world)
     assert world.log == [("delete", 1)] and not steps.write_secret
     assert [k["id"] for k in world.keys] == [2]
 
@@ -194,7 +194,7 @@ def test_regenerate_always_rotates_add_then_write_then_delete() -> None:
     old = fc.generate_keypair()
     other = key(9, "flux-biomage-production", new_key())
     world = World(stored(old), [key(1, TITLE, old.public), other])
-    steps, outcome, _ = converge(world, regenerate="always")
+    steps, outcome, _protected = converge(world, regenerate="always")
     new = outcome.keypair
     assert steps.reasons == ["regenerate=always"] and new.fingerprint != old.fingerprint
     assert world.log == [
@@ -211,7 +211,7 @@ def test_regenerate_always_rotates_add_then_write_then_delete() -> None:
 def test_known_hosts_drift_rewrites_the_secret_and_keeps_its_key() -> None:
     current = fc.generate_keypair()
     world = World(stored(current, known_hosts="github.com ssh-rsa AAAAB3NzaC1yc2E=\n"), [key(1, TITLE, current.public)])
-    steps, _, _ = converge(world)
+    steps, _outcome, _protected = converge(world)
     assert steps.write_secret and not steps.generate and not steps.register
     assert world.log == [("write", current.fingerprint)], "no dry run needed: GitHub is not touched"
     assert world.secret.data["identity"] == current.private and world.secret.data["known_hosts"] == KNOWN_HOSTS
@@ -239,7 +239,7 @@ def test_unusable_secret_fails_with_never_before_any_call_and_is_replaced_with_a
         converge(world)
     assert world.log == []
 
-    steps, outcome, _ = converge(world, regenerate="always")
+    steps, outcome, _protected = converge(world, regenerate="always")
     assert steps.generate and "no usable key" in steps.reasons[0]
     assert [c[0] for c in world.log] == ["dry_run", "add", "write", "delete"]
     assert set(world.secret.data) == set(fc.SECRET_KEYS), "only Flux's three keys remain"
@@ -276,7 +276,7 @@ def test_access_mode_change_is_refused_with_never_and_done_by_rotation_with_alwa
     with pytest.raises(fc.FluxCredentialsError, match=r"registered read-only but read_only=False.*regenerate=always"):
         converge(world, read_only=False)
     assert world.log == []
-    _, outcome, _ = converge(world, regenerate="always", read_only=False)
+    _steps, outcome, _protected = converge(world, regenerate="always", read_only=False)
     assert [(k["title"], k["read_only"]) for k in world.keys] == [(TITLE, False)]
     assert world.keys[0]["key"] == deploy_keys.normalize(outcome.keypair.public) and world.violations == []
 
@@ -284,9 +284,9 @@ def test_access_mode_change_is_refused_with_never_and_done_by_rotation_with_alwa
 def test_key_registered_under_another_title_is_kept_and_reported() -> None:
     current = fc.generate_keypair()
     world = World(stored(current), [key(1, "flux-system-main", current.public)])
-    steps, _, _ = converge(world)
+    steps, _outcome, _protected = converge(world)
     assert not steps.changed and "flux-system-main" in steps.warnings[0]
-    steps, _, _ = converge(world, regenerate="always")
+    steps, _outcome, _protected = converge(world, regenerate="always")
     assert [c[0] for c in world.log] == ["dry_run", "add", "write"], "another title's key is never deleted"
     assert "stays registered under the title 'flux-system-main'" in steps.warnings[0]
 
@@ -341,7 +341,7 @@ def test_a_rotation_failing_at_any_step_converges_on_the_next_run_with_never(sta
         assert secret_fingerprint(world) == old.fingerprint, "the old key stays in the Secret"
 
     world.log.clear()
-    _, outcome, _ = converge(world)
+    _steps, outcome, _protected = converge(world)
     assert world.violations == []
     assert secret_fingerprint(world) == outcome.keypair.fingerprint
     titled = [k for k in world.keys if k["title"] == TITLE]
