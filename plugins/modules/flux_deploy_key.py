@@ -85,8 +85,10 @@ options:
     default: never
   known_hosts:
     description:
-      - The Git host's SSH host keys, in C(known_hosts) format, written to the Secret's C(known_hosts).
-    type: str
+      - The Git host's SSH host keys, one C(known_hosts) entry (C(<host> <key type> <base64 key>)) each, written to
+        the Secret's C(known_hosts).
+    type: list
+    elements: str
     required: true
   key_comment:
     description: The comment of a generated public key; defaults to O(title).
@@ -188,7 +190,7 @@ def main():
             title=dict(type="str", required=True),
             read_only=dict(type="bool", default=True),
             regenerate=dict(type="str", choices=list(fc.REGENERATE_CHOICES), default="never"),
-            known_hosts=dict(type="str", required=True),
+            known_hosts=dict(type="list", elements="str", required=True),
             key_comment=dict(type="str"),
             timeout=dict(type="int", default=30),
             **GITHUB_ARGUMENT_SPEC,
@@ -200,6 +202,7 @@ def main():
     if not fc.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=fc.CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
+    known_hosts = "\n".join(p["known_hosts"])
 
     def protect(value):
         # whatever happens next, Ansible scrubs the private key (and its base64 form) from the output
@@ -212,9 +215,9 @@ def main():
         if secret is not None and secret.data.get("identity"):
             protect(secret.data["identity"])
         keys = github.list_deploy_keys(p["owner"], p["repo"])
-        steps = fc.plan(secret, keys, p["title"], p["read_only"], p["known_hosts"], p["regenerate"])
+        steps = fc.plan(secret, keys, p["title"], p["read_only"], known_hosts, p["regenerate"])
         outcome = fc.apply(
-            steps, secret, github, store, p["owner"], p["repo"], p["title"], p["read_only"], p["known_hosts"],
+            steps, secret, github, store, p["owner"], p["repo"], p["title"], p["read_only"], known_hosts,
             comment=p["key_comment"] or p["title"], check_mode=module.check_mode, protect=protect,
         )  # fmt: skip
     except (fc.FluxCredentialsError, GitHubError, deploy_keys.DeployKeyError) as exc:
@@ -223,7 +226,7 @@ def main():
     for warning in steps.warnings:
         module.warn(warning)
     keypair = outcome.keypair
-    known_hosts = fc.normalize_known_hosts(p["known_hosts"])
+    known_hosts = fc.normalize_known_hosts(known_hosts)
     result = dict(
         changed=steps.changed,
         fingerprint=keypair.fingerprint if keypair else None,

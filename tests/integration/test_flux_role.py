@@ -6,7 +6,9 @@ a ValidatingAdmissionPolicy of the real API server), and no secret in the output
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -321,3 +323,97 @@ def test_secret_without_a_usable_key_is_refused_then_replaced_on_request(
     new = read_secret(api)
     assert set(new["data"]) == {"identity", "identity.pub", "known_hosts"}
     assert [k["key"] for k in keys(env)] == [deploy_keys.normalize(new["data"]["identity.pub"])]
+
+
+# -- the controllers (cloud environments) -----------------------------------------------------------
+def install_manifest(images: list[str]) -> str:
+    """Shaped like a Flux release's install.yaml: namespace, service accounts, one Deployment a controller."""
+    docs: list[dict] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}]
+    for image in images:
+        name = image.split("/")[-1].split(":")[0]
+        labels = {"app": name}
+        docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": NAMESPACE}})
+        docs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+                "spec": {
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "serviceAccountName": name,
+                            "containers": [{"name": "manager", "image": f"images.example/{image}"}],
+                        },
+                    },
+                },
+            }
+        )
+    return yaml.safe_dump_all(docs)
+
+
+@contextmanager
+def served(files: dict[str, str]) -> Iterator[str]:
+    """A loopback HTTP server of ``files``; yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = files.get(self.path, "").encode()
+            self.send_response(200 if self.path in files else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_controllers_from_the_pinned_manifest(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> None:
+    """The cloud path (flux_install_controllers: true) with a manifest served on loopback: checked, applied,
+    idempotent; a manifest running other images is refused before anything is applied."""
+    env = stack_ansible_env
+    converged(api, env)
+    pinned = ROLE_DEFAULTS["flux_controller_images"]
+    apps = client.AppsV1Api(api)
+    other = [image.replace("source-controller:v1.9.6", "source-controller:v1.8.0") for image in pinned]
+    with served({"/install.yaml": install_manifest(pinned), "/other.yaml": install_manifest(other)}) as url:
+        extra = {"flux_install_controllers": True, "flux_controllers_wait": False}
+        try:
+            refused = run(env, flux_install_manifest_url=f"{url}/other.yaml", **extra)
+            assert refused.returncode != 0
+            assert "fluxcd/source-controller:v1.8.0" in refused.output and "Nothing was applied" in refused.output
+            assert apps.list_namespaced_deployment(NAMESPACE).items == []
+
+            planned = run(env, check=True, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
+            assert planned.total("changed") == 1 and apps.list_namespaced_deployment(NAMESPACE).items == []
+
+            first = run(env, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
+            assert first.total("changed") == 1, "only the controllers were missing"
+            images = sorted(
+                d.spec.template.spec.containers[0].image for d in apps.list_namespaced_deployment(NAMESPACE).items
+            )
+            assert images == sorted(f"images.example/{image}" for image in pinned)
+
+            again = run(env, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
+            assert again.total("changed") == 0
+            check = run(env, check=True, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
+            assert check.total("changed") == 0
+        finally:
+            for deployment in apps.list_namespaced_deployment(NAMESPACE).items:
+                apps.delete_namespaced_deployment(deployment.metadata.name, NAMESPACE)
+            for image in pinned:
+                name = image.split("/")[-1].split(":")[0]
+                try:
+                    client.CoreV1Api(api).delete_namespaced_service_account(name, NAMESPACE)
+                except ApiException as exc:
+                    assert exc.status == 404
