@@ -18,6 +18,8 @@ from tests.lib.fake_eksctl import MUTATING, install, logged_argv, new_state
 from tests.lib.kube_stub import ISSUER, KubeStub
 
 pytestmark = pytest.mark.slow
+# the cluster alone: the flux role that follows it in base.yml is tested in test_flux_role.py
+NO_FLUX = ["--skip-tags", "flux"]
 
 
 def is_mutating(argv: list[str]) -> bool:
@@ -43,7 +45,9 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     env, extra = staging(stack_ansible_env, tmp_path, state)
     before = (tmp_path / "bin" / "state.json").read_text()
 
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra)
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra, args=NO_FLUX
+    )
     result.assert_ok()
 
     assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout
@@ -65,7 +69,8 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
 ) -> None:
     env, extra = staging(stack_ansible_env, tmp_path, new_state())
 
-    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=NO_FLUX)
+    first.assert_ok()
     assert first.total("changed") == 1
     created = [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert [argv[1:3] for argv in created] == [["create", "cluster"], ["utils", "write-kubeconfig"]]
@@ -73,7 +78,8 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
     assert yaml.safe_load((tmp_path / "kube" / "biomage-staging.yaml").read_text())["kind"] == "Config"
 
     (tmp_path / "bin" / "argv.log").write_text("")
-    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=NO_FLUX)
+    second.assert_ok()
     assert second.total("changed") == 0
     again = [argv[1:3] for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert again == [["utils", "write-kubeconfig"]]  # refreshed, identical: not a change
@@ -106,7 +112,7 @@ def test_development_uses_the_local_api_server_and_sets_the_same_facts(
     with KubeStub().running() as stub:
         kubeconfig = stub.kubeconfig(tmp_path / "kubeconfig")
         result = run_playbook(
-            "playbooks/base.yml", env=env, extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)}
+            "playbooks/base.yml", env=env, extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)}, args=NO_FLUX
         ).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     assert f"Kubernetes: {stub.url}" in result.stdout
