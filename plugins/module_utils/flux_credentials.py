@@ -364,9 +364,12 @@ def plan(secret, keys, title, read_only, known_hosts, regenerate="never"):
     if result.delete:
         shown = ", ".join(deploy_keys.fingerprint(k["key"]) for k in result.delete)
         result.reasons.append(f"older keys titled {title!r} are no longer used ({shown})")
-    if secret_data(current, known_hosts, secret) != secret.data:
+    wanted = secret_data(current, known_hosts, secret)
+    drifted = sorted(k for k in set(wanted) | set(secret.data) if wanted.get(k) != secret.data.get(k))
+    if drifted:
         result.write_secret = True
-        result.reasons.append("the Secret's known_hosts or identity.pub differ from the wanted ones")
+        verb = "differs" if len(drifted) == 1 else "differ"
+        result.reasons.append(f"the Secret's {', '.join(drifted)} {verb} from the wanted content (same key)")
     return result
 
 

@@ -212,8 +212,9 @@ def main():
     try:
         store = fc.KubernetesSecretStore(p["namespace"], p["secret_name"], p["kubeconfig"], p["context"], p["timeout"])
         secret = store.read()
-        if secret is not None and secret.data.get("identity"):
-            protect(secret.data["identity"])
+        for name, value in (secret.data if secret else {}).items():
+            if value and name not in ("identity.pub", "known_hosts"):
+                protect(value)  # identity, and whatever else a hand-made Secret holds (password, ...)
         keys = github.list_deploy_keys(p["owner"], p["repo"])
         steps = fc.plan(secret, keys, p["title"], p["read_only"], known_hosts, p["regenerate"])
         outcome = fc.apply(

@@ -213,6 +213,7 @@ def test_known_hosts_drift_rewrites_the_secret_and_keeps_its_key() -> None:
     world = World(stored(current, known_hosts="github.com ssh-rsa AAAAB3NzaC1yc2E=\n"), [key(1, TITLE, current.public)])
     steps, _outcome, _protected = converge(world)
     assert steps.write_secret and not steps.generate and not steps.register
+    assert steps.reasons == ["the Secret's known_hosts differs from the wanted content (same key)"]
     assert world.log == [("write", current.fingerprint)], "no dry run needed: GitHub is not touched"
     assert world.secret.data["identity"] == current.private and world.secret.data["known_hosts"] == KNOWN_HOSTS
 
@@ -431,3 +432,14 @@ def test_pinned_github_host_keys_match_githubs_published_fingerprints() -> None:
         "github.com ecdsa-sha2-nistp256 SHA256:p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM",
         "github.com ssh-rsa SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
     ]
+
+
+def test_extra_secret_keys_are_dropped_without_a_new_key() -> None:
+    """A leftover ``password`` would make Flux try to decrypt an unencrypted identity."""
+    current = fc.generate_keypair()
+    secret = stored(current)
+    secret.data["password"] = "hunter2"
+    world = World(secret, [key(1, TITLE, current.public)])
+    steps, _outcome, _protected = converge(world)
+    assert steps.reasons == ["the Secret's password differs from the wanted content (same key)"]
+    assert world.log == [("write", current.fingerprint)] and set(world.secret.data) == set(fc.SECRET_KEYS)
