@@ -232,7 +232,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks_config import (
     validate,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.eks_reconcile import Reconciler
-from ansible_collections.biomage.iac.plugins.module_utils.eksctl import EksctlRunner, EksError
+from ansible_collections.biomage.iac.plugins.module_utils.eksctl import MIN_EKSCTL_VERSION, EksctlRunner, EksError
 from ansible_collections.biomage.iac.plugins.module_utils.kube_discovery import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -282,10 +282,15 @@ def desired_config(params):
 def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
     """Everything but argument parsing; returns the result dict (raises EksError)."""
     params = module.params
-    binary = params["eksctl_path"] or module.get_bin_path("eksctl")
-    if params["eksctl_path"] and not os.access(params["eksctl_path"], os.X_OK):
-        binary = None
     config = desired_config(params) if params["state"] == "present" else None
+    if params["eksctl_path"] and not os.access(params["eksctl_path"], os.X_OK):
+        raise EksError(
+            f"eksctl_path {params['eksctl_path']} is not an executable file. Fix: install eksctl "
+            f"{MIN_EKSCTL_VERSION} or newer there, or unset eksctl_path (role variable eks_cluster_eksctl_path) "
+            "to use the eksctl on PATH.",
+            kind="eksctl",
+        )
+    binary = params["eksctl_path"] or module.get_bin_path("eksctl")
     runner = runner_factory(
         lambda argv: module.run_command(argv, check_rc=False),
         binary,

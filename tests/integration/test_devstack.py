@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from devstack import DevstackError, Stack, read_env_file
-from devstack.core import port_in_use
+from devstack.core import pid_alive, port_in_use
 
 from tests.lib.aws import client as _client
 
@@ -81,6 +81,20 @@ def test_dead_server_is_restarted_by_the_next_up(tmp_path: Path) -> None:
             time.sleep(0.1)
         again = stack.up()
         assert int((tmp_path / "moto.pid").read_text()) != pid
+        assert _client(again, "sts").get_caller_identity()["Account"]
+    finally:
+        stack.down()
+
+
+def test_running_server_whose_port_file_was_lost_is_replaced_not_orphaned(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, ["moto"])
+    stack.up()
+    try:
+        pid = int((tmp_path / "moto.pid").read_text())
+        (tmp_path / "moto.port").unlink()
+        again = stack.up()
+        assert int((tmp_path / "moto.pid").read_text()) != pid
+        assert not pid_alive(pid), "the old server was stopped, not left running without a pid file"
         assert _client(again, "sts").get_caller_identity()["Account"]
     finally:
         stack.down()

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from devstack.kube import SERVICE_ACCOUNT_ISSUER
 
 from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
-from tests.lib.fake_eksctl import MUTATING, install, logged_argv, new_state
+from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_state
 from tests.lib.kube_stub import ISSUER, KubeStub
 
 pytestmark = pytest.mark.slow
@@ -123,15 +124,139 @@ def test_development_uses_the_local_api_server_and_sets_the_same_facts(
     assert logged_argv(tmp_path / "bin") == []
 
 
-def test_development_without_a_local_api_server_fails_with_the_fix(
-    devstack: dict[str, str], stack_ansible_env: dict[str, str]
+def test_development_converges_on_the_stacks_real_api_server(
+    devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = run_playbook("playbooks/base.yml", env=stack_ansible_env)
-    if "KUBECONFIG" in devstack:
-        # the stack runs its Kubernetes API server (devstack component kube): the role uses it
-        result.assert_ok()
-        assert "Kubernetes: https://127.0.0.1:" in result.stdout
+    """Local mode against the session's kube-apiserver (not the stub): facts, changed=0, honest check mode."""
+    assert "KUBECONFIG" in devstack, "the session's stack runs its Kubernetes API server (component kube)"
+    install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
+    env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
+
+    result = run_playbook("playbooks/base.yml", env=env).assert_ok()
+    assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
+    summary = " ".join(result.stdout.split())  # the YAML callback folds long lines
+    assert (
+        f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']} (version {devstack['BIOMAGE_KUBE_VERSION']}, "
+        f"OIDC issuer {SERVICE_ACCOUNT_ISSUER}, kubeconfig {devstack['KUBECONFIG']})"
+    ) in summary
+    assert result.total("changed") == 0
+
+    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True).assert_ok()
+    assert check.total("changed") == 0
+    assert f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']}" in check.stdout
+    assert logged_argv(tmp_path / "bin") == []
+
+
+def test_development_without_a_local_api_server_fails_with_the_fix(
+    devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A stack started without its kube component: the env file has no KUBECONFIG."""
+    kube_keys = {key for key in devstack if key.startswith(("BIOMAGE_KUBE", "BIOMAGE_KUBECTL", "BIOMAGE_HELM"))}
+    kube_keys |= {"KUBECONFIG", "K8S_AUTH_KUBECONFIG"}
+    moto_only = {key: value for key, value in devstack.items() if key not in kube_keys}
+    moto_only["BIOMAGE_DEVSTACK_DIR"] = str(tmp_path)
+    (tmp_path / "env").write_text("".join(f"{key}={value}\n" for key, value in sorted(moto_only.items())))
+    env = {key: value for key, value in stack_ansible_env.items() if key not in kube_keys}
+    env["BIOMAGE_DEVSTACK_DIR"] = str(tmp_path)
+
+    result = run_playbook("playbooks/base.yml", env=env)
+    assert result.returncode != 0
+    assert "biomage.iac.preflight : Ask AWS who we are" in result.stdout, "preflight passed: AWS is reachable"
+    assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
+    message = " ".join(result.output.split())  # the YAML callback folds long lines
+    assert f"the stack's env file ({tmp_path}/env) has no KUBECONFIG entry" in message
+    assert "Fix: start the stack with its Kubernetes component (make dev-down && make dev-up)" in message
+
+
+def test_development_with_a_dead_api_server_fails_with_the_fix(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    dead = tmp_path / "kubeconfig"
+    with KubeStub().running() as stub:
+        stub.kubeconfig(dead)
+    # the stub is gone: its kubeconfig now points at a closed loopback port
+    result = run_playbook(
+        "playbooks/base.yml", env=stack_ansible_env, extra_vars={"eks_cluster_local_kubeconfig": str(dead)}
+    )
+    assert result.returncode != 0
+    message = " ".join(result.output.split())  # the YAML callback folds long lines
+    assert f"(kubeconfig {dead}) does not answer" in message
+    assert "Fix: start it (development: `make dev-up`)" in message
+
+
+# -- bad input and a bad tool fail before any change, each naming what and the fix ---------------------------------
+def _broken_config(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    return {"eks_cluster_config_file": str(path)}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["yaml-syntax", "unknown-field", "eksctl-too-old", "expired-credentials"],
+)
+def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
+    case: str, stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    state = live(desired())
+    extra: dict[str, str] = {}
+    if case == "yaml-syntax":
+        extra = _broken_config(tmp_path, BASE_CONFIG.read_text().replace('version: "1.33"', 'version: ["1.33"'))
+        expected = [f"{tmp_path}/cluster.yaml line", "is not valid YAML", "Fix: correct the YAML syntax"]
+    elif case == "unknown-field":
+        text = BASE_CONFIG.read_text().replace("volumeEncrypted: true", "volumeEncripted: true")
+        extra = _broken_config(tmp_path, text)
+        expected = [
+            f"{tmp_path}/cluster.yaml: managedNodeGroups[0].volumeEncripted: is not a field this platform uses",
+            "Fix: remove it or correct its spelling",
+        ]
+    elif case == "eksctl-too-old":
+        state["version"]["Version"] = "0.150.0"
+        expected = ["eksctl 0.150.0 is too old: this collection needs 0.210.0 or newer", "Fix: upgrade eksctl"]
     else:
-        assert result.returncode != 0
-        assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
-        assert "has no KUBECONFIG entry. Fix: start the stack with its Kubernetes component" in result.output
+        state["errors"] = [{"match": ["get", "cluster"], "stderr": EXPIRED}]
+        expected = ["AWS rejected the credentials used by `eksctl get cluster", "ExpiredToken", "Fix: log in again"]
+    env, extra_vars = staging(stack_ansible_env, tmp_path, state, **extra)
+    before = (tmp_path / "bin" / "state.json").read_text()
+
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
+    assert result.returncode != 0
+    message = " ".join(result.output.split())  # the YAML callback folds long lines
+    for text in expected:
+        assert text in message, result.output[-4000:]
+    calls = logged_argv(tmp_path / "bin")
+    if case in ("yaml-syntax", "unknown-field"):
+        assert calls == [], "the configuration is checked before eksctl is called"
+    assert [argv for argv in calls if is_mutating(argv)] == []
+    assert (tmp_path / "bin" / "state.json").read_text() == before
+    assert not (tmp_path / "kube").exists()
+
+
+def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str], tmp_path: Path) -> None:
+    env, extra_vars = staging(stack_ansible_env, tmp_path, new_state())
+    # PATH without any eksctl: neither the scripted one nor one installed on this machine
+    path = [d for d in env["PATH"].split(os.pathsep) if d and not (Path(d) / "eksctl").exists()]
+    env["PATH"] = os.pathsep.join(path)
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
+    assert result.returncode != 0
+    message = " ".join(result.output.split())
+    assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
+    assert "eks_cluster_eksctl_path" in message
+
+
+def test_an_eksctl_failure_never_prints_the_operators_secret_key(
+    stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    state = live(desired())
+    state["errors"] = [{"match": ["get", "cluster"], "stderr": f"Error: request signed with {secret} was refused\n"}]
+    env, extra_vars = staging(stack_ansible_env, tmp_path, state)
+    env.pop("AWS_PROFILE", None)  # keys in the operator's shell instead of the stack's profile
+    env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY=secret)
+
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, diff=True, extra_vars=extra_vars, args=["-vvv"]
+    )
+    assert result.returncode != 0
+    assert "request signed with ******** was refused" in result.output
+    assert secret not in result.output

@@ -164,7 +164,9 @@ def test_orphaned_stand_in_exits_by_itself(tmp_path: Path) -> None:
     kube_module.write_kubeconfig(kubeconfig, f"https://127.0.0.1:{free_port()}", ensure_pki(tmp_path / "pki"))
     argv = [sys.executable, "-m", "devstack.lb_standin", f"--kubeconfig={kubeconfig}", "--orphan-after=1"]
     started = time.monotonic()
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    # the tools/ folder on the path as kube.py gives it, whatever the caller's PYTHONPATH (bare pytest)
+    env = {**os.environ, "PYTHONPATH": str(kube_module.REPO_ROOT / "tools")}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False, env=env)
     assert result.returncode == 1
     assert "no API server for 1s: exiting" in result.stderr
     assert time.monotonic() - started < 15

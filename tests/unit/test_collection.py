@@ -8,6 +8,9 @@ import tarfile
 from pathlib import Path
 
 import yaml
+from ansible_collections.biomage.iac.plugins.module_utils.eksctl import MIN_EKSCTL_VERSION, parse_version
+
+from tests.lib.fake_eksctl import VERSION_INFO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -112,3 +115,25 @@ def test_execution_environment_pins_match_the_lock() -> None:
     assert pins
     for name, version in pins:
         assert lock.get(name.lower()) == version, f"{name}=={version} differs from requirements.txt"
+
+
+def test_tool_pins_match_the_builds_and_the_eksctl_minimum() -> None:
+    pins = dict(
+        line.split("=", 1)
+        for line in (REPO_ROOT / "meta/tool-versions.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(pins) == {"EKSCTL_VERSION", "KUBECTL_VERSION", "HELM_VERSION"}
+
+    def go_mod_version(folder: str, module: str) -> str:
+        for line in (REPO_ROOT / "tools/kube" / folder / "go.mod").read_text().splitlines():
+            fields = line.split()
+            if fields[:1] == [module]:
+                return fields[1].removeprefix("v")
+        raise AssertionError(f"{module} is not required in tools/kube/{folder}/go.mod")
+
+    assert pins["KUBECTL_VERSION"] == go_mod_version("kubernetes", "k8s.io/kubernetes")
+    assert pins["HELM_VERSION"] == go_mod_version("helm", "helm.sh/helm/v3")
+    assert parse_version(pins["EKSCTL_VERSION"]) >= parse_version(MIN_EKSCTL_VERSION)
+    assert VERSION_INFO["Version"] == pins["EKSCTL_VERSION"], "the scripted eksctl replays the pinned release"
+    assert "meta/tool-versions.env" in (REPO_ROOT / "meta/ee-bindep.txt").read_text()

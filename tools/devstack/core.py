@@ -120,7 +120,12 @@ class Context:
         return None
 
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
-        """Start ``argv`` detached from this process, logging to ``<name>.log``; return its pid."""
+        """Start ``argv`` detached from this process, logging to ``<name>.log``; return its pid.
+
+        A process still recorded under ``name`` (its other state, a port file say, was lost) is
+        stopped first: it would otherwise be orphaned, holding its port, with nothing to stop it.
+        """
+        self.terminate(name)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file(name).open("ab")
         try:

@@ -113,6 +113,16 @@ def test_missing_eksctl_fails_with_the_fix(files: dict[str, str]) -> None:
     assert "eksctl was not found on PATH" in outcome.result["msg"]
 
 
+def test_an_eksctl_path_that_is_not_executable_is_named(files: dict[str, str], tmp_path: Path) -> None:
+    fake = FakeEksctl(new_state())
+    missing = tmp_path / "no-such-eksctl"
+    outcome = run_module({**files, "eksctl_path": str(missing)}, fake)
+    assert outcome.failed and outcome.result["error_kind"] == "eksctl"
+    assert f"eksctl_path {missing} is not an executable file" in outcome.result["msg"]
+    assert "eks_cluster_eksctl_path" in outcome.result["msg"]
+    assert fake.calls == []
+
+
 def test_immutable_change_fails_with_details(files: dict[str, str]) -> None:
     fake = FakeEksctl(live(desired()))
     path = Path(files["config_file"])

@@ -1,0 +1,456 @@
+#!/usr/bin/python
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cfn_stacks
+short_description: Plan and converge a set of CloudFormation stacks in one call
+version_added: 0.1.0
+description:
+  - Takes every stack of one environment and group (for example all of C(cf/*.yaml) but C(irsa-*))
+    and converges them. It validates all templates first, plans against the deployed stacks, deploys the
+    changed ones concurrently in dependency order, and reports orphans.
+  - B(Validation first.) Every template is checked against the repository's template rules
+    (C(plugins/module_utils/cfn_rules.py), also run by C(make lint)), every parameter against its
+    declaration, and exports/imports are resolved into a dependency graph. Any problem fails the
+    task before any AWS call, naming the file, the field and the fix.
+  - B(Unchanged stacks cost at most two API calls and no change set.) One paginated DescribeStacks
+    lists all stacks; one GetTemplate per existing stack. A stack is unchanged when its deployed
+    template (compared as parsed YAML/JSON, so comments and formatting do not count), its parameter
+    values, tags and capabilities equal the desired ones.
+  - B(Changed stacks) are deployed with a change set (O(deploy_method=change_set), whose resource
+    changes are returned) or with CreateStack/UpdateStack (O(deploy_method=direct)). Each stack is
+    waited for with exponential backoff; stacks another operation left C(*_IN_PROGRESS) are waited
+    for before planning.
+  - B(Recovery.) C(UPDATE_ROLLBACK_FAILED) stacks get ContinueUpdateRollback and are then updated.
+    C(ROLLBACK_COMPLETE) and C(CREATE_FAILED) stacks (failed creations, which cannot be updated) are
+    deleted and created again only with O(recreate_rollback_complete=true); otherwise the task fails
+    before changing anything. C(REVIEW_IN_PROGRESS) stacks (an unexecuted creation change set, no
+    resources) are replaced.
+  - B(Ownership.) Every stack gets the tags C(biomage:managed-by=biomage.iac),
+    C(biomage:environment), C(biomage:group) and C(biomage:template). A stack with the tags of this
+    environment and group that is not in O(stacks) is an orphan. It is reported (and warned about)
+    and deleted only with O(prune=true). A stack with the desired name but no ownership tags (for
+    example created by an earlier pipeline) is adopted.
+extends_documentation_fragment:
+  - biomage.iac.aws_connection
+author:
+  - Biomage platform team (@biomage-org)
+options:
+  environment:
+    description: The environment of the stacks (tag C(biomage:environment)).
+    type: str
+    required: true
+  group:
+    description:
+      - The set these stacks belong to (tag C(biomage:group)), for example C(aws-resources) or
+        C(irsa). Orphans are looked for only within this environment and group.
+    type: str
+    required: true
+  stacks:
+    description: The desired stacks. Give each a template path or a template body.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The stack name.
+        type: str
+        required: true
+      template:
+        description: Path of the template on the node that runs the module (the control node).
+        type: path
+      template_body:
+        description: The template text, instead of O(stacks[].template).
+        type: str
+      template_label:
+        description:
+          - How the template is named in messages and in the C(biomage:template) tag, for example
+            C(cf/dynamo.yaml). Defaults to O(stacks[].template).
+        type: str
+      parameters:
+        description:
+          - Parameter values. Parameters not given take their template default; a parameter without
+            a default must be given. Lists are joined with commas, booleans become C(true)/C(false).
+          - Keep secrets out of parameters; declare them in the template (Secrets Manager dynamic
+            references). Values of C(NoEcho) parameters are masked in the output and cannot be compared.
+        type: dict
+        default: {}
+      tags:
+        description: Extra stack tags (keys starting with C(biomage:) or C(aws:) are reserved).
+        type: dict
+        default: {}
+      capabilities:
+        description:
+          - Capabilities to grant in addition to those the template needs (computed from its IAM
+            resources and transforms).
+        type: list
+        elements: str
+        choices: [CAPABILITY_IAM, CAPABILITY_NAMED_IAM, CAPABILITY_AUTO_EXPAND]
+        default: []
+      depends_on:
+        description:
+          - Stacks of this call to converge first. Dependencies through C(Fn::ImportValue) of another
+            stack's exports are found automatically.
+        type: list
+        elements: str
+        default: []
+      deploy:
+        description:
+          - C(false) validates the template and keeps an existing stack out of the orphan list, but
+            neither creates nor updates it (for example a template the local emulator cannot deploy).
+        type: bool
+        default: true
+  prune:
+    description: Delete orphans (owned stacks of this environment and group whose template is gone).
+    type: bool
+    default: false
+  recreate_rollback_complete:
+    description:
+      - Delete and recreate stacks in C(ROLLBACK_COMPLETE) or C(CREATE_FAILED) (their creation failed;
+        CloudFormation cannot update them). Without it such a stack fails the task before any change.
+    type: bool
+    default: false
+  deploy_method:
+    description:
+      - C(change_set) creates, describes and executes a change set per changed stack (the resource
+        changes are returned).
+      - C(direct) calls CreateStack/UpdateStack (the resource changes of a create are listed from the
+        template). Use it with emulators whose ExecuteChangeSet does not record parameters and tags.
+    type: str
+    choices: [change_set, direct]
+    default: change_set
+  max_workers:
+    description: Stacks deployed (and templates read) at the same time.
+    type: int
+    default: 4
+  wait_timeout:
+    description: Seconds to wait for one stack operation (or one left in progress by someone else).
+    type: int
+    default: 1800
+  poll_delay:
+    description: First delay in seconds between status polls; it doubles up to O(max_poll_delay).
+    type: float
+    default: 1.0
+  max_poll_delay:
+    description: Longest delay in seconds between status polls.
+    type: float
+    default: 15.0
+  rules:
+    description: Apply the repository's template rules before anything else.
+    type: bool
+    default: true
+  validate_only:
+    description: Validate the templates and inputs only; make no AWS call.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Nothing is created, updated or deleted. For a stack whose template, parameters or tags changed,
+        a change set is created, described (its resource changes are returned) and deleted again. A new
+        stack is planned from its template without any write. CloudFormation deciding a difference is
+        not deployable (for example only a description changed) is reported as unchanged, as in a real run.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - One diff of the template text (deployed against desired) and one of parameters and tags per
+        changing stack; C(NoEcho) parameter values are masked.
+  idempotent:
+    description: When run twice in a row with the same arguments, the second run reports no change.
+    support: full
+notes:
+  - The module reads template files on the node that runs it; run it on the control node
+    (a local connection), as the biomage.iac roles do.
+  - Template bodies larger than 51,200 bytes are refused (CloudFormation needs S3 for those).
+  - Termination protection, stack policies, notification ARNs and service roles are not managed.
+seealso:
+  - name: Template rules and how to add a template
+    description: docs/aws-resources.md in the biomage.iac repository.
+    link: https://github.com/biomage-org/iac/blob/main/docs/aws-resources.md
+"""
+
+EXAMPLES = r"""
+- name: Converge every non-IRSA template of cf/ for staging
+  biomage.iac.cfn_stacks:
+    environment: staging
+    group: aws-resources
+    region: eu-west-1
+    stacks:
+      - name: biomage-dynamo-staging
+        template: "{{ playbook_dir }}/../cf/dynamo.yaml"
+        template_label: cf/dynamo.yaml
+        parameters:
+          Environment: staging
+      - name: biomage-sns-staging
+        template: "{{ playbook_dir }}/../cf/sns.yaml"
+        template_label: cf/sns.yaml
+        parameters:
+          Environment: staging
+          DomainName: scp-staging.biomage.net
+  register: converged
+
+- name: Show what a run would change (with --check --diff) and delete orphans
+  biomage.iac.cfn_stacks:
+    environment: staging
+    group: aws-resources
+    prune: true
+    stacks: "{{ my_stacks }}"
+
+- name: Validate templates without touching AWS (CI)
+  biomage.iac.cfn_stacks:
+    environment: development
+    group: aws-resources
+    validate_only: true
+    stacks:
+      - name: biomage-s3-development
+        template: cf/s3.yaml
+"""
+
+RETURN = r"""
+stacks:
+  description: One entry per stack of the call and per orphan, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Stack name.
+      type: str
+      sample: biomage-dynamo-staging
+    template:
+      description: The template label (C(biomage:template) tag).
+      type: str
+      sample: cf/dynamo.yaml
+    action:
+      description:
+        - What was (or in check mode would be) done - C(create), C(update), C(unchanged),
+          C(recreate), C(continue_rollback), C(delete) (pruned orphan) or C(skipped)
+          (C(deploy=false), or an orphan without O(prune)).
+      type: str
+      sample: update
+    changed:
+      description: Whether this stack changed (or would change).
+      type: bool
+    status:
+      description: The stack status after the run (before it, in check mode).
+      type: str
+      sample: UPDATE_COMPLETE
+    reasons:
+      description: Why the stack is not unchanged (template, parameters, tags, capabilities, state).
+      type: list
+      elements: str
+      sample: ["template", "parameters: OIDCProvider"]
+    changes:
+      description: Resource changes (from the change set, or from the template for a new stack).
+      type: list
+      elements: dict
+      sample: [{"action": "Modify", "logical_id": "Role", "type": "AWS::IAM::Role", "replacement": "False"}]
+    notes:
+      description: Remarks (formatting-only template differences, waits, orphans, emulator limits).
+      type: list
+      elements: str
+    error:
+      description: Why this stack failed, if it did.
+      type: str
+    outputs:
+      description: The stack outputs (C(OutputKey) to value).
+      type: dict
+      sample: {"ExperimentsTableName": "experiments-staging"}
+    api_calls:
+      description: CloudFormation API calls made for this stack.
+      type: int
+      sample: 1
+    duration:
+      description: Seconds spent deploying this stack.
+      type: float
+outputs:
+  description: Outputs of every stack of the call, by stack name.
+  returned: always
+  type: dict
+  sample: {"biomage-dynamo-staging": {"ExperimentsTableName": "experiments-staging"}}
+orphans:
+  description: Owned stacks of this environment and group whose template is not in O(stacks).
+  returned: always
+  type: list
+  elements: str
+summary:
+  description: Number of stacks per action (C(failed) for failures).
+  returned: always
+  type: dict
+  sample: {"unchanged": 7, "update": 1}
+api_calls:
+  description: CloudFormation API calls of the whole run.
+  returned: always
+  type: dict
+  contains:
+    total:
+      description: All calls (counted by the client).
+      type: int
+    shared:
+      description: Calls not attributable to one stack (DescribeStacks pages, ListExports).
+      type: int
+    by_operation:
+      description: Calls per API operation.
+      type: dict
+duration:
+  description: Seconds the whole run took.
+  returned: success
+  type: float
+problems:
+  description: Validation or planning problems (the task failed before any change).
+  returned: failure
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import (
+    AWS_CONNECTION_ARGUMENT_SPEC,
+    HAS_BOTO3,
+    ApiCallCounter,
+    AwsConnectionError,
+    ClientError,
+    connection_settings,
+    explain,
+    make_client,
+)
+from ansible_collections.biomage.iac.plugins.module_utils.cfn_plan import (
+    ALLOWED_CAPABILITIES,
+    CfnError,
+    CfnStacks,
+    PlanFailed,
+    ValidationFailed,
+    prepare,
+)
+
+STACK_OPTIONS = {
+    "name": {"type": "str", "required": True},
+    "template": {"type": "path"},
+    "template_body": {"type": "str"},
+    "template_label": {"type": "str"},
+    "parameters": {"type": "dict", "default": {}},
+    "tags": {"type": "dict", "default": {}},
+    "capabilities": {"type": "list", "elements": "str", "choices": list(ALLOWED_CAPABILITIES), "default": []},
+    "depends_on": {"type": "list", "elements": "str", "default": []},
+    "deploy": {"type": "bool", "default": True},
+}
+
+
+def argument_spec():
+    spec = {
+        "environment": {"type": "str", "required": True},
+        "group": {"type": "str", "required": True},
+        "stacks": {
+            "type": "list",
+            "elements": "dict",
+            "required": True,
+            "options": STACK_OPTIONS,
+            "mutually_exclusive": [["template", "template_body"]],
+            "required_one_of": [["template", "template_body"]],
+        },
+        "prune": {"type": "bool", "default": False},
+        "recreate_rollback_complete": {"type": "bool", "default": False},
+        "deploy_method": {"type": "str", "choices": ["change_set", "direct"], "default": "change_set"},
+        "max_workers": {"type": "int", "default": 4},
+        "wait_timeout": {"type": "int", "default": 1800},
+        "poll_delay": {"type": "float", "default": 1.0},
+        "max_poll_delay": {"type": "float", "default": 15.0},
+        "rules": {"type": "bool", "default": True},
+        "validate_only": {"type": "bool", "default": False},
+    }
+    spec.update(AWS_CONNECTION_ARGUMENT_SPEC)
+    return spec
+
+
+def _failure_message(exc):
+    return str(exc) + "".join(f"\n- {d}" for d in exc.details)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    settings = connection_settings(params)
+
+    try:
+        specs = prepare(
+            params["stacks"], params["environment"], params["group"], settings["region"], apply_rules=params["rules"]
+        )
+    except ValidationFailed as exc:
+        module.fail_json(msg=_failure_message(exc), problems=exc.details, changed=False)
+    if params["validate_only"]:
+        module.exit_json(
+            changed=False,
+            stacks=[{"name": s.name, "template": s.label, "action": "validated"} for s in specs],
+            outputs={},
+            orphans=[],
+            summary={"validated": len(specs)},
+            api_calls={"total": 0, "shared": 0, "by_operation": {}},
+        )
+    if not HAS_BOTO3:
+        module.fail_json(msg="cfn_stacks needs boto3 and botocore on the node that runs it. Fix: run `make setup`.")
+
+    counter = ApiCallCounter()
+    started = time.monotonic()
+    try:
+        client = make_client(
+            "cloudformation", settings, counter=counter, max_pool_connections=max(10, params["max_workers"] * 2)
+        )
+        runner = CfnStacks(
+            client,
+            params["environment"],
+            params["group"],
+            settings=settings,
+            check_mode=module.check_mode,
+            prune=params["prune"],
+            recreate_rollback_complete=params["recreate_rollback_complete"],
+            deploy_method=params["deploy_method"],
+            max_workers=params["max_workers"],
+            wait_timeout=params["wait_timeout"],
+            poll_delay=params["poll_delay"],
+            max_poll_delay=params["max_poll_delay"],
+        )
+        runner.plan(specs)
+        runner.apply()
+    except (ValidationFailed, PlanFailed) as exc:
+        module.fail_json(msg=_failure_message(exc), problems=exc.details, changed=False)
+    except (AwsConnectionError, CfnError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except ClientError as exc:
+        module.fail_json(msg=str(explain(exc, settings, "converge the CloudFormation stacks")), changed=False)
+
+    results = [runner.results[name] for name in sorted(runner.results)]
+    result = {
+        "changed": any(r.changed for r in results),
+        "stacks": [r.to_dict() for r in results],
+        "outputs": {r.name: r.outputs for r in results if r.spec is not None},
+        "orphans": sorted(runner.orphans),
+        "summary": runner.summary(),
+        "api_calls": {"total": counter.total, "shared": runner.shared_api_calls, "by_operation": counter.snapshot()},
+        "duration": round(time.monotonic() - started, 3),
+    }
+    if module._diff:
+        diffs = runner.diffs()
+        if diffs:
+            result["diff"] = diffs
+    for warning in runner.warnings:
+        module.warn(warning)
+    failed = [r for r in results if r.error]
+    if failed:
+        module.fail_json(
+            msg=f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""What the cf/ templates promise, checked on the templates themselves (moto's CloudFormation
+does not apply S3 public access blocks, lifecycles or bucket policies, SNS subscriptions, ElastiCache
+or Secrets Manager resources, so the integration tests cannot see these)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.cfn_template import evaluate_condition, load_template
+
+CF = Path(__file__).resolve().parents[2] / "cf"
+
+
+def template(name: str) -> dict:
+    return load_template((CF / f"{name}.yaml").read_text(), f"cf/{name}.yaml")
+
+
+def resources(name: str, rtype: str) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in template(name)["Resources"].items() if v["Type"] == rtype}
+
+
+@pytest.mark.parametrize("path", sorted(CF.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_template_exports_its_outputs_under_its_stack_name(path: Path) -> None:
+    outputs = load_template(path.read_text(), path.name)["Outputs"]
+    assert outputs
+    for key, output in outputs.items():
+        assert output["Export"]["Name"] == {"Fn::Sub": f"${{AWS::StackName}}-{key}"}
+
+
+def test_buckets_are_encrypted_private_and_named_per_account_and_region() -> None:
+    buckets = resources("s3", "AWS::S3::Bucket")
+    assert len(buckets) == 3
+    for props in buckets.values():
+        assert re.fullmatch(
+            r"[a-z-]+-\$\{Environment\}-\$\{AWS::Region\}-\$\{AWS::AccountId\}", props["BucketName"]["Fn::Sub"]
+        )
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    rules = buckets["WorkerResultsBucket"]["LifecycleConfiguration"]["Rules"]
+    assert {"Ref": "WorkerResultsExpirationDays"} in [r.get("ExpirationInDays") for r in rules]
+    policies = resources("s3", "AWS::S3::BucketPolicy")
+    assert len(policies) == 3
+    for policy in policies.values():
+        (statement,) = policy["PolicyDocument"]["Statement"]
+        assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_redis_encrypts_in_transit_and_takes_its_token_from_a_secret_it_declares() -> None:
+    redis = template("redis")
+    (group,) = resources("redis", "AWS::ElastiCache::ReplicationGroup").values()
+    assert group["TransitEncryptionEnabled"] is True and group["AtRestEncryptionEnabled"] is True
+    assert group["AuthToken"] == {"Fn::Sub": "{{resolve:secretsmanager:${AuthTokenSecret}:SecretString}}"}
+    secret = redis["Resources"]["AuthTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret" and secret["Properties"]["GenerateSecretString"]
+    assert "Fn::ImportValue" not in json.dumps(redis)  # network ids are parameters, not eksctl exports
+    params = redis["Parameters"]
+    assert params["VpcId"]["Default"] == "" and params["SubnetIds"]["Default"] == ""
+    conditions = redis["Conditions"]
+    assert evaluate_condition({"Condition": "HasNetwork"}, {"VpcId": "", "SubnetIds": ""}, conditions) is False
+    assert evaluate_condition(
+        {"Condition": "HasNetwork"}, {"VpcId": "vpc-1", "SubnetIds": "subnet-1,subnet-2"}, conditions
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "protocol", "endpoint"),
+    [
+        ("development", "http", "http://${DevelopmentApiHost}${WorkResultsPath}"),
+        ("staging", "https", "https://api.${DomainName}${WorkResultsPath}"),
+        ("production", "https", "https://api.${DomainName}${WorkResultsPath}"),
+    ],
+)
+def test_the_work_results_subscription_protocol_matches_its_endpoint(
+    environment: str, protocol: str, endpoint: str
+) -> None:
+    sns = template("sns")
+    (subscription,) = resources("sns", "AWS::SNS::Subscription").values()
+    is_dev = evaluate_condition({"Condition": "IsDevelopment"}, {"Environment": environment}, sns["Conditions"])
+    pick = 1 if is_dev else 2
+    chosen_protocol = subscription["Protocol"]["Fn::If"][pick]
+    chosen_endpoint = subscription["Endpoint"]["Fn::If"][pick]["Fn::Sub"]
+    assert subscription["Protocol"]["Fn::If"][0] == subscription["Endpoint"]["Fn::If"][0] == "IsDevelopment"
+    assert (chosen_protocol, chosen_endpoint) == (protocol, endpoint)
+    assert chosen_endpoint.startswith(f"{chosen_protocol}://")
+    assert subscription["DeliveryPolicy"]["healthyRetryPolicy"]["numRetries"] > 0
+
+
+def test_every_job_queue_has_a_dead_letter_queue() -> None:
+    queues = resources("sqs", "AWS::SQS::Queue")
+    jobs = {k: v for k, v in queues.items() if not k.endswith("DeadLetterQueue")}
+    assert len(jobs) == 2
+    for logical_id, props in jobs.items():
+        assert props["RedrivePolicy"]["deadLetterTargetArn"] == {
+            "Fn::GetAtt": [f"{logical_id.removesuffix('Queue')}DeadLetterQueue", "Arn"]
+        }
+
+
+def declared_names() -> set[str]:
+    """Names the resource templates give their resources (with ${Environment} left in)."""
+    names = set()
+    for name in ("dynamo", "s3", "sqs", "sns", "redis"):
+        for resource in template(name)["Resources"].values():
+            for key in ("TableName", "BucketName", "QueueName", "TopicName", "Name"):
+                value = (resource.get("Properties") or {}).get(key)
+                if isinstance(value, dict) and "Fn::Sub" in value:
+                    names.add(value["Fn::Sub"])
+    return names
+
+
+ARN = re.compile(r"^arn:P:(?P<service>[a-z0-9-]+):R?:A?:(?:table/|secret:)?(?P<name>[^/]+?)(?:-\?{6})?(?:/.*)?$")
+
+
+def resource_name_of(arn: str) -> str:
+    simple = arn.replace("${AWS::Partition}", "P").replace("${AWS::Region}", "R").replace("${AWS::AccountId}", "A")
+    match = ARN.match(simple)
+    assert match, arn
+    return match["name"].replace("-R-A", "-${AWS::Region}-${AWS::AccountId}")
+
+
+@pytest.mark.parametrize("app", ["api", "pipeline", "ui", "worker"])
+def test_irsa_permissions_name_only_this_environments_declared_resources(app: str) -> None:
+    (role,) = resources(f"irsa-{app}-role", "AWS::IAM::Role").values()
+    names = declared_names()
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow" and "*" not in statement["Action"]
+            for resource in statement["Resource"]:
+                if resource == "*":
+                    assert all(a.startswith("xray:") for a in statement["Action"]), statement
+                    continue
+                arn = resource["Fn::Sub"]
+                assert arn.startswith("arn:${AWS::Partition}:")
+                resource_name = resource_name_of(arn)
+                assert "${Environment}" in resource_name, arn
+                assert resource_name in names, f"{app}: {arn} names nothing the templates declare"

@@ -1,0 +1,62 @@
+"""Lint the CloudFormation templates: cfn-lint, then the repository's own template rules.
+
+    python tools/lint_cf.py                 # cf/*.yaml (what `make lint` runs)
+    python tools/lint_cf.py path/a.yaml ... # given templates
+    python tools/lint_cf.py --no-cfn-lint   # only the repository's rules (fast)
+
+The rules are the ones biomage.iac.cfn_stacks applies before any deployment
+(plugins/module_utils/cfn_rules.py); docs/aws-resources.md explains each. Exit status 1 when a
+template breaks a rule or cfn-lint reports an error or warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "collections"))
+
+from ansible_collections.biomage.iac.plugins.module_utils import cfn_rules  # noqa: E402
+
+
+def _cfn_lint(paths: list[Path]) -> int:
+    exe = Path(sys.executable).with_name("cfn-lint")
+    found = str(exe) if exe.exists() else shutil.which("cfn-lint")
+    if found is None:
+        print("cfn-lint is not installed. Fix: run `make setup`.", file=sys.stderr)
+        return 1
+    proc = subprocess.run([found, "--format", "parseable", "--", *map(str, paths)], check=False)
+    return 0 if proc.returncode == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("templates", nargs="*", type=Path)
+    parser.add_argument("--no-cfn-lint", action="store_true", help="only the repository's rules")
+    args = parser.parse_args(argv)
+    paths = args.templates or sorted((REPO_ROOT / "cf").glob("*.yaml"))
+    if not paths:
+        print("no templates found under cf/", file=sys.stderr)
+        return 1
+    status = 0 if args.no_cfn_lint else _cfn_lint(paths)
+    findings = []
+    for path in paths:
+        label = str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)
+        findings.extend(cfn_rules.check_file(str(path), label))
+    for finding in findings:
+        print(finding)
+    stray = sorted(p.name for p in (REPO_ROOT / "cf").glob("*.yml"))
+    for name in stray:
+        print(f"cf/{name}: only *.yaml templates are deployed. Fix: rename it to .yaml")
+    print(
+        f"{len(paths)} template(s), {len(findings) + len(stray)} finding(s) of the repository's rules", file=sys.stderr
+    )
+    return 1 if findings or stray or status else status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
