@@ -132,7 +132,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
     env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
 
-    result = run_playbook("playbooks/base.yml", env=env).assert_ok()
+    result = run_playbook("playbooks/base.yml", env=env, args=NO_FLUX).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     summary = " ".join(result.stdout.split())  # the YAML callback folds long lines
     assert (
@@ -141,7 +141,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     ) in summary
     assert result.total("changed") == 0
 
-    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True).assert_ok()
+    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True, args=NO_FLUX).assert_ok()
     assert check.total("changed") == 0
     assert f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']}" in check.stdout
     assert logged_argv(tmp_path / "bin") == []
