@@ -17,8 +17,11 @@ from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
 from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_state
 from tests.lib.kube_stub import ISSUER, KubeStub
+from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
+# the cluster alone: the add-ons that follow it in base.yml have playbook tests of their own
+CLUSTER_ONLY = skip_tags()
 
 
 def is_mutating(argv: list[str]) -> bool:
@@ -44,7 +47,9 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     env, extra = staging(stack_ansible_env, tmp_path, state)
     before = (tmp_path / "bin" / "state.json").read_text()
 
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra)
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra, args=CLUSTER_ONLY
+    )
     result.assert_ok()
 
     assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout
@@ -66,7 +71,8 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
 ) -> None:
     env, extra = staging(stack_ansible_env, tmp_path, new_state())
 
-    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=CLUSTER_ONLY)
+    first.assert_ok()
     assert first.total("changed") == 1
     created = [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert [argv[1:3] for argv in created] == [["create", "cluster"], ["utils", "write-kubeconfig"]]
@@ -74,7 +80,8 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
     assert yaml.safe_load((tmp_path / "kube" / "biomage-staging.yaml").read_text())["kind"] == "Config"
 
     (tmp_path / "bin" / "argv.log").write_text("")
-    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra).assert_ok()
+    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=CLUSTER_ONLY)
+    second.assert_ok()
     assert second.total("changed") == 0
     again = [argv[1:3] for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert again == [["utils", "write-kubeconfig"]]  # refreshed, identical: not a change
@@ -107,7 +114,10 @@ def test_development_uses_the_local_api_server_and_sets_the_same_facts(
     with KubeStub().running() as stub:
         kubeconfig = stub.kubeconfig(tmp_path / "kubeconfig")
         result = run_playbook(
-            "playbooks/base.yml", env=env, extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)}
+            "playbooks/base.yml",
+            env=env,
+            extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)},
+            args=CLUSTER_ONLY,
         ).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     assert f"Kubernetes: {stub.url}" in result.stdout
@@ -126,7 +136,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
     env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
 
-    result = run_playbook("playbooks/base.yml", env=env).assert_ok()
+    result = run_playbook("playbooks/base.yml", env=env, args=CLUSTER_ONLY).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     summary = " ".join(result.stdout.split())  # the YAML callback folds long lines
     assert (
@@ -135,7 +145,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     ) in summary
     assert result.total("changed") == 0
 
-    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True).assert_ok()
+    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True, args=CLUSTER_ONLY).assert_ok()
     assert check.total("changed") == 0
     assert f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']}" in check.stdout
     assert logged_argv(tmp_path / "bin") == []
