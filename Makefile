@@ -64,7 +64,7 @@ build: setup ## build the collection artefact
 sanity: setup ## ansible-test sanity on a copy of the collection (no ignore files)
 	mkdir -p $(dir $(ANSIBLE_TEST_GET_PIP)) && cp tools/ansible_test_get_pip.py $(ANSIBLE_TEST_GET_PIP)
 	rm -rf $(COLLECTION_COPY) && mkdir -p $(COLLECTION_COPY)
-	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/)' \
+	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/|infra/k8s-cert-manager-issuers/templates/)' \
 	  | rsync -a --from0 --files-from=- ./ $(COLLECTION_COPY)/
 	cd $(COLLECTION_COPY) && git init -q && git add -A && \
 	  ansible-test sanity --python 3.11 --requirements --color no

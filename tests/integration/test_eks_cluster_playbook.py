@@ -17,10 +17,11 @@ from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
 from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_state
 from tests.lib.kube_stub import ISSUER, KubeStub
+from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
-# the add-ons after the cluster have their own tests (test_ingress_dns.py)
-SKIP_ADDONS = ["--skip-tags", "ingress_nginx,route53_dns"]
+# the cluster alone: the add-ons that follow it in base.yml have playbook tests of their own
+CLUSTER_ONLY = skip_tags()
 
 
 def is_mutating(argv: list[str]) -> bool:
@@ -47,7 +48,7 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     before = (tmp_path / "bin" / "state.json").read_text()
 
     result = run_playbook(
-        "playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra, args=SKIP_ADDONS
+        "playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra, args=CLUSTER_ONLY
     )
     result.assert_ok()
 
@@ -70,9 +71,8 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
 ) -> None:
     env, extra = staging(stack_ansible_env, tmp_path, new_state())
 
-    first = run_playbook(
-        "playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=SKIP_ADDONS
-    ).assert_ok()
+    first = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=CLUSTER_ONLY)
+    first.assert_ok()
     assert first.total("changed") == 1
     created = [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert [argv[1:3] for argv in created] == [["create", "cluster"], ["utils", "write-kubeconfig"]]
@@ -80,9 +80,8 @@ def test_staging_creates_the_cluster_then_a_second_run_changes_nothing(
     assert yaml.safe_load((tmp_path / "kube" / "biomage-staging.yaml").read_text())["kind"] == "Config"
 
     (tmp_path / "bin" / "argv.log").write_text("")
-    second = run_playbook(
-        "playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=SKIP_ADDONS
-    ).assert_ok()
+    second = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=CLUSTER_ONLY)
+    second.assert_ok()
     assert second.total("changed") == 0
     again = [argv[1:3] for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)]
     assert again == [["utils", "write-kubeconfig"]]  # refreshed, identical: not a change
@@ -98,9 +97,7 @@ def test_production_refuses_a_changed_node_group_naming_the_fix(
     changed.write_text(BASE_CONFIG.read_text().replace('instanceTypes: ["r5.xlarge"]', 'instanceTypes: ["r5.2xlarge"]'))
     env, extra = staging(stack_ansible_env, tmp_path, state, eks_cluster_config_file=str(changed))
 
-    result = run_playbook(
-        "playbooks/base.yml", "inventories/production", env=env, check=True, extra_vars=extra, args=SKIP_ADDONS
-    )
+    result = run_playbook("playbooks/base.yml", "inventories/production", env=env, check=True, extra_vars=extra)
     assert result.returncode != 0
     assert "node group 'workers' (live: workers) cannot change in place: instanceTypes r5.xlarge -> r5.2xlarge" in (
         result.output
@@ -120,7 +117,7 @@ def test_development_uses_the_local_api_server_and_sets_the_same_facts(
             "playbooks/base.yml",
             env=env,
             extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)},
-            args=SKIP_ADDONS,
+            args=CLUSTER_ONLY,
         ).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     assert f"Kubernetes: {stub.url}" in result.stdout
@@ -139,7 +136,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
     env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
 
-    result = run_playbook("playbooks/base.yml", env=env, args=SKIP_ADDONS).assert_ok()
+    result = run_playbook("playbooks/base.yml", env=env, args=CLUSTER_ONLY).assert_ok()
     assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
     summary = " ".join(result.stdout.split())  # the YAML callback folds long lines
     assert (
@@ -148,7 +145,7 @@ def test_development_converges_on_the_stacks_real_api_server(
     ) in summary
     assert result.total("changed") == 0
 
-    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True, args=SKIP_ADDONS).assert_ok()
+    check = run_playbook("playbooks/base.yml", env=env, check=True, diff=True, args=CLUSTER_ONLY).assert_ok()
     assert check.total("changed") == 0
     assert f"Kubernetes: {devstack['BIOMAGE_KUBE_SERVER']}" in check.stdout
     assert logged_argv(tmp_path / "bin") == []
@@ -166,7 +163,7 @@ def test_development_without_a_local_api_server_fails_with_the_fix(
     env = {key: value for key, value in stack_ansible_env.items() if key not in kube_keys}
     env["BIOMAGE_DEVSTACK_DIR"] = str(tmp_path)
 
-    result = run_playbook("playbooks/base.yml", env=env, args=SKIP_ADDONS)
+    result = run_playbook("playbooks/base.yml", env=env)
     assert result.returncode != 0
     assert "biomage.iac.preflight : Ask AWS who we are" in result.stdout, "preflight passed: AWS is reachable"
     assert "biomage.iac.eks_cluster : Fail when the local stack has no Kubernetes API server" in result.stdout
@@ -183,10 +180,7 @@ def test_development_with_a_dead_api_server_fails_with_the_fix(
         stub.kubeconfig(dead)
     # the stub is gone: its kubeconfig now points at a closed loopback port
     result = run_playbook(
-        "playbooks/base.yml",
-        env=stack_ansible_env,
-        extra_vars={"eks_cluster_local_kubeconfig": str(dead)},
-        args=SKIP_ADDONS,
+        "playbooks/base.yml", env=stack_ansible_env, extra_vars={"eks_cluster_local_kubeconfig": str(dead)}
     )
     assert result.returncode != 0
     message = " ".join(result.output.split())  # the YAML callback folds long lines
@@ -229,7 +223,7 @@ def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
     env, extra_vars = staging(stack_ansible_env, tmp_path, state, **extra)
     before = (tmp_path / "bin" / "state.json").read_text()
 
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars, args=SKIP_ADDONS)
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
     assert result.returncode != 0
     message = " ".join(result.output.split())  # the YAML callback folds long lines
     for text in expected:
@@ -247,7 +241,7 @@ def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str],
     # PATH without any eksctl: neither the scripted one nor one installed on this machine
     path = [d for d in env["PATH"].split(os.pathsep) if d and not (Path(d) / "eksctl").exists()]
     env["PATH"] = os.pathsep.join(path)
-    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars, args=SKIP_ADDONS)
+    result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
     assert result.returncode != 0
     message = " ".join(result.output.split())
     assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
@@ -265,12 +259,7 @@ def test_an_eksctl_failure_never_prints_the_operators_secret_key(
     env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY=secret)
 
     result = run_playbook(
-        "playbooks/base.yml",
-        "inventories/staging",
-        env=env,
-        diff=True,
-        extra_vars=extra_vars,
-        args=["-vvv", *SKIP_ADDONS],
+        "playbooks/base.yml", "inventories/staging", env=env, diff=True, extra_vars=extra_vars, args=["-vvv"]
     )
     assert result.returncode != 0
     assert "request signed with ******** was refused" in result.output
