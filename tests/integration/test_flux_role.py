@@ -23,10 +23,13 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
+from tests.lib.tags import CLUSTER_ADDONS
 from tests.unit.plugins.module_utils.test_deploy_keys import new_key
 
 pytestmark = pytest.mark.slow
 PLAYBOOK = "playbooks/base.yml"
+# the cluster and the flux role: the other add-ons of base.yml have their own tests (and would blur the counts)
+OTHER_ADDONS = ["--skip-tags", ",".join(tag for tag in CLUSTER_ADDONS if tag != "flux")]
 INVENTORY = "inventories/development"
 NAMESPACE = SECRET = "flux-system"
 TITLE = "flux-biomage-development"
@@ -91,7 +94,9 @@ def get_object(api: client.ApiClient, ref: tuple[str, str, str, str]) -> dict | 
 
 
 def run(env: dict[str, str], check: bool = False, args: list[str] | None = None, **extra: object) -> PlaybookResult:
-    return run_playbook(PLAYBOOK, INVENTORY, env=env, check=check, diff=True, extra_vars=extra or None, args=args)
+    return run_playbook(
+        PLAYBOOK, INVENTORY, env=env, check=check, diff=True, extra_vars=extra or None, args=OTHER_ADDONS + (args or [])
+    )
 
 
 def secret_strings(secret: dict) -> list[str]:
