@@ -141,5 +141,3 @@ def test_base_playbook_runs_both_roles_after_the_cluster(
     order = list(dict.fromkeys(tasks))
     assert order.index("eks_cluster") < order.index("ingress_nginx") < order.index("route53_dns"), order
     assert result.total("changed") == 0, result.stdout[-4000:]
-    summary = " ".join(result.stdout.split())
-    assert f"ingress: {hostname(applied)} (DNS scp.biomage.test and *.scp.biomage.test in zone" in summary
