@@ -44,6 +44,23 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def wanted_port(variable: str) -> int:
+    """The port named by the environment variable ``variable`` (checked free), else a free port."""
+    wanted = os.environ.get(variable)
+    if not wanted:
+        return free_port()
+    try:
+        port = int(wanted)
+    except ValueError as exc:
+        raise DevstackError(f"{variable}={wanted!r} is not a port number. Fix: unset it or give a number.") from exc
+    if port_in_use(port):
+        raise DevstackError(
+            f"port {port} ({variable}) is already in use by another process. "
+            f"Fix: stop that process, choose another port, or unset {variable} to pick a free one."
+        )
+    return port
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file, or a note that it is missing."""
     try:

@@ -24,7 +24,17 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import LOOPBACK, REPO_ROOT, Component, Context, DevstackError, free_port, http_ok, log_tail, port_in_use
+from .core import (
+    LOOPBACK,
+    REPO_ROOT,
+    Component,
+    Context,
+    DevstackError,
+    free_port,
+    http_ok,
+    log_tail,
+    wanted_port,
+)
 from .kube_pki import SERVICE_CLUSTER_IP_RANGE, Pki, ensure_pki
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "kube" / "build.sh"
@@ -103,33 +113,15 @@ class Ports:
             return None
 
 
-def _choose_apiserver_port() -> int:
-    wanted = os.environ.get("BIOMAGE_KUBE_PORT")
-    if not wanted:
-        return free_port()
-    try:
-        port = int(wanted)
-    except ValueError as exc:
-        raise DevstackError(
-            f"BIOMAGE_KUBE_PORT={wanted!r} is not a port number. Fix: unset it or give a number."
-        ) from exc
-    if port_in_use(port):
-        raise DevstackError(
-            f"port {port} (BIOMAGE_KUBE_PORT) is already in use by another process. "
-            "Fix: stop that process, choose another port, or unset BIOMAGE_KUBE_PORT to pick a free one."
-        )
-    return port
-
-
 def _choose_ports() -> Ports:
     ports: list[int] = []
     while len(ports) < 2:
         port = free_port()
         if port not in ports:
             ports.append(port)
-    apiserver = _choose_apiserver_port()
+    apiserver = wanted_port("BIOMAGE_KUBE_PORT")
     while apiserver in ports:
-        apiserver = _choose_apiserver_port()
+        apiserver = wanted_port("BIOMAGE_KUBE_PORT")
     return Ports(etcd_client=ports[0], etcd_peer=ports[1], apiserver=apiserver)
 
 

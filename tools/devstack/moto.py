@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
-from .core import LOOPBACK, Component, Context, DevstackError, free_port, http_ok, port_in_use
+from .core import LOOPBACK, Component, Context, DevstackError, http_ok, wanted_port
 
 # Dummy credentials: moto accepts any; real ones must never be sent to the emulator. They live in a
 # credentials file of the stack's own (profile PROFILE), never in environment variables, so that no
@@ -55,7 +54,7 @@ class Moto(Component):
                     "Fix: run `make dev-down` then `make dev-up`."
                 )
         else:
-            port = self._choose_port()
+            port = wanted_port("BIOMAGE_MOTO_PORT")
             ctx.spawn(self.name, _moto_server_argv(port))
             self._port_file(ctx).write_text(f"{port}\n", encoding="ascii")
             ctx.wait_until(lambda: self._healthy(port), f"answering on {self.url(port)}", self.name)
@@ -81,24 +80,6 @@ class Moto(Component):
             f"[profile {PROFILE}]\nregion = {ctx.region}\nendpoint_url = {self.url(port)}\n", encoding="utf-8"
         )
         return credentials, config
-
-    @staticmethod
-    def _choose_port() -> int:
-        wanted = os.environ.get("BIOMAGE_MOTO_PORT")
-        if not wanted:
-            return free_port()
-        try:
-            port = int(wanted)
-        except ValueError as exc:
-            raise DevstackError(
-                f"BIOMAGE_MOTO_PORT={wanted!r} is not a port number. Fix: unset it or give a number."
-            ) from exc
-        if port_in_use(port):
-            raise DevstackError(
-                f"port {port} (BIOMAGE_MOTO_PORT) is already in use by another process. "
-                "Fix: stop that process, choose another port, or unset BIOMAGE_MOTO_PORT to pick a free one."
-            )
-        return port
 
     def stop(self, ctx: Context) -> bool:
         stopped = ctx.terminate(self.name)
