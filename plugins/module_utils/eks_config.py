@@ -234,6 +234,18 @@ def _validate_version(errors, path, version):
         )
 
 
+def _validate_named_list(errors, section, items, validate_item, noun):
+    """Validate each item of a list of named entries and report names used twice; the names seen."""
+    seen = set()
+    for index, item in enumerate(items):
+        validate_item(errors, f"{section}[{index}]", item)
+        name = item.get("name") if isinstance(item, dict) else None
+        if name in seen:
+            errors.add(f"{section}[{index}].name", f"{name!r} is used twice", f"give each {noun} its own name")
+        seen.add(name)
+    return seen
+
+
 def _validate_nodegroup(errors, path, ng):
     if not _check_keys(errors, path, ng, NODEGROUP_KEYS):
         return
@@ -436,15 +448,7 @@ def validate(config, source, name=None, region=None):
     if not isinstance(nodegroups, list) or not nodegroups:
         errors.add("managedNodeGroups", "needs at least one managed node group", "add one (see docs/eks-cluster.md)")
     else:
-        seen = set()
-        for index, ng in enumerate(nodegroups):
-            _validate_nodegroup(errors, f"managedNodeGroups[{index}]", ng)
-            ng_name = ng.get("name") if isinstance(ng, dict) else None
-            if ng_name in seen:
-                errors.add(
-                    f"managedNodeGroups[{index}].name", f"{ng_name!r} is used twice", "give each group its own name"
-                )
-            seen.add(ng_name)
+        seen = _validate_named_list(errors, "managedNodeGroups", nodegroups, _validate_nodegroup, "group")
         names = sorted(n for n in seen if isinstance(n, str))
         for ng_name in names:
             for other in names:
@@ -455,15 +459,7 @@ def validate(config, source, name=None, region=None):
     if not isinstance(profiles, list):
         errors.add("fargateProfiles", "must be a list", "write - name: ... selectors: [...]")
     else:
-        seen = set()
-        for index, profile in enumerate(profiles):
-            _validate_fargate(errors, f"fargateProfiles[{index}]", profile)
-            p_name = profile.get("name") if isinstance(profile, dict) else None
-            if p_name in seen:
-                errors.add(
-                    f"fargateProfiles[{index}].name", f"{p_name!r} is used twice", "give each profile its own name"
-                )
-            seen.add(p_name)
+        _validate_named_list(errors, "fargateProfiles", profiles, _validate_fargate, "profile")
 
     addons = config.get("addons", [])
     if not isinstance(addons, list):
