@@ -23,12 +23,21 @@ def test_every_role_has_a_scenario() -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: f"{p.parents[2].name}-{p.parent.name}")
-def test_molecule_scenario(scenario: Path, stack_ansible_env: dict[str, str]) -> None:
+def test_molecule_scenario(scenario: Path, stack_ansible_env: dict[str, str], tmp_path: Path) -> None:
     role_dir = scenario.parents[2]
+    # Molecule's default ephemeral directory is ~/.ansible/tmp/molecule.<hash of the role folder's
+    # *name*>.<scenario>: shared by every clone on the machine, so a run killed in another clone
+    # leaves state (and scripts pointing at that clone's virtualenv) behind. Each run gets its own.
+    ephemeral = tmp_path / "molecule"
     proc = subprocess.run(
         [str(BIN_DIR / "molecule"), "-c", str(BASE_CONFIG), "test", "-s", scenario.parent.name],
         cwd=role_dir,
-        env={**stack_ansible_env, "NO_COLOR": "1", "PY_COLORS": "0"},
+        env={
+            **stack_ansible_env,
+            "NO_COLOR": "1",
+            "PY_COLORS": "0",
+            "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral),
+        },
         capture_output=True,
         text=True,
         timeout=1800,
