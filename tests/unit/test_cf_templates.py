@@ -66,27 +66,71 @@ def test_redis_encrypts_in_transit_and_takes_its_token_from_a_secret_it_declares
     )
 
 
+def resolve_ifs(node: object, parameters: dict[str, str], conditions: dict) -> object:
+    """``node`` with every Fn::If replaced by the branch its condition picks for ``parameters``."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            condition, when_true, when_false = node["Fn::If"]
+            chosen = evaluate_condition({"Condition": condition}, parameters, conditions)
+            assert chosen is not None, f"condition {condition} is undecided for {parameters}"
+            return resolve_ifs(when_true if chosen else when_false, parameters, conditions)
+        return {k: resolve_ifs(v, parameters, conditions) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve_ifs(v, parameters, conditions) for v in node]
+    return node
+
+
 @pytest.mark.parametrize(
-    ("environment", "protocol", "endpoint"),
+    ("environment", "sandbox", "protocol", "endpoint", "topic"),
     [
-        ("development", "http", "http://${DevelopmentApiHost}${WorkResultsPath}"),
-        ("staging", "https", "https://api.${DomainName}${WorkResultsPath}"),
-        ("production", "https", "https://api.${DomainName}${WorkResultsPath}"),
+        ("development", "", "http", "http://${DevelopmentApiHost}${WorkResultsPath}", "work-results-${Environment}"),
+        ("staging", "", "https", "https://api.${DomainName}${WorkResultsPath}", "work-results-${Environment}"),
+        ("production", "", "https", "https://api.${DomainName}${WorkResultsPath}", "work-results-${Environment}"),
+        (
+            "staging",
+            "my-sandbox",
+            "https",
+            "https://api-${Sandbox}.${DomainName}${WorkResultsPath}",
+            "work-results-${Environment}-${Sandbox}",
+        ),
+        (
+            "development",
+            "my-sandbox",
+            "http",
+            "http://${DevelopmentApiHost}${WorkResultsPath}",
+            "work-results-${Environment}-${Sandbox}",
+        ),
     ],
 )
 def test_the_work_results_subscription_protocol_matches_its_endpoint(
-    environment: str, protocol: str, endpoint: str
+    environment: str, sandbox: str, protocol: str, endpoint: str, topic: str
 ) -> None:
     sns = template("sns")
+    parameters = {"Environment": environment, "Sandbox": sandbox}
     (subscription,) = resources("sns", "AWS::SNS::Subscription").values()
-    is_dev = evaluate_condition({"Condition": "IsDevelopment"}, {"Environment": environment}, sns["Conditions"])
-    pick = 1 if is_dev else 2
-    chosen_protocol = subscription["Protocol"]["Fn::If"][pick]
-    chosen_endpoint = subscription["Endpoint"]["Fn::If"][pick]["Fn::Sub"]
+    (topic_props,) = resources("sns", "AWS::SNS::Topic").values()
+    # the protocol and the endpoint are picked by the same condition, so they cannot disagree
     assert subscription["Protocol"]["Fn::If"][0] == subscription["Endpoint"]["Fn::If"][0] == "IsDevelopment"
-    assert (chosen_protocol, chosen_endpoint) == (protocol, endpoint)
-    assert chosen_endpoint.startswith(f"{chosen_protocol}://")
+    chosen = resolve_ifs(subscription, parameters, sns["Conditions"])
+    assert (chosen["Protocol"], chosen["Endpoint"]["Fn::Sub"]) == (protocol, endpoint)
+    assert chosen["Endpoint"]["Fn::Sub"].startswith(f"{protocol}://")
+    assert resolve_ifs(topic_props, parameters, sns["Conditions"])["TopicName"] == {"Fn::Sub": topic}
     assert subscription["DeliveryPolicy"]["healthyRetryPolicy"]["numRetries"] > 0
+
+
+def test_the_sandbox_parameter_is_optional_and_refused_in_production() -> None:
+    sns = template("sns")
+    sandbox = sns["Parameters"]["Sandbox"]
+    assert sandbox["Default"] == ""
+    assert sandbox["MaxLength"] == 20
+    pattern = re.compile(sandbox["AllowedPattern"])
+    for good in ("", "a", "my-sandbox", "x" * 20):
+        assert pattern.fullmatch(good), good
+    for bad in ("-a", "a-", "A", "my_sandbox", "a.b"):
+        assert not pattern.fullmatch(bad), bad
+    rule = sns["Rules"]["NoSandboxInProduction"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Environment"}, "production"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "Sandbox"}, ""]}
 
 
 def test_every_job_queue_has_a_dead_letter_queue() -> None:
@@ -106,8 +150,11 @@ def declared_names() -> set[str]:
         for resource in template(name)["Resources"].values():
             for key in ("TableName", "BucketName", "QueueName", "TopicName", "Name"):
                 value = (resource.get("Properties") or {}).get(key)
-                if isinstance(value, dict) and "Fn::Sub" in value:
-                    names.add(value["Fn::Sub"])
+                # a name chosen by a condition (sns: the sandbox's topic or the environment's) counts both ways
+                branches = value["Fn::If"][1:] if isinstance(value, dict) and "Fn::If" in value else [value]
+                for branch in branches:
+                    if isinstance(branch, dict) and "Fn::Sub" in branch:
+                        names.add(branch["Fn::Sub"])
     return names
 
 
