@@ -168,14 +168,25 @@ def resource_name_of(arn: str) -> str:
     return match["name"].replace("-R-A", "-${AWS::Region}-${AWS::AccountId}")
 
 
+def sandbox_wildcard_of(name: str) -> str:
+    """A staging sandbox's resources are ``<name>-${Sandbox}``; a policy grants them as ``<name>-*``."""
+    return name.replace("-${Sandbox}", "-*")
+
+
+@pytest.mark.parametrize("environment", ["development", "staging", "production"])
 @pytest.mark.parametrize("app", ["api", "pipeline", "ui", "worker"])
-def test_irsa_permissions_name_only_this_environments_declared_resources(app: str) -> None:
+def test_irsa_permissions_name_only_this_environments_declared_resources(app: str, environment: str) -> None:
+    irsa = template(f"irsa-{app}-role")
     (role,) = resources(f"irsa-{app}-role", "AWS::IAM::Role").values()
+    role = resolve_ifs(role, {"Environment": environment}, irsa.get("Conditions", {}))
     names = declared_names()
+    names |= {sandbox_wildcard_of(n) for n in names if "${Sandbox}" in n and environment == "staging"}
     for policy in role["Policies"]:
         for statement in policy["PolicyDocument"]["Statement"]:
             assert statement["Effect"] == "Allow" and "*" not in statement["Action"]
             for resource in statement["Resource"]:
+                if resource == {"Ref": "AWS::NoValue"}:
+                    continue
                 if resource == "*":
                     assert all(a.startswith("xray:") for a in statement["Action"]), statement
                     continue
@@ -183,4 +194,24 @@ def test_irsa_permissions_name_only_this_environments_declared_resources(app: st
                 assert arn.startswith("arn:${AWS::Partition}:")
                 resource_name = resource_name_of(arn)
                 assert "${Environment}" in resource_name, arn
-                assert resource_name in names, f"{app}: {arn} names nothing the templates declare"
+                assert resource_name in names, f"{app}: {arn} names nothing the {environment} templates declare"
+
+
+@pytest.mark.parametrize("app", ["pipeline", "worker"])
+def test_only_staging_roles_publish_to_sandbox_topics(app: str) -> None:
+    irsa = template(f"irsa-{app}-role")
+    (role,) = resources(f"irsa-{app}-role", "AWS::IAM::Role").values()
+
+    def topics(environment: str) -> list[str]:
+        resolved = resolve_ifs(role, {"Environment": environment}, irsa["Conditions"])
+        return [
+            r["Fn::Sub"].rsplit(":", 1)[-1]
+            for policy in resolved["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+            if statement["Action"] == ["sns:Publish"]
+            for r in statement["Resource"]
+            if "Fn::Sub" in r
+        ]
+
+    assert topics("staging") == ["work-results-${Environment}", "work-results-${Environment}-*"]
+    assert topics("production") == topics("development") == ["work-results-${Environment}"]
