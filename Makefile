@@ -51,12 +51,13 @@ demo: setup dev-up ## converge the development environment on the local stack
 	ansible-playbook playbooks/site.yml -i inventories/development
 	@echo 'The local stack stays up: make dev-down stops it.'
 
-lint: setup ## ruff, yamllint, ansible-lint (production profile), cfn-lint + template rules
+lint: setup ## ruff, yamllint, ansible-lint (production profile), cfn-lint + template rules, release rules
 	ruff check .
 	ruff format --check .
 	yamllint --strict .
 	ansible-lint --offline --profile production
 	$(PY) tools/lint_cf.py
+	$(PY) tools/check_releases.py
 
 build: setup ## build the collection artefact
 	ansible-galaxy collection build --force --output-path .cache/dist .

@@ -1,0 +1,34 @@
+"""Fill docs/examples/ui.flux.ci the way a service's CI does, for the release tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tests.lib.ansible_run import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "docs/examples/ui.flux.ci"
+
+
+def filled_release(
+    environment: str, ref: str = "master", domain: str = "scp-staging.biomage.test"
+) -> list[dict[str, Any]]:
+    """The example's Namespace and HelmRelease with every FILLED_IN_BY_CI value set."""
+    namespace, release = yaml.safe_load_all(EXAMPLE.read_text(encoding="utf-8"))
+    name = f"ui-{ref}"
+    namespace["metadata"]["name"] = name
+    namespace["metadata"]["labels"]["sandboxId"] = ref
+    release["metadata"].update(name=name, namespace=name)
+    release["metadata"]["annotations"] = {"biomage.net/ci-repo": "biomage-org/ui", "biomage.net/ci-sha": "0" * 40}
+    values = release["spec"]["values"]
+    values["biomageCi"] = {"repo": "biomage-org/ui", "ref": ref}
+    values["image"].update(registry="000000000000.dkr.ecr.eu-west-1.amazonaws.com", tag=f"{ref}-{'0' * 7}")
+    values["kubernetes"]["env"] = environment
+    values["serviceAccount"]["iamRole"] = f"arn:aws:iam::000000000000:role/biomage-ui-{environment}-eu-west-1"
+    values["ingress"].update(domainName=domain, subdomain="ui")
+    return [namespace, release]
+
+
+def dump(documents: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(documents, sort_keys=False)
