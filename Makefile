@@ -25,7 +25,7 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod)
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/install-actionlint.sh
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \
@@ -33,6 +33,7 @@ $(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod)
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	tools/kube/install-tools.sh $(BIN)
+	tools/install-actionlint.sh $(BIN)
 	touch $@
 
 lock: ## re-resolve requirements.in into the pinned requirements.txt
@@ -51,11 +52,12 @@ demo: setup dev-up ## converge the development environment on the local stack
 	ansible-playbook playbooks/site.yml -i inventories/development
 	@echo 'The local stack stays up: make dev-down stops it.'
 
-lint: setup ## ruff, yamllint, ansible-lint (production profile), cfn-lint + template rules, release rules
+lint: setup ## ruff, yamllint, ansible-lint (production profile), actionlint, cfn-lint + template rules, release rules
 	ruff check .
 	ruff format --check .
 	yamllint --strict .
 	ansible-lint --offline --profile production
+	actionlint
 	$(PY) tools/lint_cf.py
 	$(PY) tools/check_releases.py
 
