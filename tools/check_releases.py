@@ -198,7 +198,7 @@ def check_tree(root: Path, repo_root: Path = REPO_ROOT) -> list[Finding]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="check_releases", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="check_releases", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--root", type=Path, help="a checkout whose releases/ to check (default: this one)")
     parser.add_argument("--env", choices=ENVIRONMENTS, help="check FILEs as if they were in releases/<env>/")
     parser.add_argument("files", nargs="*", type=Path)

@@ -48,7 +48,7 @@ def test_the_filled_example_is_accepted_by_the_api_server(dyn: dynamic.DynamicCl
 
 
 def test_the_filled_example_renders_with_its_chart(stack_ansible_env: dict[str, str], tmp_path: Path) -> None:
-    _, release = filled_release("staging", domain="scp-staging.biomage.test")
+    release = filled_release("staging", domain="scp-staging.biomage.test")[1]
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(release["spec"]["values"]))
     helm = shutil.which("helm", path=stack_ansible_env["PATH"])
@@ -69,14 +69,14 @@ def test_the_filled_example_renders_with_its_chart(stack_ansible_env: dict[str, 
         capture_output=True,
         text=True,
     ).stdout
-    objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(rendered) if o}
-    deployment = next(o for (kind, _), o in objects.items() if kind == "Deployment")
+    objects = {o["kind"]: o for o in yaml.safe_load_all(rendered) if o}
+    deployment = objects["Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "000000000000.dkr.ecr.eu-west-1.amazonaws.com/ui:master-0000000"
     assert {"name": "K8S_ENV", "value": "staging"} in container["env"]
-    ingress = next(o for (kind, _), o in objects.items() if kind == "Ingress")
+    ingress = objects["Ingress"]
     assert ingress["spec"]["rules"][0]["host"] == "ui.scp-staging.biomage.test"
-    account = next(o for (kind, _), o in objects.items() if kind == "ServiceAccount")
+    account = objects["ServiceAccount"]
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
         ":role/biomage-ui-staging-eu-west-1"
     )

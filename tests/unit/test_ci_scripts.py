@@ -69,7 +69,7 @@ def install(url: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_install_eksctl_verifies_and_installs_the_pinned_release(release: tuple[str, Path], tmp_path: Path) -> None:
-    url, _ = release
+    url = release[0]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     first = install(url, bin_dir)
