@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
@@ -37,3 +38,13 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 def stack_ansible_env(devstack: dict[str, str]) -> dict[str, str]:
     """An operator's shell environment pointing at the session's local stack."""
     return ansible_env(devstack)
+
+
+@pytest.fixture(scope="session")
+def kube_api(devstack: dict[str, str]) -> Iterator[client.ApiClient]:
+    """A kubernetes ApiClient for the stack's API server (admin kubeconfig), closed at the end."""
+    api_client = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
+    try:
+        yield api_client
+    finally:
+        api_client.close()

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from tests.lib.ansible_run import REPO_ROOT, run_playbook
 
@@ -27,12 +26,8 @@ SERVERS = {
 
 
 @pytest.fixture(scope="module")
-def custom(devstack: dict[str, str]) -> Iterator[client.CustomObjectsApi]:
-    api_client = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
-    try:
-        yield client.CustomObjectsApi(api_client)
-    finally:
-        api_client.close()
+def custom(kube_api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_api)
 
 
 def _issuers(custom: client.CustomObjectsApi) -> dict[str, dict]:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
 from cryptography.hazmat.primitives import serialization
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
@@ -41,12 +41,8 @@ PINNED_HOSTS = "\n".join(ROLE_DEFAULTS["flux_known_hosts"]) + "\n"
 
 # -- helpers ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def api(devstack: dict[str, str]) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+def api(kube_api: client.ApiClient) -> client.ApiClient:
+    return kube_api
 
 
 def github(env: dict[str, str], method: str, path: str, body: dict | None = None):

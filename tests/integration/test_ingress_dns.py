@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from tests.lib import aws
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
@@ -55,8 +55,8 @@ def hostname(result: PlaybookResult) -> str:
     return found[1]
 
 
-def test_controller_objects_are_on_the_api_server(applied: PlaybookResult, devstack: dict[str, str]) -> None:
-    api = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
+def test_controller_objects_are_on_the_api_server(applied: PlaybookResult, kube_api: client.ApiClient) -> None:
+    api = kube_api
     service = client.CoreV1Api(api).read_namespaced_service("ingress-nginx-controller", "ingress-nginx")
     assert service.spec.type == "LoadBalancer"
     assert service.metadata.annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"

@@ -9,12 +9,11 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from devstack.lb_standin import load_balancer_name
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.lib.ansible_run import run_playbook
@@ -27,12 +26,8 @@ IAM_ROLE = "arn:aws:iam::000000000000:role/ui-role-development"
 
 
 @pytest.fixture(scope="module")
-def api(devstack: dict[str, str]) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+def api(kube_api: client.ApiClient) -> client.ApiClient:
+    return kube_api
 
 
 def _tool_output(env: dict[str, str], *argv: str) -> str:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import config, dynamic
+from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from tests.lib.ansible_run import REPO_ROOT
@@ -21,12 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def dyn(devstack: dict[str, str]) -> Iterator[dynamic.DynamicClient]:
-    api_client = config.new_client_from_config(config_file=devstack["KUBECONFIG"])
-    try:
-        yield dynamic.DynamicClient(api_client)
-    finally:
-        api_client.close()
+def dyn(kube_api: client.ApiClient) -> dynamic.DynamicClient:
+    return dynamic.DynamicClient(kube_api)
 
 
 def test_the_filled_example_is_accepted_by_the_api_server(dyn: dynamic.DynamicClient) -> None:
