@@ -90,8 +90,12 @@ def parse(text, owner, repo, path=CI_FILE):
     except TemplateError as exc:
         raise CiConfigError([f"{exc}. Fix: correct the YAML (CloudFormation syntax: !Sub and !Ref work)."]) from exc
     if not isinstance(data, dict) or TOP_KEY not in data:
-        problems.add("", f"the file must be a mapping with a '{TOP_KEY}' list", f"write '{TOP_KEY}:' with a list of "
-                     "{PolicyName, PolicyDocument}, or delete the file if the repository's CI needs no AWS access")  # fmt: skip
+        problems.add(
+            "",
+            f"the file must be a mapping with a '{TOP_KEY}' list",
+            f"write '{TOP_KEY}:' with a list of {{PolicyName, PolicyDocument}}, or delete the file if the "
+            "repository's CI needs no AWS access",
+        )
         raise CiConfigError(problems.items)
     for key in sorted(set(data) - {TOP_KEY}, key=str):
         problems.add(str(key), "unknown key", f"remove it; only '{TOP_KEY}' is read")
@@ -226,7 +230,7 @@ def _check_statement(statement, where, problems):
     if escalating:
         problems.add(
             where,
-            f"{', '.join(escalating)} on Resource \"*\" would let CI take any role or change IAM (privilege escalation)",
+            f'{", ".join(escalating)} on Resource "*" would let CI take any role or change IAM (privilege escalation)',
             "scope Resource to the exact role ARNs CI may pass or assume, or drop the action",
         )
 
