@@ -18,7 +18,7 @@ description:
     C(unchanged), meaning "present, value not compared") unless O(force=true), which writes it again
     and always reports a change. Pass O(force=true) when you know the value changed (for example after a
     rotation).
-  - O(state=absent) deletes the secret if it exists (exact: presence can be read).
+  - O(state=absent) deletes the secret if it exists (exact, since presence can be read).
   - Prefer M(biomage.iac.github_actions_variable) for anything that is not secret (role ARNs, regions).
 author:
   - Biomage platform team (@biomage-org)
