@@ -28,6 +28,8 @@ OIDC_HOST = "token.actions.githubusercontent.com"
 OIDC_AUDIENCE = "sts.amazonaws.com"
 OIDC_PROVIDER_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/" + OIDC_HOST
 MAX_SESSION_DURATION = 3600
+# IAM's limit on the aggregate size of a role's inline policies (counted here before substitution)
+MAX_INLINE_POLICY_CHARS = 10240
 ROLE_PATH = "/biomage/ci/"
 ROLE_ID = "Role"
 POLICIES_LOCATION = f"Resources.{ROLE_ID}.Properties.Policies"
@@ -110,6 +112,14 @@ def parse(text, owner, repo, path=CI_FILE):
     names = {}
     for index, policy in enumerate(policies):
         _check_policy(policy, f"{TOP_KEY}[{index}]", names, problems)
+    size = len(json.dumps(policies, separators=(",", ":"), default=str))
+    if size > MAX_INLINE_POLICY_CHARS:
+        problems.add(
+            TOP_KEY,
+            f"the policies take about {size} characters; IAM allows {MAX_INLINE_POLICY_CHARS} of inline policies "
+            "per role",
+            "merge statements, use wildcards within one service on named resources, or drop unused actions",
+        )
     if problems.items:
         raise CiConfigError(problems.items)
     return [{"PolicyName": p["PolicyName"], "PolicyDocument": p["PolicyDocument"]} for p in policies]
@@ -196,7 +206,7 @@ def _check_statement(statement, where, problems):
         if action in ("*", "*:*"):
             problems.add(
                 f"{where}.Action",
-                f'Action "{action}" allows every action of every service',
+                f'Action "{action}" names every action of every service',
                 "list the actions CI needs, e.g. ecr:PutImage, s3:PutObject",
             )
             continue

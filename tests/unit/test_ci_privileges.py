@@ -155,6 +155,27 @@ def test_each_error_names_repository_field_and_fix(statement: str, field: str, m
     assert fix in matching[0].split("Fix: ", 1)[1]
 
 
+def test_read_only_identity_and_auth_token_actions_on_any_resource_are_allowed() -> None:
+    statement = "{Effect: Allow, Action: [ecr:GetAuthorizationToken, sts:GetCallerIdentity], Resource: '*'}"
+    built = ci_privileges.build(ci_yaml(statement), OWNER, "ui", ["main"])
+    assert built["policies"][0]["PolicyDocument"]["Statement"][0]["Resource"] == "*"
+    found = problems(ci_yaml("{Effect: Allow, Action: sts:AssumeRoleWithWebIdentity, Resource: '*'}"))
+    assert any("sts:assumerolewithwebidentity" in p and "privilege escalation" in p for p in found), found
+
+
+def test_the_documented_example_is_valid() -> None:
+    doc = (REPO_ROOT / "docs/ci-privileges.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    built = ci_privileges.build(example, OWNER, "ui", ["main"])
+    assert [p["PolicyName"] for p in built["policies"]] == ["ecr-push", "ecr-login"]
+
+
+def test_the_aggregate_inline_policy_size_is_limited() -> None:
+    actions = ", ".join(f"ecr:Action{i:04d}" for i in range(800))
+    found = problems(ci_yaml(f"{{Effect: Allow, Action: [{actions}], Resource: x}}"))
+    assert any(p.startswith("biomage-org/ui:.ci.yaml: ci-policies: the policies take about") for p in found)
+
+
 def test_policy_names_must_be_valid_and_unique() -> None:
     second = (
         "  - PolicyName: first\n"
