@@ -309,7 +309,7 @@ def render(owner, repo, policies, claims):
             ROLE_ID: {
                 "Type": "AWS::IAM::Role",
                 "Properties": {
-                    "Description": f"GitHub Actions of {full_name} ({CI_FILE})",
+                    "Description": {"Fn::Sub": f"GitHub Actions of {full_name} ({CI_FILE}), ${{Environment}}"},
                     "Path": ROLE_PATH,
                     "MaxSessionDuration": MAX_SESSION_DURATION,
                     "AssumeRolePolicyDocument": trust_policy(claims),

@@ -4,6 +4,8 @@ repository, the field and the fix, and becomes one role trusted only by that rep
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,12 +91,21 @@ def test_rendered_trust_is_github_oidc_for_exactly_this_repository() -> None:
     assert built["template"]["Outputs"]["RoleArn"]["Value"] == {"Fn::GetAtt": ["Role", "Arn"]}
 
 
-def test_rendered_template_passes_the_repository_rules_unchanged() -> None:
-    built = ci_privileges.build(UI_CI, OWNER, "ui", ["main"])
+def test_rendered_template_passes_the_repository_rules_unchanged_and_cfn_lint(tmp_path: Path) -> None:
+    built = ci_privileges.build(UI_CI, OWNER, "ui", ["main"], ["production"])
     label = ci_privileges.template_label(OWNER, "ui")
     assert cfn_rules.check_text(built["template_body"], label) == []
     assert load_template(built["template_body"], label) == built["template"]
     assert "!Sub" not in built["template_body"]
+    rendered = tmp_path / "ci-ui.json"
+    rendered.write_text(built["template_body"])
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools/lint_cf.py"), str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("branch", ["*", "feature/*", "main:x", ""])
