@@ -329,7 +329,7 @@ def render(owner, repo, policies, claims):
 
 def dump(template):
     """The template text sent to CloudFormation (JSON: no YAML tags, stable for diffs)."""
-    return json.dumps(template, indent=2) + "\n"
+    return json.dumps(template, indent=2)
 
 
 def check_rendered(template, owner, repo, path=CI_FILE):
