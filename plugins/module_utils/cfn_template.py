@@ -119,23 +119,33 @@ if HAS_YAML:
         _Loader.add_constructor(f"!{_tag}", _make_tag_constructor(_tag))
 
 
-def load_template(text, source="<template>", short_forms=None):
-    """Parse a template body (YAML or JSON) into a dict; raise TemplateError naming ``source``.
+def load_yaml(text, source="<template>", short_forms=None, what="template"):
+    """Parse CloudFormation-syntax YAML or JSON (short-form tags become their long form, duplicate keys
+    are refused) into Python data; raise TemplateError naming ``source``.
 
+    Used for templates and for other files written in template syntax (a repository's ``.ci.yaml``).
     When ``short_forms`` is a list, every short-form tag found is appended as ``(tag, line)``.
     """
     if not HAS_YAML:
         raise TemplateError(f"{source}: PyYAML is required to read templates ({YAML_IMPORT_ERROR})")
     if not text or not text.strip():
-        raise TemplateError(f"{source}: the template is empty")
+        raise TemplateError(f"{source}: the {what} is empty")
     loader = _Loader(text)
     loader.short_form_tags_seen = short_forms
     try:
-        data = loader.get_single_data()
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise TemplateError(f"{source}: not valid YAML/JSON: {' '.join(str(exc).split())}") from exc
     finally:
         loader.dispose()
+
+
+def load_template(text, source="<template>", short_forms=None):
+    """Parse a template body (YAML or JSON) into a dict; raise TemplateError naming ``source``.
+
+    When ``short_forms`` is a list, every short-form tag found is appended as ``(tag, line)``.
+    """
+    data = load_yaml(text, source, short_forms)
     if not isinstance(data, dict):
         raise TemplateError(f"{source}: a template must be a mapping with a Resources section")
     if not isinstance(data.get("Resources"), dict) or not data["Resources"]:

@@ -153,6 +153,36 @@ class GitHubClient:
         status = self.request("PUT", f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name)}", body)[0]
         return status == 201
 
+    def get_secret(self, owner, repo, name):
+        """A secret's metadata (name, created_at, updated_at; never its value), or None."""
+        return self._get_or_none(f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name, safe='')}")
+
+    def delete_secret(self, owner, repo, name):
+        self.request("DELETE", f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name, safe='')}")
+
+    # Actions variables (not secret: they can be read back) -----------------------------------
+    def get_variable(self, owner, repo, name):
+        """A variable (name, value, created_at, updated_at), or None."""
+        return self._get_or_none(f"{self._repo_path(owner, repo)}/actions/variables/{quote(name, safe='')}")
+
+    def create_variable(self, owner, repo, name, value):
+        self.request("POST", f"{self._repo_path(owner, repo)}/actions/variables", {"name": name, "value": value})
+
+    def update_variable(self, owner, repo, name, value):
+        body = {"name": name, "value": value}
+        self.request("PATCH", f"{self._repo_path(owner, repo)}/actions/variables/{quote(name, safe='')}", body)
+
+    def delete_variable(self, owner, repo, name):
+        self.request("DELETE", f"{self._repo_path(owner, repo)}/actions/variables/{quote(name, safe='')}")
+
+    def _get_or_none(self, path):
+        try:
+            return self.request("GET", path)[1]
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def get_file(self, owner, repo, path):
         """A file's text, or None when the repository has no such file."""
         try:

@@ -147,3 +147,49 @@ def test_the_description_is_githubs_own() -> None:
     assert operation_ids == set(github_spec.OPERATIONS.values())
     create_key = spec["paths"]["/repos/{owner}/{repo}/keys"]["post"]
     assert create_key["requestBody"]["content"]["application/json"]["schema"]["required"] == ["key"]
+
+
+def test_actions_variables_round_trip_and_bad_requests_are_refused(github: dict[str, str]) -> None:
+    base = f"/repos/{OWNER}/worker/actions/variables"
+    assert call(github, "GET", f"{base}/AWS_ROLE_ARN")[0] == 404
+    assert call(github, "POST", base, {"name": "aws_role_arn", "value": "arn:aws:iam::1:role/ci"}) == (201, {})
+    status, variable = call(github, "GET", f"{base}/AWS_ROLE_ARN")
+    assert status == 200 and (variable["name"], variable["value"]) == ("AWS_ROLE_ARN", "arn:aws:iam::1:role/ci")
+    assert call(github, "POST", base, {"name": "AWS_ROLE_ARN", "value": "again"})[0] == 409
+    assert call(github, "PATCH", f"{base}/aws_role_arn", {"value": "arn:aws:iam::1:role/new"}) == (204, None)
+    assert call(github, "GET", f"{base}/AWS_ROLE_ARN")[1]["value"] == "arn:aws:iam::1:role/new"
+    status, listed = call(github, "GET", f"{base}?per_page=30")
+    assert status == 200 and listed["total_count"] == 1
+    assert [(v["name"], v["value"]) for v in listed["variables"]] == [("AWS_ROLE_ARN", "arn:aws:iam::1:role/new")]
+
+    # GitHub's schemas: name and value are required strings; names follow the secret-name rules
+    status, error = call(github, "POST", base, {"name": "NO_VALUE"})
+    assert status == 422 and "'value' is a required property" in error["message"]
+    status, error = call(github, "POST", base, {"name": "X", "value": 5})
+    assert status == 422 and "5 is not of type 'string'" in error["message"]
+    status, error = call(github, "PATCH", f"{base}/AWS_ROLE_ARN", {"value": ["x"]})
+    assert status == 422 and "is not of type 'string'" in error["message"]
+    status, error = call(github, "POST", base, {"name": "GITHUB_X", "value": "x"})
+    assert status == 422 and error["errors"][0]["field"] == "name"
+    assert call(github, "GET", f"{base}?per_page=abc")[0] == 422
+    assert call(github, "PATCH", f"{base}/MISSING", {"value": "x"})[0] == 404
+    assert call(github, "GET", f"/repos/{OWNER}/nope/actions/variables/X")[0] == 404
+
+    assert call(github, "DELETE", f"{base}/AWS_ROLE_ARN") == (204, None)
+    assert call(github, "DELETE", f"{base}/AWS_ROLE_ARN")[0] == 404
+    assert call(github, "GET", base)[1] == {"total_count": 0, "variables": []}
+
+
+def test_admin_file_endpoint_changes_a_default_branch_file(github: dict[str, str]) -> None:
+    assert call(github, "PUT", f"/_standin/files/{OWNER}/pipeline/.ci.yaml", {"content": "ci-policies: []\n"})[0] == 200
+    status, content = call(github, "GET", f"/repos/{OWNER}/pipeline/contents/.ci.yaml")
+    assert status == 200 and base64.b64decode(content["content"]).decode() == "ci-policies: []\n"
+    assert call(github, "DELETE", f"/_standin/files/{OWNER}/pipeline/.ci.yaml")[0] == 204
+    assert call(github, "GET", f"/repos/{OWNER}/pipeline/contents/.ci.yaml")[0] == 404
+    assert call(github, "DELETE", f"/_standin/files/{OWNER}/pipeline/.ci.yaml", token="wrong")[0] == 401
+
+
+def test_the_cached_description_is_keyed_by_the_operations() -> None:
+    path = github_spec.subset_path()
+    assert github_spec.operations_key() in path.name
+    assert github_spec.OCTOKIT_OPENAPI_VERSION in path.name

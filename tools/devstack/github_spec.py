@@ -8,6 +8,7 @@ schemas the stand-in validates requests and responses against are GitHub's own.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +36,11 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("get", "/repos/{owner}/{repo}/actions/secrets/{secret_name}"): "actions/get-repo-secret",
     ("put", "/repos/{owner}/{repo}/actions/secrets/{secret_name}"): "actions/create-or-update-repo-secret",
     ("delete", "/repos/{owner}/{repo}/actions/secrets/{secret_name}"): "actions/delete-repo-secret",
+    ("get", "/repos/{owner}/{repo}/actions/variables"): "actions/list-repo-variables",
+    ("post", "/repos/{owner}/{repo}/actions/variables"): "actions/create-repo-variable",
+    ("get", "/repos/{owner}/{repo}/actions/variables/{name}"): "actions/get-repo-variable",
+    ("patch", "/repos/{owner}/{repo}/actions/variables/{name}"): "actions/update-repo-variable",
+    ("delete", "/repos/{owner}/{repo}/actions/variables/{name}"): "actions/delete-repo-variable",
 }
 
 
@@ -43,12 +49,18 @@ def cache_dir() -> Path:
     return Path(base) / "github"
 
 
+def operations_key() -> str:
+    """A short hash of OPERATIONS: a cached subset made for another set of operations is not reused."""
+    text = json.dumps(sorted([method, template, operation] for (method, template), operation in OPERATIONS.items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
 def subset_path(version: str = OCTOKIT_OPENAPI_VERSION) -> Path:
-    return cache_dir() / f"api.github.com-{version}-subset.json"
+    return cache_dir() / f"api.github.com-{version}-{operations_key()}-subset.json"
 
 
 def ensure_subset(version: str = OCTOKIT_OPENAPI_VERSION) -> Path:
-    """The reduced description, built once per machine and version."""
+    """The reduced description, built once per machine, version and set of operations."""
     target = subset_path(version)
     if target.is_file():
         return target

@@ -7,8 +7,10 @@ invalid request gets GitHub's 422 shape). Every JSON response the stand-in sends
 against the operation's response schema too: a stand-in answer that GitHub would never give is a
 500, so tests cannot pass against a fake that drifted from the real API.
 
-Paths under ``/_standin/`` are not GitHub's: they let tests seed repositories and read back what a
-client stored (a secret's decrypted value, to prove the sealed box was real).
+Paths under ``/_standin/`` are not GitHub's: they let tests seed repositories, change or delete a
+file on a repository's default branch (``PUT``/``DELETE /_standin/files/<owner>/<repo>/<path>``, as a
+push would) and read back what a client stored (a secret's decrypted value, to prove the sealed box
+was real).
 
 Run: ``python -m devstack.github_standin --port P --token-file F --key-file F``.
 """
@@ -88,6 +90,7 @@ class Repo:
     files: dict[str, str] = field(default_factory=dict)
     keys: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
     id: int = 0
 
 
@@ -112,6 +115,11 @@ class GitHubStandin:
             "actions/get-repo-secret": self.get_secret,
             "actions/create-or-update-repo-secret": self.put_secret,
             "actions/delete-repo-secret": self.delete_secret,
+            "actions/list-repo-variables": self.list_variables,
+            "actions/create-repo-variable": self.create_variable,
+            "actions/get-repo-variable": self.get_variable,
+            "actions/update-repo-variable": self.update_variable,
+            "actions/delete-repo-variable": self.delete_variable,
         }
 
     @staticmethod
@@ -367,6 +375,67 @@ class GitHubStandin:
             raise ApiError(404, "Not Found")
         return 204, None
 
+    # Actions variables: names are stored upper-case and compared case-insensitively, as on GitHub.
+    @staticmethod
+    def _variable_name(name: str) -> str:
+        upper = name.upper()
+        if not SECRET_NAME.match(upper):
+            raise ApiError(
+                422,
+                "Validation Failed",
+                [{"resource": "ActionsVariable", "code": "custom", "field": "name",
+                  "message": "Variable names can only contain alphanumeric characters or underscores, "
+                             "and must not start with GITHUB_ or a number"}],
+            )  # fmt: skip
+        return upper
+
+    @staticmethod
+    def _variable_json(name: str, variable: dict[str, str]) -> dict[str, str]:
+        return {"name": name, "value": variable["value"], "created_at": variable["created_at"],
+                "updated_at": variable["updated_at"]}  # fmt: skip
+
+    def list_variables(self, owner: str, repo: str, body: Any, page: int = 1, per_page: int = 10) -> tuple[int, Any]:
+        per_page = min(max(per_page, 1), 30)  # the description says "max 30"; larger pages are capped
+        variables = self._repo(owner, repo).variables
+        names = sorted(variables)[(page - 1) * per_page : page * per_page]
+        listed = [self._variable_json(n, variables[n]) for n in names]
+        return 200, {"total_count": len(variables), "variables": listed}
+
+    def create_variable(self, owner: str, repo: str, body: dict[str, Any]) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        name = self._variable_name(body["name"])
+        if name in found.variables:
+            raise ApiError(409, "Already exists - Variable already exists")
+        stamp = now()
+        found.variables[name] = {"value": body["value"], "created_at": stamp, "updated_at": stamp}
+        return 201, {}
+
+    def get_variable(self, owner: str, repo: str, name: str, body: Any) -> tuple[int, Any]:
+        variable = self._repo(owner, repo).variables.get(name.upper())
+        if variable is None:
+            raise ApiError(404, "Not Found")
+        return 200, self._variable_json(name.upper(), variable)
+
+    def update_variable(self, owner: str, repo: str, name: str, body: dict[str, Any]) -> tuple[int, Any]:
+        variables = self._repo(owner, repo).variables
+        variable = variables.get(name.upper())
+        if variable is None:
+            raise ApiError(404, "Not Found")
+        new_name = self._variable_name(body.get("name") or name)
+        if new_name != name.upper() and new_name in variables:
+            raise ApiError(409, "Already exists - Variable already exists")
+        updated = {**variable, "updated_at": now()}
+        if "value" in body:
+            updated["value"] = body["value"]
+        del variables[name.upper()]
+        variables[new_name] = updated
+        return 204, None
+
+    def delete_variable(self, owner: str, repo: str, name: str, body: Any) -> tuple[int, Any]:
+        if self._repo(owner, repo).variables.pop(name.upper(), None) is None:
+            raise ApiError(404, "Not Found")
+        return 204, None
+
     # -- stand-in only (not GitHub's API) --------------------------------------------------------
     def admin(self, request: Request) -> tuple[int, Any]:
         if request.headers.get("Authorization", "").partition(" ")[2] != self.token:
@@ -383,6 +452,17 @@ class GitHubStandin:
                 raise ApiError(404, "Not Found")
             plain = SealedBox(self.private_key).decrypt(base64.b64decode(stored["encrypted_value"]))
             return 200, {"name": secret.upper(), "value": plain.decode()}
+        if request.method in ("PUT", "DELETE") and len(parts) >= 4 and parts[0] == "files":
+            # a commit on the default branch, as a test would push one: PUT {"content": text} or DELETE
+            owner, name, path = parts[1], parts[2], "/".join(parts[3:])
+            with self.lock:
+                found = self._repo(owner, name)
+                if request.method == "DELETE":
+                    if found.files.pop(path, None) is None:
+                        raise ApiError(404, "Not Found")
+                    return 204, None
+                found.files[path] = request.get_json(force=True)["content"]
+            return 200, {"path": path}
         raise ApiError(404, "Not Found")
 
 

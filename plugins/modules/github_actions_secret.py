@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: github_actions_secret
+short_description: Ensure or remove a GitHub Actions repository secret (stored as a sealed box)
+version_added: 0.1.0
+description:
+  - Writes a repository secret encrypted as a libsodium sealed box for the repository's public key,
+    or deletes it (C(/repos/{owner}/{repo}/actions/secrets)).
+  - B(GitHub never returns a secret's value), so this module cannot compare values. With
+    O(state=present) a missing secret is created; an existing one is left as it is (reported
+    C(unchanged), meaning "present, value not compared") unless O(force=true), which writes it again
+    and always reports a change. Pass O(force=true) when you know the value changed (for example after a
+    rotation).
+  - O(state=absent) deletes the secret if it exists (exact, since presence can be read).
+  - Prefer M(biomage.iac.github_actions_variable) for anything that is not secret (role ARNs, regions).
+author:
+  - Biomage platform team (@biomage-org)
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Reports C(create) for a missing secret, C(delete) for a secret to remove, C(update) with O(force=true),
+        and C(unchanged) for an existing secret otherwise (its value is not compared, as it cannot be read).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: partial
+    details:
+      - Shows whether the secret exists before and after, never a value.
+  idempotent:
+    description: When run twice in a row with the same arguments, the second run reports no change.
+    support: partial
+    details:
+      - Idempotent unless O(force=true), which rewrites the secret on every run.
+options:
+  owner:
+    description: The repository's owner (organisation or user).
+    type: str
+    required: true
+  repo:
+    description: The repository's name.
+    type: str
+    required: true
+  name:
+    description: The secret's name (letters, digits, underscores; not starting with a digit or C(GITHUB_)).
+    type: str
+    required: true
+  value:
+    description: The secret's value. Required with O(state=present). Never logged or returned.
+    type: str
+  state:
+    description: C(present) ensures the secret exists; C(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description: With O(state=present), write the value even if the secret exists (it cannot be compared).
+    type: bool
+    default: false
+  api_url:
+    description: The GitHub REST API's base URL (the local stand-in in development).
+    type: str
+    default: https://api.github.com
+  token:
+    description:
+      - A token allowed to manage the repository's Actions secrets. Falls back to E(GITHUB_TOKEN).
+    type: str
+    required: true
+  validate_certs:
+    description: Whether to verify the API's TLS certificate.
+    type: bool
+    default: true
+requirements:
+  - PyNaCl (with O(state=present))
+"""
+
+EXAMPLES = r"""
+- name: Remove the old long-lived CI keys once the role variable is in place
+  biomage.iac.github_actions_secret:
+    owner: biomage-org
+    repo: ui
+    name: "{{ item }}"
+    state: absent
+    token: "{{ lookup('ansible.builtin.env', 'GITHUB_TOKEN') }}"
+  loop: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]
+
+- name: Store a secret, rewriting it because it was rotated
+  biomage.iac.github_actions_secret:
+    owner: biomage-org
+    repo: api
+    name: SLACK_WEBHOOK
+    value: "{{ new_webhook }}"
+    force: true
+    token: "{{ lookup('ansible.builtin.env', 'GITHUB_TOKEN') }}"
+"""
+
+RETURN = r"""
+name:
+  description: The secret's name as GitHub stores it (upper case).
+  returned: always
+  type: str
+  sample: AWS_SECRET_ACCESS_KEY
+action:
+  description:
+    - C(create), C(update), C(delete) or C(unchanged) (what was, or in check mode would be, done).
+      C(unchanged) for an existing secret means its value was not compared.
+  returned: always
+  type: str
+  sample: delete
+existed:
+  description: Whether the secret existed before the run.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils import github_actions
+from ansible_collections.biomage.iac.plugins.module_utils.github import GITHUB_ARGUMENT_SPEC, GitHubClient, GitHubError
+
+
+def main():
+    argument_spec = dict(
+        owner=dict(type="str", required=True),
+        repo=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        value=dict(type="str", no_log=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        force=dict(type="bool", default=False),
+        **GITHUB_ARGUMENT_SPEC,
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, required_if=[("state", "present", ["value"])], supports_check_mode=True
+    )
+    params = module.params
+    owner, repo = params["owner"], params["repo"]
+    client = GitHubClient(params["api_url"], params["token"], params["validate_certs"])
+    try:
+        name = github_actions.normalise_name(params["name"], "secret")
+        current = client.get_secret(owner, repo, name)
+        action = github_actions.plan_secret(current, params["state"], params["force"])
+        if action != "unchanged" and not module.check_mode:
+            github_actions.apply_secret(client, owner, repo, name, params["value"], action)
+    except (GitHubError, github_actions.ActionsSettingError) as exc:
+        module.fail_json(msg=f"{owner}/{repo} secret {params['name']}: {exc}")
+    result = dict(changed=action != "unchanged", name=name, action=action, existed=current is not None)
+    if module._diff:
+        present_after = params["state"] == "present"
+        label = f"{owner}/{repo} secrets.{name}"
+        result["diff"] = dict(
+            before_header=label,
+            after_header=label,
+            before="present (value not readable)\n" if current is not None else "",
+            after=("present (value not readable)\n" if action == "unchanged" else "present (new value)\n")
+            if present_after
+            else "",
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: github_actions_variable
+short_description: Ensure a GitHub Actions repository variable (not secret, so plans are exact)
+version_added: 0.1.0
+description:
+  - Creates, updates or deletes a repository variable through the REST API
+    (C(/repos/{owner}/{repo}/actions/variables)). Workflows read it as C(${{ vars.NAME }}).
+  - Variables are not secret and can be read back, so check mode and diff are exact. Keep secrets
+    out of variables; use M(biomage.iac.github_actions_secret) for those.
+  - GitHub stores variable names in upper case; O(name) is compared and reported upper-cased.
+author:
+  - Biomage platform team (@biomage-org)
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Reads the variable and reports exactly what would be created, updated or deleted; makes no mutating call.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - The variable's value before and after.
+  idempotent:
+    description: When run twice in a row with the same arguments, the second run reports no change.
+    support: full
+options:
+  owner:
+    description: The repository's owner (organisation or user).
+    type: str
+    required: true
+  repo:
+    description: The repository's name.
+    type: str
+    required: true
+  name:
+    description: The variable's name (letters, digits, underscores; not starting with a digit or C(GITHUB_)).
+    type: str
+    required: true
+  value:
+    description: The value (up to 48 KB). Required with O(state=present).
+    type: str
+  state:
+    description: C(present) ensures the variable has O(value); C(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  api_url:
+    description: The GitHub REST API's base URL (the local stand-in in development).
+    type: str
+    default: https://api.github.com
+  token:
+    description:
+      - A token allowed to manage the repository's Actions variables. Falls back to E(GITHUB_TOKEN).
+    type: str
+    required: true
+  validate_certs:
+    description: Whether to verify the API's TLS certificate.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Tell the ui repository's workflows which role to assume
+  biomage.iac.github_actions_variable:
+    owner: biomage-org
+    repo: ui
+    name: AWS_ROLE_ARN
+    value: "{{ role_arn }}"
+    token: "{{ lookup('ansible.builtin.env', 'GITHUB_TOKEN') }}"
+
+- name: Remove a variable
+  biomage.iac.github_actions_variable:
+    owner: biomage-org
+    repo: ui
+    name: OLD_SETTING
+    state: absent
+    token: "{{ lookup('ansible.builtin.env', 'GITHUB_TOKEN') }}"
+"""
+
+RETURN = r"""
+name:
+  description: The variable's name as GitHub stores it (upper case).
+  returned: always
+  type: str
+  sample: AWS_ROLE_ARN
+action:
+  description: C(create), C(update), C(delete) or C(unchanged) (what was, or in check mode would be, done).
+  returned: always
+  type: str
+  sample: create
+value:
+  description: The variable's value after the run (null when absent).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils import github_actions
+from ansible_collections.biomage.iac.plugins.module_utils.github import GITHUB_ARGUMENT_SPEC, GitHubClient, GitHubError
+
+
+def main():
+    argument_spec = dict(
+        owner=dict(type="str", required=True),
+        repo=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        value=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        **GITHUB_ARGUMENT_SPEC,
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, required_if=[("state", "present", ["value"])], supports_check_mode=True
+    )
+    params = module.params
+    owner, repo, state = params["owner"], params["repo"], params["state"]
+    client = GitHubClient(params["api_url"], params["token"], params["validate_certs"])
+    try:
+        name = github_actions.normalise_name(params["name"], "variable")
+        current = client.get_variable(owner, repo, name)
+        action = github_actions.plan_variable(current, params["value"], state)
+        if action != "unchanged" and not module.check_mode:
+            github_actions.apply_variable(client, owner, repo, name, params["value"], action)
+    except (GitHubError, github_actions.ActionsSettingError) as exc:
+        module.fail_json(msg=f"{owner}/{repo} variable {params['name']}: {exc}")
+    before = current.get("value") if current else None
+    after = params["value"] if state == "present" else None
+    result = dict(changed=action != "unchanged", name=name, action=action, value=after)
+    if module._diff:
+        label = f"{owner}/{repo} vars.{name}"
+        result["diff"] = dict(
+            before_header=label,
+            after_header=label,
+            before="" if before is None else before + "\n",
+            after="" if after is None else after + "\n",
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
