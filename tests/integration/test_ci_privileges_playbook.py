@@ -305,3 +305,17 @@ def test_the_token_never_reaches_the_output(applied: PlaybookResult, stack_ansib
         assert secret not in failed.output
     finally:
         restore_seed(stack_ansible_env)
+
+
+def test_an_inventory_that_does_not_own_ci_privileges_stops_before_any_call(stack_ansible_env: dict[str, str]) -> None:
+    result = run_playbook(
+        "playbooks/ci.yml",
+        "inventories/staging",
+        env={**stack_ansible_env, "GITHUB_TOKEN": "not-used"},
+        extra_vars={"biomage_aws_endpoint_url": "http://127.0.0.1:9"},
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "inventories/staging does not converge CI privileges (ci_privileges_owner: false)" in result.output
+    assert "Fix: run playbooks/ci.yml with the inventory that sets ci_privileges_owner: true" in result.output
+    assert "TASK [biomage.iac.preflight" not in result.stdout
