@@ -4,8 +4,10 @@
 that repository's GitHub Actions runs can assume, through GitHub's OIDC provider (no long-lived keys).
 
 ``.ci.yaml`` holds ``ci-policies:``, a list of ``{PolicyName, PolicyDocument}`` in CloudFormation
-syntax (``!Sub`` works). ``parse`` validates it and returns every problem at once, each naming
-``<owner>/<repo>:.ci.yaml``, the field and the fix; ``render_template`` turns it into the
+syntax (``!Sub`` works), and optionally ``container-repository: true`` (README "Images": the
+repository's images go to an ECR repository of the same name; it is declared in the same stack,
+kept when the stack is deleted, and the role may push to it). ``parse`` validates it and returns
+every problem at once, each naming ``<owner>/<repo>:.ci.yaml``, the field and the fix; ``render`` turns it into the
 CloudFormation template of the repository's role; ``collect`` reads every repository of an
 organisation through the GitHub API. No AWS calls here.
 """
@@ -22,6 +24,23 @@ from ansible_collections.biomage.iac.plugins.module_utils.cfn_template import Te
 
 CI_FILE = ".ci.yaml"
 TOP_KEY = "ci-policies"
+REPOSITORY_KEY = "container-repository"
+REPOSITORY_ID = "ContainerRepository"
+REPOSITORY_POLICY = "container-repository-push"
+# ECR repository names: lowercase path components of letters and digits joined by . _ -
+ECR_NAME = re.compile(r"^(?=.{2,256}$)[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+ECR_PUSH_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+# untagged layers of failed or superseded pushes; tagged images (<ref>-<sha>) are immutable and kept
+ECR_UNTAGGED_DAYS = 14
 POLICY_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,128}$")
 POLICY_VERSION = "2012-10-17"
 OIDC_HOST = "token.actions.githubusercontent.com"
@@ -85,31 +104,42 @@ def parse(text, owner, repo, path=CI_FILE):
 
     Raises CiConfigError with every problem found.
     """
+    return parse_file(text, owner, repo, path)["policies"]
+
+
+def parse_file(text, owner, repo, path=CI_FILE):
+    """The validated file: ``{policies, container_repository}`` (the ECR repository name or None).
+
+    Raises CiConfigError with every problem found.
+    """
     source = source_of(owner, repo, path)
     problems = _Problems(source)
     try:
         data = load_yaml(text, source, what="file")
     except TemplateError as exc:
         raise CiConfigError([f"{exc}. Fix: correct the YAML (CloudFormation syntax: !Sub and !Ref work)."]) from exc
-    if not isinstance(data, dict) or TOP_KEY not in data:
+    if not isinstance(data, dict) or not ({TOP_KEY, REPOSITORY_KEY} & set(data)):
         problems.add(
             "",
-            f"the file must be a mapping with a '{TOP_KEY}' list",
+            f"the file must be a mapping with a '{TOP_KEY}' list (and/or '{REPOSITORY_KEY}: true')",
             f"write '{TOP_KEY}:' with a list of {{PolicyName, PolicyDocument}}, or delete the file if the "
             "repository's CI needs no AWS access",
         )
         raise CiConfigError(problems.items)
-    for key in sorted(set(data) - {TOP_KEY}, key=str):
-        problems.add(str(key), "unknown key", f"remove it; only '{TOP_KEY}' is read")
-    policies = data[TOP_KEY]
-    if not isinstance(policies, list) or not policies:
+    for key in sorted(set(data) - {TOP_KEY, REPOSITORY_KEY}, key=str):
+        problems.add(str(key), "unknown key", f"remove it; only '{TOP_KEY}' and '{REPOSITORY_KEY}' are read")
+    repository = _container_repository(data.get(REPOSITORY_KEY, False), repo, problems)
+    policies = data.get(TOP_KEY)
+    if policies is None and repository:
+        policies = []
+    elif not isinstance(policies, list) or not policies:
         problems.add(
             TOP_KEY,
             f"must be a non-empty list (found {type(policies).__name__ if policies is not None else 'nothing'})",
             "list at least one {PolicyName, PolicyDocument}, or delete .ci.yaml if CI needs no AWS access",
         )
         raise CiConfigError(problems.items)
-    names = {}
+    names = {REPOSITORY_POLICY: REPOSITORY_KEY} if repository else {}
     for index, policy in enumerate(policies):
         _check_policy(policy, f"{TOP_KEY}[{index}]", names, problems)
     size = len(json.dumps(policies, separators=(",", ":"), default=str))
@@ -122,7 +152,31 @@ def parse(text, owner, repo, path=CI_FILE):
         )
     if problems.items:
         raise CiConfigError(problems.items)
-    return [{"PolicyName": p["PolicyName"], "PolicyDocument": p["PolicyDocument"]} for p in policies]
+    return {
+        "policies": [{"PolicyName": p["PolicyName"], "PolicyDocument": p["PolicyDocument"]} for p in policies],
+        "container_repository": repository,
+    }
+
+
+def _container_repository(value, repo, problems):
+    """The ECR repository name ``container-repository: true`` asks for, or None."""
+    if value is False:
+        return None
+    if value is not True:
+        problems.add(
+            REPOSITORY_KEY, f"is {value!r}", "write true (an ECR repository named after the repository) or remove it"
+        )
+        return None
+    name = repo.lower()
+    if not ECR_NAME.match(name):
+        problems.add(
+            REPOSITORY_KEY,
+            f"the repository name {repo!r} is not a valid ECR repository name ({name!r})",
+            "ECR names are lowercase letters and digits joined by '.', '_' or '-': create the ECR repository "
+            "in cf/ instead and grant it in ci-policies",
+        )
+        return None
+    return name
 
 
 def _check_policy(policy, where, names, problems):
@@ -291,10 +345,10 @@ def trust_policy(claims):
     }
 
 
-def render(owner, repo, policies, claims):
-    """The CloudFormation template (a dict) of the repository's CI role."""
+def render(owner, repo, policies, claims, container_repository=None):
+    """The CloudFormation template (a dict) of the repository's CI role (and its ECR repository)."""
     full_name = f"{owner}/{repo}"
-    return {
+    template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"GitHub Actions role of {full_name}, generated by biomage.iac from the repository's "
         f"{CI_FILE} (edit that file, not this stack).",
@@ -325,6 +379,68 @@ def render(owner, repo, policies, claims):
             }
         },
     }
+    if container_repository:
+        _add_container_repository(template, full_name, container_repository)
+    return template
+
+
+def _add_container_repository(template, full_name, name):
+    """The ECR repository ``name``: kept when the stack goes (images are not lost with a .ci.yaml),
+    immutable tags, scanned on push, untagged layers expired; the role may push and pull it."""
+    template["Resources"][REPOSITORY_ID] = {
+        "Type": "AWS::ECR::Repository",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "RepositoryName": name,
+            "ImageTagMutability": "IMMUTABLE",
+            "ImageScanningConfiguration": {"ScanOnPush": True},
+            "EncryptionConfiguration": {"EncryptionType": "AES256"},
+            "LifecyclePolicy": {
+                "LifecyclePolicyText": json.dumps(
+                    {
+                        "rules": [
+                            {
+                                "rulePriority": 1,
+                                "description": f"expire untagged images after {ECR_UNTAGGED_DAYS} days",
+                                "selection": {
+                                    "tagStatus": "untagged",
+                                    "countType": "sinceImagePushed",
+                                    "countUnit": "days",
+                                    "countNumber": ECR_UNTAGGED_DAYS,
+                                },
+                                "action": {"type": "expire"},
+                            }
+                        ]
+                    },
+                    sort_keys=True,
+                )
+            },
+            "Tags": [{"Key": "biomage:github-repository", "Value": full_name}],
+        },
+    }
+    template["Resources"][ROLE_ID]["Properties"]["Policies"] = [
+        *template["Resources"][ROLE_ID]["Properties"]["Policies"],
+        {
+            "PolicyName": REPOSITORY_POLICY,
+            "PolicyDocument": {
+                "Version": POLICY_VERSION,
+                "Statement": [
+                    {
+                        "Sid": "PushAndPull",
+                        "Effect": "Allow",
+                        "Action": ECR_PUSH_ACTIONS,
+                        "Resource": {"Fn::GetAtt": [REPOSITORY_ID, "Arn"]},
+                    },
+                    {"Sid": "Login", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                ],
+            },
+        },
+    ]
+    template["Outputs"]["RepositoryUri"] = {
+        "Description": f"The ECR repository the CI of {full_name} pushes its images to.",
+        "Value": {"Fn::GetAtt": [REPOSITORY_ID, "RepositoryUri"]},
+    }
 
 
 def dump(template):
@@ -347,13 +463,20 @@ def check_rendered(template, owner, repo, path=CI_FILE):
 
 def build(text, owner, repo, branches, environments=(), path=CI_FILE):
     """Validate one ``.ci.yaml`` and render its role: ``{policies, subjects, template, template_body}``."""
-    policies = parse(text, owner, repo, path)
+    parsed = parse_file(text, owner, repo, path)
+    policies = parsed["policies"]
     claims = subjects(owner, repo, branches, environments)
-    template = render(owner, repo, policies, claims)
+    template = render(owner, repo, policies, claims, parsed["container_repository"])
     problems = check_rendered(template, owner, repo, path)
     if problems:
         raise CiConfigError(problems)
-    return {"policies": policies, "subjects": claims, "template": template, "template_body": dump(template)}
+    return {
+        "policies": policies,
+        "container_repository": parsed["container_repository"],
+        "subjects": claims,
+        "template": template,
+        "template_body": dump(template),
+    }
 
 
 def collect(client, owner, branches=(), environments=(), path=CI_FILE, include_archived=False):

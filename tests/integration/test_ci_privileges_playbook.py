@@ -256,6 +256,38 @@ def test_a_removed_ci_yaml_leaves_an_orphan_until_pruned(
     )
 
 
+def test_a_container_repository_is_declared_pushable_and_kept_when_the_stack_goes(
+    applied: PlaybookResult, stack_ansible_env: dict[str, str], devstack: dict[str, str]
+) -> None:
+    ecr = aws.client(devstack, "ecr")
+    try:
+        set_file(stack_ansible_env, "pipeline", "container-repository: true\n")
+        created = run(stack_ansible_env).assert_ok()
+        assert actions(created)["biomage-ci-pipeline"] == "create"
+        (repository,) = ecr.describe_repositories(repositoryNames=["pipeline"])["repositories"]
+        assert repository["imageTagMutability"] == "IMMUTABLE"
+        # (scan on push is asserted on the template: moto drops CloudFormation's ScanOnPush spelling)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in live_stacks(devstack)["biomage-ci-pipeline"]["Outputs"]}
+        assert outputs["RepositoryUri"] == repository["repositoryUri"]
+        iam = aws.client(devstack, "iam")
+        role = outputs["RoleArn"].rsplit("/", 1)[-1]
+        policy = iam.get_role_policy(RoleName=role, PolicyName="container-repository-push")["PolicyDocument"]
+        text = policy if isinstance(policy, str) else json.dumps(policy)
+        assert repository["repositoryArn"] in text and "ecr:PutImage" in text
+        assert run(stack_ansible_env).assert_ok().total("changed") == 0
+
+        set_file(stack_ansible_env, "pipeline", None)
+        pruned = run(stack_ansible_env, extra_vars={"ci_privileges_prune": True}).assert_ok()
+        assert actions(pruned)["biomage-ci-pipeline"] == "delete"
+        assert "biomage-ci-pipeline" not in live_stacks(devstack)
+        # DeletionPolicy Retain: the images outlive the .ci.yaml
+        assert ecr.describe_repositories(repositoryNames=["pipeline"])["repositories"]
+    finally:
+        restore_seed(stack_ansible_env)
+        run(stack_ansible_env, extra_vars={"ci_privileges_prune": True}).assert_ok()
+        ecr.delete_repository(repositoryName="pipeline", force=True)
+
+
 def test_legacy_secrets_are_removed_only_when_asked_and_only_after_the_role_variable(
     applied: PlaybookResult, stack_ansible_env: dict[str, str]
 ) -> None:

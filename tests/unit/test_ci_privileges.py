@@ -281,3 +281,54 @@ def test_oidc_provider_plan() -> None:
         ("add_client_id", "other"),
         ("remove_client_id", "sts.amazonaws.com"),
     ]
+
+
+def test_a_container_repository_is_declared_kept_and_pushable_by_the_role_only() -> None:
+    built = ci_privileges.build("container-repository: true\n", OWNER, "Pipeline", ["main"])
+    assert built["container_repository"] == "pipeline"
+    resources = built["template"]["Resources"]
+    repository = resources["ContainerRepository"]
+    assert repository["Type"] == "AWS::ECR::Repository"
+    assert repository["DeletionPolicy"] == repository["UpdateReplacePolicy"] == "Retain"
+    props = repository["Properties"]
+    assert props["RepositoryName"] == "pipeline"
+    assert props["ImageTagMutability"] == "IMMUTABLE"
+    assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert rule["selection"]["tagStatus"] == "untagged" and rule["action"] == {"type": "expire"}
+    (policy,) = resources["Role"]["Properties"]["Policies"]
+    assert policy["PolicyName"] == "container-repository-push"
+    push, login = policy["PolicyDocument"]["Statement"]
+    assert push["Resource"] == {"Fn::GetAtt": ["ContainerRepository", "Arn"]}
+    assert "ecr:PutImage" in push["Action"] and not any(a.endswith("*") for a in push["Action"])
+    assert login == {"Sid": "Login", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
+    assert built["template"]["Outputs"]["RepositoryUri"]["Value"] == {
+        "Fn::GetAtt": ["ContainerRepository", "RepositoryUri"]
+    }
+    # the repository's own policies come first; the rendered template passes the rules
+    both = ci_privileges.build(UI_CI + "container-repository: true\n", OWNER, "ui", ["main"])
+    names = [p["PolicyName"] for p in both["template"]["Resources"]["Role"]["Properties"]["Policies"]]
+    assert names == ["ecr-push", "container-repository-push"]
+    assert cfn_rules.check_template(both["template"], "ui:.ci.yaml") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "repo", "expected"),
+    [
+        ("container-repository: yes please\n", "ui", "container-repository: is 'yes please'. Fix: write true"),
+        ("container-repository: true\n", "Bad..Name", "is not a valid ECR repository name ('bad..name')"),
+        ("container-repository: false\n", "ui", "must be a non-empty list (found nothing)"),
+        (
+            ci_yaml("{Effect: Allow, Action: s3:GetObject, Resource: !Sub 'arn:${AWS::Partition}:s3:::b/*'}").replace(
+                "PolicyName: first", "PolicyName: container-repository-push"
+            )
+            + "container-repository: true\n",
+            "ui",
+            "'container-repository-push' is already the name of container-repository",
+        ),
+    ],
+)
+def test_container_repository_mistakes_are_named(text: str, repo: str, expected: str) -> None:
+    found = problems(text, repo)
+    assert any(expected in p for p in found), found
+    assert all(p.startswith(f"{OWNER}/{repo}:.ci.yaml") for p in found), found
