@@ -48,8 +48,9 @@ dev-up: setup ## start the local stack (AWS emulator, ...) and write .devstack/e
 dev-down: ## stop the local stack
 	@if [ -x $(PY) ]; then $(DEVSTACK) down; fi
 
-demo: setup dev-up ## converge the development environment on the local stack
+demo: setup dev-up ## converge the development environment on the local stack (platform, then CI privileges)
 	ansible-playbook playbooks/site.yml -i inventories/development
+	ansible-playbook playbooks/ci.yml -i inventories/development
 	@echo 'The local stack stays up: make dev-down stops it.'
 
 lint: setup ## ruff, yamllint, ansible-lint (production profile), actionlint, cfn-lint + template rules, release rules
