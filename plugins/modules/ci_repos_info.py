@@ -32,6 +32,10 @@ attributes:
   idempotent:
     description: When run twice in a row with the same arguments, the second run reports no change.
     support: full
+notes:
+  - The token must be able to list the organisation's repositories and read their contents.
+extends_documentation_fragment:
+  - biomage.iac.github
 options:
   owner:
     description: The GitHub organisation.
@@ -57,19 +61,6 @@ options:
     description: Also read archived repositories (their CI does not run, so by default they get no role).
     type: bool
     default: false
-  api_url:
-    description: The GitHub REST API's base URL (the local stand-in in development).
-    type: str
-    default: https://api.github.com
-  token:
-    description:
-      - A token that can list the organisation's repositories and read their contents. Falls back to E(GITHUB_TOKEN).
-    type: str
-    required: true
-  validate_certs:
-    description: Whether to verify the API's TLS certificate.
-    type: bool
-    default: true
 seealso:
   - name: CI privileges
     description: docs/ci-privileges.md in the biomage.iac repository.

@@ -38,6 +38,10 @@ attributes:
     support: partial
     description:
       - Full with O(regenerate=never), the default. O(regenerate=always) rotates the key at every run, on purpose.
+notes:
+  - The token must be allowed to administer the repository's deploy keys.
+extends_documentation_fragment:
+  - biomage.iac.github
 options:
   kubeconfig:
     description:
@@ -97,19 +101,6 @@ options:
     description: Seconds to wait for each Kubernetes API request.
     type: int
     default: 30
-  api_url:
-    description: The GitHub REST API's base URL (the local stand-in in development).
-    type: str
-    default: https://api.github.com
-  token:
-    description:
-      - A token allowed to administer the repository's deploy keys. Falls back to E(GITHUB_TOKEN).
-    type: str
-    required: true
-  validate_certs:
-    description: Whether to verify the GitHub API's TLS certificate.
-    type: bool
-    default: true
 seealso:
   - module: biomage.iac.github_deploy_key
   - module: community.crypto.openssh_keypair

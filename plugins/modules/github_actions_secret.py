@@ -39,6 +39,10 @@ attributes:
     support: partial
     details:
       - Idempotent unless O(force=true), which rewrites the secret on every run.
+notes:
+  - The token must be allowed to manage the repository's Actions secrets.
+extends_documentation_fragment:
+  - biomage.iac.github
 options:
   owner:
     description: The repository's owner (organisation or user).
@@ -64,19 +68,6 @@ options:
     description: With O(state=present), write the value even if the secret exists (it cannot be compared).
     type: bool
     default: false
-  api_url:
-    description: The GitHub REST API's base URL (the local stand-in in development).
-    type: str
-    default: https://api.github.com
-  token:
-    description:
-      - A token allowed to manage the repository's Actions secrets. Falls back to E(GITHUB_TOKEN).
-    type: str
-    required: true
-  validate_certs:
-    description: Whether to verify the API's TLS certificate.
-    type: bool
-    default: true
 requirements:
   - PyNaCl (with O(state=present))
 """

@@ -32,6 +32,10 @@ attributes:
   idempotent:
     description: When run twice in a row with the same arguments, the second run reports no change.
     support: full
+notes:
+  - The token must be allowed to manage the repository's Actions variables.
+extends_documentation_fragment:
+  - biomage.iac.github
 options:
   owner:
     description: The repository's owner (organisation or user).
@@ -53,19 +57,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  api_url:
-    description: The GitHub REST API's base URL (the local stand-in in development).
-    type: str
-    default: https://api.github.com
-  token:
-    description:
-      - A token allowed to manage the repository's Actions variables. Falls back to E(GITHUB_TOKEN).
-    type: str
-    required: true
-  validate_certs:
-    description: Whether to verify the API's TLS certificate.
-    type: bool
-    default: true
 """
 
 EXAMPLES = r"""

@@ -30,6 +30,10 @@ attributes:
   idempotent:
     support: full
     description: A key already present with the same material and access mode is left alone.
+notes:
+  - The token must be allowed to administer the repository's deploy keys.
+extends_documentation_fragment:
+  - biomage.iac.github
 options:
   owner:
     description: The repository's owner (organisation or user).
@@ -64,19 +68,6 @@ options:
         of this consumer), after the key is added.
     type: bool
     default: false
-  api_url:
-    description: The GitHub REST API's base URL (the local stand-in in development).
-    type: str
-    default: https://api.github.com
-  token:
-    description:
-      - A token allowed to administer the repository's deploy keys. Falls back to E(GITHUB_TOKEN).
-    type: str
-    required: true
-  validate_certs:
-    description: Whether to verify the API's TLS certificate.
-    type: bool
-    default: true
 """
 
 EXAMPLES = r"""
