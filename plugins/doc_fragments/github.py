@@ -24,3 +24,16 @@ options:
     type: bool
     default: true
 """
+
+    # the repository a module acts on (GITHUB_REPOSITORY_SPEC)
+    REPOSITORY = r"""
+options:
+  owner:
+    description: The repository's owner (organisation or user).
+    type: str
+    required: true
+  repo:
+    description: The repository's name.
+    type: str
+    required: true
+"""

@@ -34,6 +34,10 @@ API_VERSION = "2022-11-28"
 LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 RETRY_STATUSES = (502, 503, 504)
 
+GITHUB_REPOSITORY_SPEC = dict(
+    owner=dict(type="str", required=True),
+    repo=dict(type="str", required=True),
+)
 GITHUB_ARGUMENT_SPEC = dict(
     api_url=dict(type="str", default=DEFAULT_API_URL),
     token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),

@@ -42,6 +42,7 @@ notes:
   - The token must be allowed to administer the repository's deploy keys.
 extends_documentation_fragment:
   - biomage.iac.github
+  - biomage.iac.github.repository
 options:
   kubeconfig:
     description:
@@ -58,14 +59,6 @@ options:
     description: The Secret that the C(GitRepository)'s C(secretRef) names.
     type: str
     default: flux-system
-  owner:
-    description: The repository's owner (organisation or user).
-    type: str
-    required: true
-  repo:
-    description: The repository's name.
-    type: str
-    required: true
   title:
     description:
       - The deploy key's title, naming the cluster (for example C(flux-biomage-staging)), so that the clusters of
@@ -166,7 +159,12 @@ import base64
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
 from ansible_collections.biomage.iac.plugins.module_utils import flux_credentials as fc
-from ansible_collections.biomage.iac.plugins.module_utils.github import GITHUB_ARGUMENT_SPEC, GitHubClient, GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.github import (
+    GITHUB_ARGUMENT_SPEC,
+    GITHUB_REPOSITORY_SPEC,
+    GitHubClient,
+    GitHubError,
+)
 
 
 def main():
@@ -176,8 +174,7 @@ def main():
             context=dict(type="str"),
             namespace=dict(type="str", default="flux-system"),
             secret_name=dict(type="str", default="flux-system"),
-            owner=dict(type="str", required=True),
-            repo=dict(type="str", required=True),
+            **GITHUB_REPOSITORY_SPEC,
             title=dict(type="str", required=True),
             read_only=dict(type="bool", default=True),
             regenerate=dict(type="str", choices=list(fc.REGENERATE_CHOICES), default="never"),

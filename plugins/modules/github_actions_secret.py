@@ -43,15 +43,8 @@ notes:
   - The token must be allowed to manage the repository's Actions secrets.
 extends_documentation_fragment:
   - biomage.iac.github
+  - biomage.iac.github.repository
 options:
-  owner:
-    description: The repository's owner (organisation or user).
-    type: str
-    required: true
-  repo:
-    description: The repository's name.
-    type: str
-    required: true
   name:
     description: The secret's name (letters, digits, underscores; not starting with a digit or C(GITHUB_)).
     type: str
@@ -113,13 +106,17 @@ existed:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.biomage.iac.plugins.module_utils import github_actions
-from ansible_collections.biomage.iac.plugins.module_utils.github import GITHUB_ARGUMENT_SPEC, GitHubClient, GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.github import (
+    GITHUB_ARGUMENT_SPEC,
+    GITHUB_REPOSITORY_SPEC,
+    GitHubClient,
+    GitHubError,
+)
 
 
 def main():
     argument_spec = dict(
-        owner=dict(type="str", required=True),
-        repo=dict(type="str", required=True),
+        **GITHUB_REPOSITORY_SPEC,
         name=dict(type="str", required=True),
         value=dict(type="str", no_log=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),

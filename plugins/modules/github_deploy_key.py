@@ -34,15 +34,8 @@ notes:
   - The token must be allowed to administer the repository's deploy keys.
 extends_documentation_fragment:
   - biomage.iac.github
+  - biomage.iac.github.repository
 options:
-  owner:
-    description: The repository's owner (organisation or user).
-    type: str
-    required: true
-  repo:
-    description: The repository's name.
-    type: str
-    required: true
   title:
     description:
       - The key's title, naming its consumer and environment (for example C(flux-biomage-staging)), so
@@ -121,13 +114,17 @@ deleted:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
-from ansible_collections.biomage.iac.plugins.module_utils.github import GITHUB_ARGUMENT_SPEC, GitHubClient, GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.github import (
+    GITHUB_ARGUMENT_SPEC,
+    GITHUB_REPOSITORY_SPEC,
+    GitHubClient,
+    GitHubError,
+)
 
 
 def main():
     argument_spec = dict(
-        owner=dict(type="str", required=True),
-        repo=dict(type="str", required=True),
+        **GITHUB_REPOSITORY_SPEC,
         title=dict(type="str", required=True),
         public_key=dict(type="str"),
         read_only=dict(type="bool", default=True),
