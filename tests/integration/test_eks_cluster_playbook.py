@@ -6,17 +6,18 @@ every argv; the preflight and the role's STS lookup go to the session's moto ser
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
+from devstack import free_port
 from devstack.kube import SERVICE_ACCOUNT_ISSUER
 
 from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
 from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_state
-from tests.lib.kube_stub import ISSUER, KubeStub
 from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
@@ -106,32 +107,10 @@ def test_production_refuses_a_changed_node_group_naming_the_fix(
     assert [argv for argv in logged_argv(tmp_path / "bin") if is_mutating(argv)] == []
 
 
-def test_development_uses_the_local_api_server_and_sets_the_same_facts(
-    stack_ansible_env: dict[str, str], tmp_path: Path
-) -> None:
-    install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
-    env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
-    with KubeStub().running() as stub:
-        kubeconfig = stub.kubeconfig(tmp_path / "kubeconfig")
-        result = run_playbook(
-            "playbooks/base.yml",
-            env=env,
-            extra_vars={"eks_cluster_local_kubeconfig": str(kubeconfig)},
-            args=CLUSTER_ONLY,
-        ).assert_ok()
-    assert "biomage.iac.eks_cluster : Check that the local Kubernetes API server answers" in result.stdout
-    assert f"Kubernetes: {stub.url}" in result.stdout
-    assert f"(version v1.34.4, OIDC issuer {ISSUER}," in result.stdout
-    assert f"kubeconfig {kubeconfig})" in result.stdout
-    assert result.total("changed") == 0
-    assert ("GET", "/.well-known/openid-configuration") in stub.requests
-    assert logged_argv(tmp_path / "bin") == []
-
-
 def test_development_converges_on_the_stacks_real_api_server(
     devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Local mode against the session's kube-apiserver (not the stub): facts, changed=0, honest check mode."""
+    """Local mode against the session's kube-apiserver: facts, changed=0, honest check mode, eksctl never called."""
     assert "KUBECONFIG" in devstack, "the session's stack runs its Kubernetes API server (component kube)"
     install(tmp_path / "bin", new_state())  # an eksctl on PATH that must not be called
     env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
@@ -173,12 +152,13 @@ def test_development_without_a_local_api_server_fails_with_the_fix(
 
 
 def test_development_with_a_dead_api_server_fails_with_the_fix(
-    stack_ansible_env: dict[str, str], tmp_path: Path
+    devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # the stack's own kubeconfig, pointed at a closed loopback port
+    kubeconfig = json.loads(Path(devstack["KUBECONFIG"]).read_text())
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     dead = tmp_path / "kubeconfig"
-    with KubeStub().running() as stub:
-        stub.kubeconfig(dead)
-    # the stub is gone: its kubeconfig now points at a closed loopback port
+    dead.write_text(json.dumps(kubeconfig))
     result = run_playbook(
         "playbooks/base.yml", env=stack_ansible_env, extra_vars={"eks_cluster_local_kubeconfig": str(dead)}
     )

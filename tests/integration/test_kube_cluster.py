@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from devstack.lb_standin import load_balancer_name
+from devstack.lb_standin import CLEANUP_FINALIZER, load_balancer_name
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -201,3 +201,19 @@ def test_load_balancer_stand_in_writes_the_emulator_load_balancer_hostname(
     found = aws_client(devstack, "elbv2").describe_load_balancers(Names=[load_balancer_name(uid)])["LoadBalancers"]
     assert [lb["DNSName"] for lb in found] == [ingress[0].hostname]
     assert found[0]["Type"] == "network" and found[0]["CanonicalHostedZoneId"]
+    assert core.read_namespaced_service("public", "lb-probe").metadata.finalizers == [CLEANUP_FINALIZER]
+
+    # deleting it: the Service stays (deletion timestamp) until its load balancer is gone, as on EKS
+    core.delete_namespaced_service("public", "lb-probe")
+    assert core.read_namespaced_service("public", "lb-probe").metadata.deletion_timestamp
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "public" in _service_names(core, "lb-probe"):
+        time.sleep(0.2)
+    assert _service_names(core, "lb-probe") == ["internal"], "the stand-in never released the deleted Service"
+    elbv2 = aws_client(devstack, "elbv2")
+    with pytest.raises(elbv2.exceptions.LoadBalancerNotFoundException):
+        elbv2.describe_load_balancers(Names=[load_balancer_name(uid)])
+
+
+def _service_names(core: client.CoreV1Api, namespace: str) -> list[str]:
+    return sorted(service.metadata.name for service in core.list_namespaced_service(namespace).items)

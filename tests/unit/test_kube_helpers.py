@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from devstack.kube import Binaries, Ports, apiserver_argv, crd_files, etcd_argv, write_kubeconfig
 from devstack.kube_pki import ensure_pki
-from devstack.lb_standin import elb_hostname, needs_hostname
+from devstack.lb_standin import CLEANUP_FINALIZER, elb_hostname, needs_hostname, needs_release
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -96,14 +96,29 @@ def test_elb_hostname_is_shaped_like_an_nlb_name_and_stable() -> None:
     assert name.endswith(".elb.eu-west-1.amazonaws.com")
 
 
-def _service(kind: str, ingress: list[object] | None) -> SimpleNamespace:
+def _service(
+    kind: str, ingress: list[object] | None, finalizers: list[str] | None = None, deleted: bool = False
+) -> SimpleNamespace:
     return SimpleNamespace(
-        spec=SimpleNamespace(type=kind), status=SimpleNamespace(load_balancer=SimpleNamespace(ingress=ingress))
+        metadata=SimpleNamespace(finalizers=finalizers, deletion_timestamp="2026-12-02T05:00:00Z" if deleted else None),
+        spec=SimpleNamespace(type=kind),
+        status=SimpleNamespace(load_balancer=SimpleNamespace(ingress=ingress)),
     )
 
 
-def test_only_load_balancer_services_without_an_address_get_one() -> None:
+def test_only_load_balancer_services_without_an_address_or_finalizer_get_one() -> None:
+    done = [SimpleNamespace(hostname="x")]
     assert needs_hostname(_service("LoadBalancer", None))
     assert needs_hostname(_service("LoadBalancer", []))
-    assert not needs_hostname(_service("LoadBalancer", [SimpleNamespace(hostname="x")]))
+    assert needs_hostname(_service("LoadBalancer", done)), "an address without the cleanup finalizer"
+    assert not needs_hostname(_service("LoadBalancer", done, [CLEANUP_FINALIZER]))
+    assert not needs_hostname(_service("LoadBalancer", None, deleted=True)), "never provisions a deleted Service"
     assert not needs_hostname(_service("ClusterIP", None))
+
+
+def test_services_holding_the_cleanup_finalizer_are_released_once_deleted_or_no_longer_load_balancers() -> None:
+    done = [SimpleNamespace(hostname="x")]
+    assert needs_release(_service("LoadBalancer", done, ["other", CLEANUP_FINALIZER], deleted=True))
+    assert needs_release(_service("ClusterIP", done, [CLEANUP_FINALIZER]))
+    assert not needs_release(_service("LoadBalancer", done, [CLEANUP_FINALIZER]))
+    assert not needs_release(_service("LoadBalancer", done, ["other"], deleted=True)), "not ours to remove"

@@ -200,3 +200,22 @@ def ensure_pki(folder: Path) -> Pki:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return pki
+
+
+def user_credentials(pki: Pki, user: str, groups: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """A client certificate and its key (PEM) for ``user`` in ``groups``, signed by the cluster CA.
+
+    For tests and local experiments with identities other than the admin (e.g. a user without any
+    RBAC binding); nothing is written to disk.
+    """
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key} is not the EC key this module writes")
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, user)])
+    key, cert = _make_leaf(ca_key, ca_cert, subject, ExtendedKeyUsageOID.CLIENT_AUTH)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem

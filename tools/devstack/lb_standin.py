@@ -8,12 +8,18 @@ nothing would ever do that. This small process does only that last step: it poll
 ELB-shaped hostname (``a<uid>-<hash>.elb.<region>.amazonaws.com``, as the in-tree AWS provider names
 NLBs). No load balancer exists behind that name. It is a test helper, not a controller to trust.
 
+Like the cloud's service controller, it puts the finalizer ``service.kubernetes.io/load-balancer-cleanup``
+on a Service when it gives it a load balancer, and removes it ``--delay`` seconds after the Service
+is deleted (or stops being of type LoadBalancer): a deleted LoadBalancer Service stays visible,
+with a deletion timestamp, while its load balancer goes, exactly as code that waits for that
+(e.g. ``eksctl_cluster`` with ``state: absent``) must expect.
+
 With ``--register-in-aws-emulator`` (the devstack passes it when the moto component runs), it also
 creates a network load balancer of that name (``a`` + the Service uid) in the local AWS emulator
 and writes the emulator's DNS name instead, so that roles which look the load balancer up in
-ELBv2 (e.g. for a Route53 alias record's hosted zone id) find it. It refuses any endpoint other
-than a loopback one: it never creates a real load balancer. Load balancers are not deleted when
-their Service is.
+ELBv2 (e.g. for a Route53 alias record's hosted zone id) find it, and deletes it there before it
+releases a deleted Service. It refuses any endpoint other than a loopback one: it never creates a
+real load balancer.
 
 Run by the devstack ``kube`` component: ``python -m devstack.lb_standin --kubeconfig FILE``.
 """
@@ -38,6 +44,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 POLL_SECONDS = 0.25
+# the finalizer Kubernetes' service controller puts on a Service it provisioned a load balancer for
+CLEANUP_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 # An orphan (its API server gone for this long, or its kubeconfig deleted) exits by itself.
 ORPHAN_SECONDS = 60.0
 
@@ -85,16 +93,36 @@ class EmulatorLoadBalancers:
         )
         return str(created["LoadBalancers"][0]["DNSName"])
 
+    def delete(self, service: Any) -> None:
+        """Delete the Service's load balancer from the emulator (nothing when it has none)."""
+        try:
+            found = self.elbv2.describe_load_balancers(Names=[load_balancer_name(service.metadata.uid)])
+        except self.elbv2.exceptions.LoadBalancerNotFoundException:
+            return
+        for balancer in found["LoadBalancers"]:
+            self.elbv2.delete_load_balancer(LoadBalancerArn=balancer["LoadBalancerArn"])
+
+
+def _finalizers(service: Any) -> list[str]:
+    return list(service.metadata.finalizers or [])
+
 
 def needs_hostname(service: Any) -> bool:
-    if service.spec is None or service.spec.type != "LoadBalancer":
+    if service.spec is None or service.spec.type != "LoadBalancer" or service.metadata.deletion_timestamp:
         return False
     ingress = service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
-    return not ingress
+    return not ingress or CLEANUP_FINALIZER not in _finalizers(service)
+
+
+def needs_release(service: Any) -> bool:
+    """Deleted, or no longer of type LoadBalancer, while still holding the cleanup finalizer."""
+    if CLEANUP_FINALIZER not in _finalizers(service):
+        return False
+    return bool(service.metadata.deletion_timestamp) or service.spec is None or service.spec.type != "LoadBalancer"
 
 
 class LoadBalancerStandIn:
-    """Writes a load-balancer hostname on LoadBalancer Services after a delay (see module doc)."""
+    """Gives LoadBalancer Services a hostname and releases deleted ones, each after a delay (see module doc)."""
 
     def __init__(
         self, api: client.CoreV1Api, delay: float, region: str, emulator: EmulatorLoadBalancers | None = None
@@ -103,34 +131,58 @@ class LoadBalancerStandIn:
         self.delay = delay
         self.region = region
         self.emulator = emulator
-        self.first_seen: dict[str, float] = {}
+        self.first_seen: dict[tuple[str, str], float] = {}
 
     def poll_once(self, now: float) -> list[str]:
-        """One pass over all Services; returns ``namespace/name`` of those given a hostname."""
+        """One pass over all Services; returns what was done, e.g. ``provisioned ns/name``."""
         done: list[str] = []
-        waiting: dict[str, float] = {}
+        waiting: dict[tuple[str, str], float] = {}
         for service in self.api.list_service_for_all_namespaces().items:
-            if not needs_hostname(service):
+            if needs_release(service):
+                step, act = "released", self._release
+            elif needs_hostname(service):
+                step, act = "provisioned", self._provision
+            else:
                 continue
-            uid = service.metadata.uid
-            seen = self.first_seen.get(uid, now)
-            waiting[uid] = seen
-            if now - seen >= self.delay and self._write_hostname(service):
-                done.append(f"{service.metadata.namespace}/{service.metadata.name}")
-                waiting.pop(uid)
+            key = (step, service.metadata.uid)
+            seen = self.first_seen.get(key, now)
+            if now - seen >= self.delay and act(service):
+                done.append(f"{step} {service.metadata.namespace}/{service.metadata.name}")
+            else:
+                waiting[key] = seen
         self.first_seen = waiting
         return done
 
-    def _write_hostname(self, service: Any) -> bool:
-        if self.emulator is not None:
-            hostname = self.emulator.hostname(service)
-        else:
-            hostname = elb_hostname(service.metadata.uid, self.region)
+    def _provision(self, service: Any) -> bool:
+        meta = service.metadata
+        held = _finalizers(service)
+        # first the finalizer (as the service controller does): a load balancer never outlives its record
+        if CLEANUP_FINALIZER not in held and not self._patch_finalizers(service, [*held, CLEANUP_FINALIZER]):
+            return False
+        hostname = self.emulator.hostname(service) if self.emulator else elb_hostname(meta.uid, self.region)
         body = {"status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
+        return self._call(self.api.patch_namespaced_service_status, meta.name, meta.namespace, body)
+
+    def _release(self, service: Any) -> bool:
+        if self.emulator is not None:
+            self.emulator.delete(service)
+        return self._patch_finalizers(service, [f for f in _finalizers(service) if f != CLEANUP_FINALIZER])
+
+    def _patch_finalizers(self, service: Any, finalizers: list[str]) -> bool:
+        """Set the finalizers, only if the Service is still the version read (a JSON patch with a test)."""
+        meta = service.metadata
+        body = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta.resource_version},
+            {"op": "add", "path": "/metadata/finalizers", "value": finalizers},
+        ]
+        return self._call(self.api.patch_namespaced_service, meta.name, meta.namespace, body)
+
+    @staticmethod
+    def _call(method: Any, *args: Any) -> bool:
         try:
-            self.api.patch_namespaced_service_status(service.metadata.name, service.metadata.namespace, body)
+            method(*args)
         except ApiException as exc:
-            if exc.status in (404, 409):  # deleted or changed meanwhile: the next pass decides again
+            if exc.status in (404, 409, 422):  # deleted or changed meanwhile: the next pass decides again
                 return False
             raise
         return True
@@ -177,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     last_ok = time.monotonic()
     while not stopping:
         try:
-            for name in standin.poll_once(time.monotonic()):
-                print(f"lb-standin: wrote a load-balancer hostname on Service {name}", flush=True)
+            for what in standin.poll_once(time.monotonic()):
+                print(f"lb-standin: {what}", flush=True)
         except (
             ApiException,
             OSError,
