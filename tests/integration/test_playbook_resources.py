@@ -262,6 +262,27 @@ def test_a_bad_template_fails_the_run_before_any_change(
     assert "VisibilityTimeout: 301" not in template  # the valid edit next to the bad template was not applied
 
 
+def test_a_bad_irsa_template_fails_the_run_before_the_resource_stacks_change(
+    applied: PlaybookResult, stack_ansible_env: dict[str, str], devstack: dict[str, str], template_copy: Path
+) -> None:
+    """The IRSA set is validated before aws_resources changes anything (one planned environment)."""
+    (template_copy / "sqs.yaml").write_text((template_copy / "sqs.yaml").read_text().replace("300", "302"))
+    shutil.copy(REPO_ROOT / "tests/fixtures/cf/irsa-bio006-no-aud.yaml", template_copy / "irsa-bad-role.yaml")
+    result = run(
+        stack_ansible_env,
+        extra_vars={"aws_resources_template_dir": str(template_copy), "irsa_template_dir": str(template_copy)},
+    )
+    assert result.returncode != 0
+    assert "nothing was changed" in result.output
+    assert "cf/irsa-bad-role.yaml" in result.output and "[BIO006" in result.output
+    assert "TASK [biomage.iac.aws_resources : Converge the stacks of development]" in result.stdout
+    cfn = aws.client(devstack, "cloudformation")
+    names = {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
+    assert "biomage-irsa-bad-role-development" not in names
+    template = cfn.get_template(StackName="biomage-sqs-development")["TemplateBody"]
+    assert "VisibilityTimeout: 302" not in template, "aws_resources applied its edit before the IRSA set was validated"
+
+
 def test_the_module_names_an_unreachable_endpoint_with_the_fix(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     args = {
