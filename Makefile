@@ -76,6 +76,9 @@ sanity: setup ## ansible-test sanity on a copy of the collection (no ignore file
 pytest: setup ## the pytest suite (starts and stops the servers it needs)
 	pytest
 
+molecule: setup ## every role's molecule scenario (part of pytest; starts and stops its own stack)
+	pytest tests/integration/test_molecule.py
+
 bench: setup ## benchmarks, printed side by side with their baselines
 	$(PY) tests/bench/run.py
 

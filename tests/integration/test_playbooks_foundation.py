@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from devstack import Stack, free_port
 
-from tests.lib.ansible_run import ansible_env, run_playbook
+from tests.lib.ansible_run import BIN_DIR, REPO_ROOT, ansible_env, run_playbook
 from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
@@ -91,3 +93,29 @@ def test_secret_key_never_reaches_output(tmp_path: Path) -> None:
         assert secret not in result.output
     finally:
         stack.down()
+
+
+def test_a_plain_checkout_needs_no_ansible_config_variable() -> None:
+    """An operator in the checkout runs ansible-playbook with nothing exported: ./ansible.cfg is found."""
+    env = {key: value for key, value in ansible_env().items() if not key.startswith("ANSIBLE_")}
+    dump = subprocess.run(
+        [str(BIN_DIR / "ansible-config"), "dump", "--only-changed", "--format", "json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    settings = {item["name"]: item for item in json.loads(dump.stdout) if "name" in item}
+    assert settings["COLLECTIONS_PATHS"]["origin"] == str(REPO_ROOT / "ansible.cfg")
+    assert str(REPO_ROOT / "collections") in settings["COLLECTIONS_PATHS"]["value"]
+    for playbook in sorted((REPO_ROOT / "playbooks").glob("*.yml")):
+        syntax = subprocess.run(
+            [str(BIN_DIR / "ansible-playbook"), "--syntax-check", str(playbook.relative_to(REPO_ROOT))],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert syntax.returncode == 0, f"{playbook.name}: {syntax.stdout}{syntax.stderr}"

@@ -40,6 +40,12 @@ def test_runtime_metadata_requires_the_pinned_core() -> None:
     modules = {p.stem for p in (REPO_ROOT / "plugins/modules").glob("*.py") if p.stem != "__init__"}
     grouped = {name for group in runtime.get("action_groups", {}).values() for name in group}
     assert grouped <= modules, f"action_groups name modules that do not exist: {grouped - modules}"
+    assert modules <= grouped, f"modules in no action group (module_defaults cannot reach them): {modules - grouped}"
+
+
+def test_sanity_runs_without_ignore_files() -> None:
+    ignores = sorted(str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.glob("tests/sanity/ignore-*.txt"))
+    assert ignores == [], "ansible-test sanity must pass without ignore entries"
 
 
 def test_collection_symlink_points_at_the_checkout() -> None:
