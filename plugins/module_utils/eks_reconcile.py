@@ -213,13 +213,13 @@ class Reconciler:
                 "accessentries-add.yaml", self._subset(cfg, accessConfig={"accessEntries": entries})
             )
             self.runner.mutate(["create", "accessentry", "--config-file", file])
-        if plan.access["update"]:
-            for arn in plan.access["update"]:
-                self.runner.mutate([*self._c("delete", "accessentry"), "--principal-arn", arn])
-            entries = [wanted[arn] for arn in plan.access["update"]]
+        # eksctl cannot change an entry in place: one principal at a time is deleted and re-created,
+        # so at most one principal is without its entry, for the seconds between the two calls
+        for index, arn in enumerate(plan.access["update"], start=1):
             file = self._write_config(
-                "accessentries-update.yaml", self._subset(cfg, accessConfig={"accessEntries": entries})
+                f"accessentries-update-{index}.yaml", self._subset(cfg, accessConfig={"accessEntries": [wanted[arn]]})
             )
+            self.runner.mutate([*self._c("delete", "accessentry"), "--principal-arn", arn])
             self.runner.mutate(["create", "accessentry", "--config-file", file])
         for mode in after_entries:
             self.runner.mutate(
@@ -251,9 +251,10 @@ class Reconciler:
             self.runner.mutate(["create", "nodegroup", "--config-file", path, "--include", ",".join(creates)])
         for roll in plan.nodegroups["roll"]:
             self._wait_active(roll["replacement"], roll["live"])
-        for roll in plan.nodegroups["roll"]:
-            for old in roll["live"]:
-                self.runner.mutate([*self._c("drain", "nodegroup"), "--name", old, "--approve"])
+        # every group that goes is drained first, explicitly (pods leave before its nodes do)
+        leaving = [old for roll in plan.nodegroups["roll"] for old in roll["live"]] + list(plan.nodegroups["delete"])
+        for old in leaving:
+            self.runner.mutate([*self._c("drain", "nodegroup"), "--name", old, "--approve"])
         if plan.nodegroups["delete"] or plan.nodegroups["roll"]:
             self.runner.mutate(["delete", "nodegroup", "--config-file", path, "--only-missing", "--approve", "--wait"])
 

@@ -249,9 +249,25 @@ class EksctlRunner:
         return _as_list(self.query(["get", "accessentry", "--cluster", cluster, "--region", self.region]))
 
     def oidc_provider_associated(self, cluster):
-        """True when the IAM OIDC provider exists (eksctl's plan mode; no JSON is offered for this)."""
-        text = self.plan_only(["utils", "associate-iam-oidc-provider", "--cluster", cluster, "--region", self.region])
-        return "already associated" in text
+        """True when the IAM OIDC provider exists (eksctl's plan mode; no JSON is offered for this).
+
+        eksctl logs either that the provider "is already associated" or, in plan mode, that it
+        "would create" one. Any other output fails: guessing would plan an association on every run.
+        """
+        args = ["utils", "associate-iam-oidc-provider", "--cluster", cluster, "--region", self.region]
+        text = self.plan_only(args)
+        if "is already associated" in text:
+            return True
+        if "would create IAM Open ID Connect provider" in text:
+            return False
+        tail = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
+        raise EksError(
+            f"`eksctl {' '.join(args)}` (plan mode) said neither that the IAM OIDC provider is associated nor "
+            f"that it would create one: {tail[:400]!r}. Fix: use the pinned eksctl (meta/tool-versions.env; "
+            "tools/install-eksctl.sh); if a newer eksctl words this differently, update "
+            "oidc_provider_associated in plugins/module_utils/eksctl.py.",
+            kind="eksctl",
+        )
 
 
 def _as_list(value):

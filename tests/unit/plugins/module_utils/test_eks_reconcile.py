@@ -183,6 +183,7 @@ def test_removed_nodegroup_is_drained_and_deleted_with_only_missing(tmp_path: Pa
     assert result["diff"]["before"]["nodegroups"].keys() == {"legacy", "workers"}
     assert result["diff"]["after"]["nodegroups"].keys() == {"workers"}
     assert mutating_of(fake) == [
+        ["drain", "nodegroup", *C, "--name", "legacy", "--approve"],
         [
             "delete",
             "nodegroup",
@@ -304,11 +305,32 @@ def test_a_run_after_a_crash_mid_roll_finishes_the_job(tmp_path: Path) -> None:
 
     result = make_reconciler(fake, tmp_path).present(new)  # even without roll: nothing immutable is left
     assert result["plan"]["nodegroups"]["delete"] == ["workers"]
-    assert mutating_of(fake)[0][:2] == ["delete", "nodegroup"]
+    assert [argv[:2] for argv in mutating_of(fake)[:2]] == [["drain", "nodegroup"], ["delete", "nodegroup"]]
+    assert fake.state["drained"] == ["workers"]
     assert list(fake.state["nodegroups"]) == [replacement]
 
 
 # -- access entries and authentication mode --------------------------------------------------------
+def test_changed_access_entries_are_replaced_one_principal_at_a_time(tmp_path: Path) -> None:
+    fake = FakeEksctl(live(desired(admins=("alice",), users=("bob", "carol"))))
+    make_reconciler(fake, tmp_path).present(desired(admins=("alice", "bob", "carol"), users=()))
+    assert mutating_of(fake) == [
+        ["delete", "accessentry", *C, "--principal-arn", user("bob")],
+        ["create", "accessentry", "--config-file", work(tmp_path, "accessentries-update-1.yaml")],
+        ["delete", "accessentry", *C, "--principal-arn", user("carol")],
+        ["create", "accessentry", "--config-file", work(tmp_path, "accessentries-update-2.yaml")],
+        kubeconfig_write(tmp_path),
+    ]
+    for index, name in ((1, "bob"), (2, "carol")):
+        entries = yaml.safe_load(Path(work(tmp_path, f"accessentries-update-{index}.yaml")).read_text())
+        assert [e["principalARN"] for e in entries["accessConfig"]["accessEntries"]] == [user(name)]
+    assert all(
+        e["accessPolicies"][0]["policyARN"] == ADMIN
+        for e in fake.state["access"].values()
+        if "user/" in e["principalARN"]
+    )
+
+
 def test_access_entries_are_added_before_extra_users_are_removed(tmp_path: Path) -> None:
     state = live(desired(admins=("alice",), users=("bob", "carol")))
     fake = FakeEksctl(state)
@@ -330,7 +352,7 @@ def test_access_entries_are_added_before_extra_users_are_removed(tmp_path: Path)
     assert mutating_of(fake) == [
         ["create", "accessentry", "--config-file", work(tmp_path, "accessentries-add.yaml")],
         ["delete", "accessentry", *C, "--principal-arn", user("bob")],
-        ["create", "accessentry", "--config-file", work(tmp_path, "accessentries-update.yaml")],
+        ["create", "accessentry", "--config-file", work(tmp_path, "accessentries-update-1.yaml")],
         ["delete", "accessentry", *C, "--principal-arn", user("carol")],
         kubeconfig_write(tmp_path),
     ]

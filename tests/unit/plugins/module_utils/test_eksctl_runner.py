@@ -113,3 +113,29 @@ def test_parse_version() -> None:
     assert parse_version("0.215.0") == (0, 215, 0)
     assert parse_version("v0.216.0-rc.1") == (0, 216, 0)
     assert parse_version("dev") is None
+
+
+def test_oidc_association_is_read_from_eksctls_plan_mode_and_unknown_wording_fails() -> None:
+    meta = 'cluster "biomage-staging" in "eu-west-1"'
+    run, calls = scripted(
+        (0, "", f"2026-12-02 05:00:00 [i]  IAM Open ID Connect provider is already associated with {meta}\n"),
+        (0, "", f"2026-12-02 05:00:00 [i]  (plan) would create IAM Open ID Connect provider for {meta}\n"),
+        (0, "", "2026-12-02 05:00:00 [i]  OIDC provider state: unknown to this module\n"),
+    )
+    runner = EksctlRunner(run, EKSCTL, "eu-west-1", check_mode=True, secrets=[])
+    assert runner.oidc_provider_associated("biomage-staging") is True
+    assert runner.oidc_provider_associated("biomage-staging") is False
+    with pytest.raises(EksError) as failure:
+        runner.oidc_provider_associated("biomage-staging")
+    assert failure.value.kind == "eksctl" and "unknown to this module" in failure.value.msg
+    assert "meta/tool-versions.env" in failure.value.msg
+    plan_argv = [
+        EKSCTL,
+        "utils",
+        "associate-iam-oidc-provider",
+        "--cluster",
+        "biomage-staging",
+        "--region",
+        "eu-west-1",
+    ]
+    assert calls == [plan_argv] * 3, "plan mode only: never --approve"
