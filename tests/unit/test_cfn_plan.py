@@ -3,7 +3,9 @@ ordering, ownership and check mode, including the states moto never reaches."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible_collections.biomage.iac.plugins.module_utils import cfn_plan
@@ -268,6 +270,41 @@ def test_exports_order_deploys_and_a_failed_exporter_skips_its_importers() -> No
     assert run.results["consumer"].error == "not deployed: it depends on producer, which failed"
     assert "consumer" not in fake.stacks
     assert run.results["alone"].error is None and fake.stacks["alone"]["StackStatus"] == "CREATE_COMPLETE"
+
+
+class OverlapCfn(FakeCfn):
+    """create_stack holds every caller at a barrier of ``width``: only that many at once can pass it."""
+
+    def __init__(self, width: int, timeout: float = 10) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(width, timeout=timeout)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._flight = threading.Lock()
+
+    def create_stack(self, **kwargs: Any) -> dict[str, Any]:
+        with self._flight:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.barrier.wait()  # BrokenBarrierError (a failed stack) unless `width` deploys run together
+            return super().create_stack(**kwargs)
+        finally:
+            with self._flight:
+                self.in_flight -= 1
+
+
+def test_independent_stacks_deploy_concurrently_within_max_workers() -> None:
+    fake = OverlapCfn(width=3)
+    items = [item(f"s{i}", queue_template(f"q{i}")) for i in range(6)]
+    run = converge(fake, items, max_workers=3)
+    assert {name: r.error for name, r in run.results.items()} == {f"s{i}": None for i in range(6)}
+    assert fake.most_in_flight == 3, "max_workers bounds the deploys running at once"
+
+    serial = OverlapCfn(width=2, timeout=0.5)  # two at once can never meet with one worker: both stacks fail
+    run = converge(serial, items[:2], max_workers=1)
+    assert serial.most_in_flight == 1
+    assert all(r.error for r in run.results.values()) and serial.stacks == {}
 
 
 def test_import_cycles_are_refused() -> None:
