@@ -141,3 +141,21 @@ def test_base_playbook_runs_both_roles_after_the_cluster(
     order = list(dict.fromkeys(tasks))
     assert order.index("eks_cluster") < order.index("ingress_nginx") < order.index("route53_dns"), order
     assert result.total("changed") == 0, result.stdout[-4000:]
+
+
+def test_a_missing_kubeconfig_is_named_before_anything_is_applied(
+    playbook: Path, stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "never-written.kubeconfig"
+    result = run_playbook(playbook, env=stack_ansible_env, extra_vars={"ingress_nginx_kubeconfig": str(missing)})
+    assert result.returncode != 0
+    message = " ".join(result.output.split())
+    assert f"No kubeconfig at {missing} (ingress_nginx_kubeconfig)" in message
+    assert "Fix: run biomage.iac.eks_cluster first" in message
+    assert "Apply the namespace" not in result.stdout
+
+    plan = run_playbook(
+        playbook, env=stack_ansible_env, check=True, extra_vars={"ingress_nginx_kubeconfig": str(missing)}
+    ).assert_ok()
+    assert "the controller cannot be planned against it" in " ".join(plan.stdout.split())
+    assert "Apply the namespace" not in plan.stdout
