@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,11 @@ from devstack.kube import SERVICE_ACCOUNT_ISSUER
 from devstack.kube_pki import Pki, user_credentials
 from devstack.lb_standin import CLEANUP_FINALIZER
 from kubernetes import client, config
+
+from tests.lib.ansible_run import run_playbook
+from tests.lib.eks_scenarios import desired, live
+from tests.lib.fake_eksctl import MUTATING, install, logged_argv
+from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
 HOLD = "biomage.test/hold"  # a finalizer nobody removes: a Service that never goes
@@ -157,3 +163,41 @@ def test_load_balancers_that_never_go_stop_the_deletion(own_cluster: tuple[str, 
 
 def _index(core: client.CoreV1Api, finalizer: str) -> int:
     return list(core.read_namespaced_service("edge", "stuck").metadata.finalizers).index(finalizer)
+
+
+def test_state_absent_deletes_the_load_balancers_then_the_cluster(
+    own_cluster: tuple[str, client.CoreV1Api], stack_ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    """playbooks/base.yml with eks_cluster_state=absent: the scripted eksctl's cluster is this real API server."""
+    kubeconfig, core = own_cluster
+    _service(core, "edge-absent", "edge", "LoadBalancer")
+    _service(core, "edge-absent", "internal", "ClusterIP")
+    _wait_provisioned(core, "edge-absent", "edge")
+    state = live(desired())
+    state["kubeconfig_of_api_server"] = kubeconfig
+    install(tmp_path / "bin", state)
+    env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
+    extra = {
+        "biomage_aws_endpoint_url": env["AWS_ENDPOINT_URL"],
+        "eks_cluster_kubeconfig_path": str(tmp_path / "kube" / "biomage-staging.yaml"),
+        "eks_cluster_state": "absent",
+    }
+
+    def services() -> list[str]:
+        return sorted(s.metadata.name for s in core.list_namespaced_service("edge-absent").items)
+
+    plan = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, check=True, diff=True, extra_vars=extra, args=skip_tags()
+    ).assert_ok()
+    assert plan.total("changed") == 1 and "cluster: delete" in plan.stdout
+    assert [argv for argv in logged_argv(tmp_path / "bin") if tuple(argv[1:3]) in MUTATING] == []
+    assert services() == ["edge", "internal"], "check mode deleted a Service"
+
+    result = run_playbook(
+        "playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra, args=skip_tags()
+    ).assert_ok()
+    assert services() == ["internal"], "only the LoadBalancer Service goes, and it is gone before the cluster"
+    assert "edge-absent/edge" in result.stdout
+    mutating = [argv[1:3] for argv in logged_argv(tmp_path / "bin") if tuple(argv[1:3]) in MUTATING]
+    assert mutating[-1] == ["delete", "cluster"]
+    assert json.loads((tmp_path / "bin" / "state.json").read_text())["cluster"] is None

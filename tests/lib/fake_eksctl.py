@@ -407,6 +407,11 @@ class FakeEksctl:
 
     def _utils_write_kubeconfig(self, args: list[str]) -> tuple[int, str, str]:
         path = Path(_flag(args, "--kubeconfig"))
+        stand_in = self.state.get("kubeconfig_of_api_server")
+        if stand_in:  # the "cluster" is a real local API server: hand out its kubeconfig
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Path(stand_in).read_text())
+            return 0, "", log_line(f'saved kubeconfig as "{path}"', "\u2714")
         cluster = self.state["cluster"]
         context = f"{self.name}.{REGION}.eksctl.io"
         document = {
