@@ -94,6 +94,21 @@ def test_change_set_deploys_converge_and_an_unchanged_set_costs_two_calls_a_stac
     assert counter.snapshot().get("CreateChangeSet") == len(items)  # only the first run's
 
 
+def test_a_change_set_update_is_executed_and_leaves_no_change_set(devstack: dict[str, str]) -> None:
+    client, counter = counted_client(devstack)
+    converge(client, [stack("itest-csu", queue("itest-csu"))], "itest-csu", deploy_method="change_set")
+    updated = converge(
+        client, [stack("itest-csu", queue("itest-csu", delay=7))], "itest-csu", deploy_method="change_set"
+    )
+    result = updated.results["itest-csu"]
+    assert (result.action, result.status, result.error) == (cfn_plan.UPDATE, "UPDATE_COMPLETE", None)
+    assert [(c["action"], c["logical_id"]) for c in result.changes] == [("Modify", "Queue")]
+    assert "DelaySeconds: 7" in client.get_template(StackName="itest-csu")["TemplateBody"]
+    assert counter.snapshot().get("ExecuteChangeSet") == 2  # the creation's and the update's
+    pending = client.list_change_sets(StackName="itest-csu")["Summaries"]
+    assert [c["ChangeSetName"] for c in pending if c.get("ExecutionStatus") == "AVAILABLE"] == []
+
+
 def test_check_mode_previews_an_update_and_leaves_nothing_behind(devstack: dict[str, str]) -> None:
     client, _counter = counted_client(devstack)
     converge(client, [stack("itest-preview", queue("itest-preview"))], "itest-preview", deploy_method="direct")
