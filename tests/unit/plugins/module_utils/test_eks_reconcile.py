@@ -294,6 +294,39 @@ def test_roll_keeps_the_old_group_when_the_replacement_fails(tmp_path: Path) -> 
     assert "workers" in fake.state["nodegroups"]
 
 
+def test_a_replacement_that_never_becomes_active_stops_the_roll_after_the_timeout(tmp_path: Path) -> None:
+    fake = FakeEksctl(live(desired()))
+    new = desired(changed_config(instanceTypes=["m5.2xlarge"]))
+    replacement = replacement_name("workers", nodegroup_spec(new["managedNodeGroups"][0]))
+    original = fake._create_nodegroup
+
+    def slow_create(args: list[str]) -> tuple[int, str, str]:
+        outcome = original(args)
+        fake.state["nodegroups"][replacement]["summary"]["Status"] = "CREATING"
+        return outcome
+
+    fake._create_nodegroup = slow_create  # type: ignore[method-assign]
+    ticks = iter(range(1000))
+    reconciler = make_reconciler(fake, tmp_path, nodegroup_changes="roll", wait_timeout=5, clock=lambda: next(ticks))
+    with pytest.raises(EksError) as failure:
+        reconciler.present(new)
+    assert f"replacement node group {replacement} is CREATING after 5s" in failure.value.msg
+    assert "the old group (workers) was kept" in failure.value.msg
+    assert [a[:2] for a in mutating_of(fake)] == [["create", "nodegroup"]], "nothing drained or deleted"
+
+
+def test_an_upgrade_leaving_nodes_more_than_three_minors_behind_is_refused_before_any_change(tmp_path: Path) -> None:
+    config = desired()
+    fake = FakeEksctl(live(config, version="1.29"))
+    for check_mode in (True, False):
+        with pytest.raises(EksError) as failure:
+            make_reconciler(fake, tmp_path, check_mode=check_mode).present(config)
+        assert failure.value.kind == "invalid"
+        assert "node group workers runs Kubernetes 1.29; the control plane cannot move to 1.33" in failure.value.msg
+        assert "set the version to 1.32 first" in failure.value.msg
+    assert mutating_of(fake) == [] and fake.state["cluster"]["Version"] == "1.29"
+
+
 def test_a_run_after_a_crash_mid_roll_finishes_the_job(tmp_path: Path) -> None:
     new = desired(changed_config(instanceTypes=["m5.2xlarge"]))
     replacement = replacement_name("workers", nodegroup_spec(new["managedNodeGroups"][0]))
