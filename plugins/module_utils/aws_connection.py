@@ -19,12 +19,16 @@ try:
         NoCredentialsError,
         NoRegionError,
     )
+    from botocore.parsers import ResponseParserError
 
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
 except ImportError as exc:
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
+
+    class ResponseParserError(Exception):  # type: ignore[no-redef]
+        """Placeholder so that except clauses work without botocore."""
 
     class BotoCoreError(Exception):  # type: ignore[no-redef]
         """Placeholder so that except clauses work without botocore."""

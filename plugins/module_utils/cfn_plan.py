@@ -34,6 +34,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import 
     AwsConnectionError,
     BotoCoreError,
     ClientError,
+    ResponseParserError,
     error_code,
     error_message,
     explain,
@@ -57,6 +58,8 @@ OWNER_VALUE = "biomage.iac"
 ENVIRONMENT_TAG = "biomage:environment"
 GROUP_TAG = "biomage:group"
 TEMPLATE_TAG = "biomage:template"
+# reads retried after an unparseable response (e.g. an HTML 500 page from an overloaded endpoint)
+UNREADABLE_RETRIES = 3
 RESERVED_TAG_PREFIXES = ("biomage:", "aws:")
 
 STABLE_STATES = (
@@ -429,18 +432,50 @@ class CfnStacks:
 
     # -- API access ----------------------------------------------------------------------------
     def _call(self, result, operation, action, **kwargs):
-        """Call ``operation`` on the client, attributing it to ``result`` (or to the shared count)."""
-        with self._lock:
-            if result is None:
-                self.shared_api_calls += 1
-            else:
-                result.api_calls += 1
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except ClientError:
-            raise
-        except (BotoCoreError, Exception) as exc:  # botocore parser errors are not BotoCoreErrors
-            raise explain(exc, self.settings, action) from exc
+        """Call ``operation`` on the client, attributing it to ``result`` (or to the shared count).
+
+        A read whose response cannot be parsed (an HTML error page from an overloaded endpoint:
+        botocore does not retry those) is retried a few times; a write is not, since it may have
+        taken effect (see ``_create_stack``).
+        """
+        reads = operation.startswith(("describe_", "get_", "list_"))
+        for attempt in range(UNREADABLE_RETRIES + 1 if reads else 1):
+            with self._lock:
+                if result is None:
+                    self.shared_api_calls += 1
+                else:
+                    result.api_calls += 1
+            try:
+                return getattr(self.client, operation)(**kwargs)
+            except ClientError:
+                raise
+            except ResponseParserError as exc:
+                if not reads or attempt == UNREADABLE_RETRIES:
+                    raise explain(exc, self.settings, action) from exc
+                self.sleep(self.poll_delay * (attempt + 1))
+            except (BotoCoreError, Exception) as exc:  # botocore parser errors are not BotoCoreErrors
+                raise explain(exc, self.settings, action) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _create_stack(self, result, **kwargs):
+        """CreateStack; when its response is unreadable, look: created (ours) -> go on, absent -> once more."""
+        action = f"create {result.name}"
+        for attempt in range(2):
+            try:
+                return self._call(result, "create_stack", action, **kwargs)["StackId"]
+            except AwsConnectionError as exc:
+                if not isinstance(exc.__cause__, ResponseParserError):
+                    raise
+                try:
+                    found = self._call(result, "describe_stacks", f"look for {result.name}", StackName=result.name)
+                except ClientError:
+                    found = {"Stacks": []}  # it does not exist: the create did not happen
+                stacks = [s for s in found.get("Stacks") or [] if s.get("StackStatus") != "DELETE_COMPLETE"]
+                if stacks and _tags(stacks[0]).get(TEMPLATE_TAG) == result.spec.tags.get(TEMPLATE_TAG):
+                    return stacks[0]["StackId"]
+                if stacks or attempt == 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def describe_all(self):
         """All stacks of the account/region: one DescribeStacks call per page."""
@@ -908,17 +943,15 @@ class CfnStacks:
             self._call(result, "execute_change_set", f"create {result.name}", StackName=result.name, ChangeSetName=name)
             stack_id = created.get("StackId", result.name)
         else:
-            stack_id = self._call(
+            stack_id = self._create_stack(
                 result,
-                "create_stack",
-                f"create {result.name}",
                 StackName=result.name,
                 TemplateBody=spec.body,
                 Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(spec.parameters.items())],
                 Capabilities=spec.capabilities,
                 Tags=[{"Key": k, "Value": v} for k, v in sorted(spec.tags.items())],
                 OnFailure="ROLLBACK",
-            )["StackId"]
+            )
             self._plan_from_template(result)
         self._finish(result, stack_id, ("CREATE_COMPLETE",))
 

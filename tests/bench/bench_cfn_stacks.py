@@ -109,11 +109,15 @@ def run_ours(work: Path, env: dict[str, str], size: int, files: list[Path]) -> t
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    try:
+        result = next(iter(json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"].values()))
+    except (ValueError, LookupError, StopIteration):
+        result = {}
     if proc.returncode != 0:
-        # the failing task's message, not the tail of a long per-stack result
-        start = max(proc.stdout.find("fatal:"), 0) or max(len(proc.stdout) - 4000, 0)
-        raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[start : start + 6000]}\n{proc.stderr[-2000:]}")
-    result = next(iter(json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"].values()))
+        # the module's message and the failed stacks, not the tail of a long per-stack result
+        failed = [f"{s['name']}: {s['error']}" for s in result.get("stacks", []) if s.get("error")]
+        detail = "\n".join([str(result.get("msg", "")), *failed]) if result else proc.stdout[-4000:]
+        raise SystemExit(f"ansible-playbook failed (N={size}):\n{detail}\n{proc.stderr[-2000:]}")
     return elapsed, int(result["api_calls"]["total"]), result["summary"]
 
 
