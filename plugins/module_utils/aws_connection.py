@@ -131,6 +131,11 @@ def error_message(exc):
     return str(exc)
 
 
+def unreadable_response(exc):
+    """True for a response botocore could not parse (e.g. an HTML 500 page); it does not retry those."""
+    return isinstance(exc, ResponseParserError)
+
+
 def explain(exc, settings, action):
     """Translate a boto3/botocore exception into an AwsConnectionError worded for the operator."""
     endpoint = settings.get("endpoint_url")

@@ -34,10 +34,10 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import 
     AwsConnectionError,
     BotoCoreError,
     ClientError,
-    ResponseParserError,
     error_code,
     error_message,
     explain,
+    unreadable_response,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.cfn_rules import check_text
 from ansible_collections.biomage.iac.plugins.module_utils.cfn_template import (
@@ -449,12 +449,10 @@ class CfnStacks:
                 return getattr(self.client, operation)(**kwargs)
             except ClientError:
                 raise
-            except ResponseParserError as exc:
-                if not reads or attempt == UNREADABLE_RETRIES:
+            except (BotoCoreError, Exception) as exc:  # botocore parser errors are not BotoCoreErrors
+                if not (reads and unreadable_response(exc) and attempt < UNREADABLE_RETRIES):
                     raise explain(exc, self.settings, action) from exc
                 self.sleep(self.poll_delay * (attempt + 1))
-            except (BotoCoreError, Exception) as exc:  # botocore parser errors are not BotoCoreErrors
-                raise explain(exc, self.settings, action) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _create_stack(self, result, **kwargs):
@@ -464,7 +462,7 @@ class CfnStacks:
             try:
                 return self._call(result, "create_stack", action, **kwargs)["StackId"]
             except AwsConnectionError as exc:
-                if not isinstance(exc.__cause__, ResponseParserError):
+                if not unreadable_response(exc.__cause__):
                     raise
                 try:
                     found = self._call(result, "describe_stacks", f"look for {result.name}", StackName=result.name)
