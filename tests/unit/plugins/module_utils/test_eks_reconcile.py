@@ -274,18 +274,24 @@ def test_roll_creates_the_replacement_waits_then_drains_and_deletes_the_old_grou
     assert again["changed"] is False and mutating_of(fake) == [kubeconfig_write(tmp_path)]
 
 
-def test_roll_keeps_the_old_group_when_the_replacement_fails(tmp_path: Path) -> None:
+def replacement_stuck_at(status: str) -> tuple[FakeEksctl, dict, str]:
+    """A fake whose roll replacement of `workers` stays in ``status``: (fake, new config, replacement name)."""
     fake = FakeEksctl(live(desired()))
     new = desired(changed_config(instanceTypes=["m5.2xlarge"]))
     replacement = replacement_name("workers", nodegroup_spec(new["managedNodeGroups"][0]))
     original = fake._create_nodegroup
 
-    def failing_create(args: list[str]) -> tuple[int, str, str]:
+    def create(args: list[str]) -> tuple[int, str, str]:
         outcome = original(args)
-        fake.state["nodegroups"][replacement]["summary"]["Status"] = "CREATE_FAILED"
+        fake.state["nodegroups"][replacement]["summary"]["Status"] = status
         return outcome
 
-    fake._create_nodegroup = failing_create  # type: ignore[method-assign]
+    fake._create_nodegroup = create  # type: ignore[method-assign]
+    return fake, new, replacement
+
+
+def test_roll_keeps_the_old_group_when_the_replacement_fails(tmp_path: Path) -> None:
+    fake, new, replacement = replacement_stuck_at("CREATE_FAILED")
     with pytest.raises(EksError) as failure:
         make_reconciler(fake, tmp_path, nodegroup_changes="roll").present(new)
     assert f"replacement node group {replacement} is CREATE_FAILED" in failure.value.msg
@@ -295,17 +301,7 @@ def test_roll_keeps_the_old_group_when_the_replacement_fails(tmp_path: Path) -> 
 
 
 def test_a_replacement_that_never_becomes_active_stops_the_roll_after_the_timeout(tmp_path: Path) -> None:
-    fake = FakeEksctl(live(desired()))
-    new = desired(changed_config(instanceTypes=["m5.2xlarge"]))
-    replacement = replacement_name("workers", nodegroup_spec(new["managedNodeGroups"][0]))
-    original = fake._create_nodegroup
-
-    def slow_create(args: list[str]) -> tuple[int, str, str]:
-        outcome = original(args)
-        fake.state["nodegroups"][replacement]["summary"]["Status"] = "CREATING"
-        return outcome
-
-    fake._create_nodegroup = slow_create  # type: ignore[method-assign]
+    fake, new, replacement = replacement_stuck_at("CREATING")
     ticks = iter(range(1000))
     reconciler = make_reconciler(fake, tmp_path, nodegroup_changes="roll", wait_timeout=5, clock=lambda: next(ticks))
     with pytest.raises(EksError) as failure:
