@@ -6,19 +6,18 @@ every argv; the preflight and the role's STS lookup go to the session's moto ser
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
-from devstack import free_port
 from devstack.kube import SERVICE_ACCOUNT_ISSUER
 
 from tests.lib import aws
 from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import BASE_CONFIG, desired, live, user
 from tests.lib.fake_eksctl import EXPIRED, MUTATING, install, logged_argv, new_state
+from tests.lib.kubeconfig import dead as dead_kubeconfig
 from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
@@ -164,11 +163,7 @@ def test_development_without_a_local_api_server_fails_with_the_fix(
 def test_development_with_a_dead_api_server_fails_with_the_fix(
     devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # the stack's own kubeconfig, pointed at a closed loopback port
-    kubeconfig = json.loads(Path(devstack["KUBECONFIG"]).read_text())
-    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
-    dead = tmp_path / "kubeconfig"
-    dead.write_text(json.dumps(kubeconfig))
+    dead = dead_kubeconfig(devstack["KUBECONFIG"], tmp_path / "kubeconfig")  # the stack's, at a closed port
     result = run_playbook(
         "playbooks/base.yml", env=stack_ansible_env, extra_vars={"eks_cluster_local_kubeconfig": str(dead)}
     )

@@ -22,7 +22,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.kube_discovery import 
     cluster_info,
     delete_load_balancer_services,
 )
-from devstack import Stack, free_port
+from devstack import Stack
 from devstack.kube import SERVICE_ACCOUNT_ISSUER
 from devstack.kube_pki import Pki, user_credentials
 from devstack.lb_standin import CLEANUP_FINALIZER
@@ -31,20 +31,12 @@ from kubernetes import client, config
 from tests.lib.ansible_run import run_playbook
 from tests.lib.eks_scenarios import desired, live
 from tests.lib.fake_eksctl import MUTATING, install, logged_argv
+from tests.lib.kubeconfig import dead as dead_kubeconfig
+from tests.lib.kubeconfig import variant as kubeconfig_variant
 from tests.lib.tags import skip_tags
 
 pytestmark = pytest.mark.slow
 HOLD = "biomage.test/hold"  # a finalizer nobody removes: a Service that never goes
-
-
-def _kubeconfig_variant(devstack: dict[str, str], path: Path, **changes: str) -> Path:
-    """A copy of the stack's admin kubeconfig with another ``server`` or other ``user`` fields."""
-    kubeconfig = json.loads(Path(devstack["KUBECONFIG"]).read_text())
-    if "server" in changes:
-        kubeconfig["clusters"][0]["cluster"]["server"] = changes.pop("server")
-    kubeconfig["users"][0]["user"].update(changes)
-    path.write_text(json.dumps(kubeconfig))
-    return path
 
 
 def test_cluster_info_reads_version_and_issuer(devstack: dict[str, str]) -> None:
@@ -59,8 +51,8 @@ def test_cluster_info_reads_version_and_issuer(devstack: dict[str, str]) -> None
 def test_an_issuer_the_identity_may_not_read_is_none(devstack: dict[str, str], tmp_path: Path) -> None:
     # /version is public to every authenticated user; issuer discovery only to service accounts and admins
     cert, key = user_credentials(Pki(Path(devstack["KUBECONFIG"]).parent / "pki"), "biomage-test-nobody")
-    kubeconfig = _kubeconfig_variant(
-        devstack,
+    kubeconfig = kubeconfig_variant(
+        devstack["KUBECONFIG"],
         tmp_path / "nobody.kubeconfig",
         **{
             "client-certificate-data": base64.b64encode(cert).decode(),
@@ -72,7 +64,7 @@ def test_an_issuer_the_identity_may_not_read_is_none(devstack: dict[str, str], t
 
 
 def test_a_silent_api_server_is_named_with_the_fix(devstack: dict[str, str], tmp_path: Path) -> None:
-    kubeconfig = _kubeconfig_variant(devstack, tmp_path / "dead.kubeconfig", server=f"https://127.0.0.1:{free_port()}")
+    kubeconfig = dead_kubeconfig(devstack["KUBECONFIG"], tmp_path / "dead.kubeconfig")
     with pytest.raises(EksError) as failure:
         cluster_info(str(kubeconfig), timeout=2)
     assert "the Kubernetes API server at https://127.0.0.1:" in failure.value.msg
