@@ -20,7 +20,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "collections"))
 
-from ansible_collections.biomage.iac.plugins.module_utils import cfn_rules  # noqa: E402
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import rules as cfn_rules  # noqa: E402
 
 
 def _cfn_lint(paths: list[Path]) -> int:

@@ -37,6 +37,7 @@ description:
     example created by an earlier pipeline) is adopted.
 extends_documentation_fragment:
   - biomage.iac.aws_connection
+  - biomage.iac.attributes
 author:
   - Biomage platform team (@biomage-org)
 options:
@@ -149,7 +150,6 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - Nothing is created, updated or deleted. For a stack whose template, parameters or tags changed,
@@ -157,13 +157,11 @@ attributes:
         stack is planned from its template without any write. CloudFormation deciding a difference is
         not deployable (for example only a description changed) is reported as unchanged, as in a real run.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - One diff of the template text (deployed against desired) and one of parameters and tags per
         changing stack; C(NoEcho) parameter values are masked.
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
     support: full
 notes:
   - The module reads template files on the node that runs it; run it on the control node
@@ -313,17 +311,17 @@ problems:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import (
+from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     AWS_CONNECTION_ARGUMENT_SPEC,
     HAS_BOTO3,
     ApiCallCounter,
-    AwsConnectionError,
+    AwsError,
     ClientError,
+    aws_error,
     connection_settings,
-    explain,
     make_client,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.cfn_plan import (
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import (
     ALLOWED_CAPABILITIES,
     CfnError,
     CfnStacks,
@@ -422,10 +420,10 @@ def main():
         runner.apply()
     except (ValidationFailed, PlanFailed) as exc:
         module.fail_json(msg=_failure_message(exc), problems=exc.details, changed=False)
-    except (AwsConnectionError, CfnError) as exc:
+    except (AwsError, CfnError) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except ClientError as exc:
-        module.fail_json(msg=str(explain(exc, settings, "converge the CloudFormation stacks")), changed=False)
+        module.fail_json(msg=str(aws_error(exc, settings, "converge the CloudFormation stacks")), changed=False)
 
     results = [runner.results[name] for name in sorted(runner.results)]
     result = {

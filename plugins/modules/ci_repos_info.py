@@ -22,20 +22,12 @@ description:
   - Read-only.
 author:
   - Biomage platform team (@biomage-org)
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-  idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-    support: full
 notes:
   - The token must be able to list the organisation's repositories and read their contents.
 extends_documentation_fragment:
   - biomage.iac.github
+  - biomage.iac.attributes
+  - biomage.iac.attributes.info_module
 options:
   owner:
     description: The GitHub organisation.
@@ -130,8 +122,12 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils import ci_privileges
-from ansible_collections.biomage.iac.plugins.module_utils.github import GITHUB_ARGUMENT_SPEC, GitHubClient, GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.github import ci_privileges
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
+    GITHUB_ARGUMENT_SPEC,
+    GitHubClient,
+    GitHubError,
+)
 
 
 def main():

@@ -14,25 +14,19 @@ description:
     form IRSA templates take as their C(OIDCProvider) parameter.
   - Read-only; fails with the fix named when the cluster does not exist or has no OIDC issuer.
 extends_documentation_fragment:
-  - biomage.iac.aws_connection
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - biomage.iac.aws_client
+  - biomage.iac.attributes
+  - biomage.iac.attributes.info_module
 author:
   - Biomage platform team (@biomage-org)
 options:
   cluster_name:
     description: The EKS cluster name.
     type: str
-    required: true
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-  idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-    support: full
-"""
+    required: true"""
 
 EXAMPLES = r"""
 - name: Find the OIDC provider of the staging cluster
@@ -59,38 +53,29 @@ provider:
   sample: oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import (
-    AWS_CONNECTION_ARGUMENT_SPEC,
-    HAS_BOTO3,
-    AwsConnectionError,
-    BotoCoreError,
-    connection_settings,
-    explain,
-    make_client,
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.biomage.iac.plugins.module_utils.aws import (
+    AWS_CLIENT_ARGUMENT_SPEC,
+    aws_errors,
+    module_client,
+    module_settings,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.eks_oidc import (
-    OidcError,
-    cluster_issuer,
-    provider_from_issuer,
-)
+from ansible_collections.biomage.iac.plugins.module_utils.eks.oidc import cluster_issuer, provider_from_issuer
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 
 
 def main():
     spec = {"cluster_name": {"type": "str", "required": True}}
-    spec.update(AWS_CONNECTION_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_BOTO3:
-        module.fail_json(msg="eks_oidc_provider_info needs boto3 and botocore. Fix: run `make setup`.")
+    spec.update(AWS_CLIENT_ARGUMENT_SPEC)
+    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
     name = module.params["cluster_name"]
-    settings = connection_settings(module.params)
+    settings = module_settings(module)
     try:
-        client = make_client("eks", settings)
-        found, issuer = cluster_issuer(client, name, settings)
-    except AwsConnectionError as exc:
-        module.fail_json(msg=str(exc))
-    except BotoCoreError as exc:
-        module.fail_json(msg=str(explain(exc, settings, f"describe EKS cluster {name}")))
+        with aws_errors(settings, f"describe EKS cluster {name}", needs="EKS clusters (eks:DescribeCluster)"):
+            client = module_client(module, "eks")
+            found, issuer = cluster_issuer(client, name, settings)
+    except BiomageError as exc:
+        fail(module, exc)
     if not found:
         module.fail_json(
             msg=f"EKS cluster {name} does not exist, so it has no OIDC issuer. Fix: create it first "
@@ -99,9 +84,9 @@ def main():
     if not issuer:
         module.fail_json(msg=f"EKS cluster {name} has no OIDC issuer. Fix: enable it (eksctl iam.withOIDC: true).")
     try:
-        provider = provider_from_issuer(issuer)
-    except OidcError as exc:
-        module.fail_json(msg=f"cluster {name}: {exc}")
+        provider = provider_from_issuer(issuer, source=f"cluster {name}")
+    except BiomageError as exc:
+        fail(module, exc)
     module.exit_json(changed=False, issuer=issuer, provider=provider)
 
 

@@ -24,6 +24,8 @@ description:
     the old group is drained and deleted, so capacity never drops.
   - O(state=absent) deletes the cluster's LoadBalancer Services first (their load balancers block the VPC's
     deletion), then the cluster, and waits.
+extends_documentation_fragment:
+  - biomage.iac.attributes
 author:
   - Biomage platform team (@biomage-org)
 requirements:
@@ -33,14 +35,14 @@ requirements:
 attributes:
   check_mode:
     support: full
-    description: Reads the live state and returns the full plan; no mutating eksctl command is run.
+    details: Reads the live state and returns the full plan; no mutating eksctl command is run.
   diff_mode:
     support: full
-    description: Returns C(before) and C(after) summaries of the cluster (version, node groups, add-ons,
+    details: Returns C(before) and C(after) summaries of the cluster (version, node groups, add-ons,
       Fargate profiles, access entries).
   idempotent:
     support: full
-    description: A second run against an unchanged configuration plans nothing and reports no change.
+    details: A second run against an unchanged configuration plans nothing and reports no change.
 options:
   name:
     description: The EKS cluster name (C(biomage-<environment>)); fills C(metadata.name).
@@ -223,7 +225,7 @@ import os
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.biomage.iac.plugins.module_utils.eks_config import (
+from ansible_collections.biomage.iac.plugins.module_utils.eks.config import (
     HAS_YAML,
     apply_overrides,
     load_config,
@@ -231,9 +233,9 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks_config import (
     render,
     validate,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.eks_reconcile import Reconciler
-from ansible_collections.biomage.iac.plugins.module_utils.eksctl import MIN_EKSCTL_VERSION, EksctlRunner, EksError
-from ansible_collections.biomage.iac.plugins.module_utils.kube_discovery import (
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import MIN_EKSCTL_VERSION, EksctlRunner, EksError
+from ansible_collections.biomage.iac.plugins.module_utils.eks.reconcile import Reconciler
+from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     delete_load_balancer_services,

@@ -30,19 +30,20 @@ requirements:
 attributes:
   check_mode:
     support: full
-    description: Reads the Secret and the deploy keys and plans; makes no call that changes GitHub or Kubernetes.
+    details: Reads the Secret and the deploy keys and plans; makes no call that changes GitHub or Kubernetes.
   diff_mode:
     support: full
-    description: Shows the Secret's key and host key fingerprints and the repository's deploy keys, before and after.
+    details: Shows the Secret's key and host key fingerprints and the repository's deploy keys, before and after.
   idempotent:
     support: partial
-    description:
+    details:
       - Full with O(regenerate=never), the default. O(regenerate=always) rotates the key at every run, on purpose.
 notes:
   - The token must be allowed to administer the repository's deploy keys.
 extends_documentation_fragment:
   - biomage.iac.github
   - biomage.iac.github.repository
+  - biomage.iac.attributes
 options:
   kubeconfig:
     description:
@@ -157,9 +158,9 @@ reasons:
 import base64
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
-from ansible_collections.biomage.iac.plugins.module_utils import flux_credentials as fc
-from ansible_collections.biomage.iac.plugins.module_utils.github import (
+from ansible_collections.biomage.iac.plugins.module_utils.flux import credentials as fc
+from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
     GitHubClient,

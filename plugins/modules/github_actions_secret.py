@@ -24,18 +24,15 @@ author:
   - Biomage platform team (@biomage-org)
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reports C(create) for a missing secret, C(delete) for a secret to remove, C(update) with O(force=true),
         and C(unchanged) for an existing secret otherwise (its value is not compared, as it cannot be read).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: partial
     details:
       - Shows whether the secret exists before and after, never a value.
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
     support: partial
     details:
       - Idempotent unless O(force=true), which rewrites the secret on every run.
@@ -44,6 +41,7 @@ notes:
 extends_documentation_fragment:
   - biomage.iac.github
   - biomage.iac.github.repository
+  - biomage.iac.attributes
 options:
   name:
     description: The secret's name (letters, digits, underscores; not starting with a digit or C(GITHUB_)).
@@ -105,8 +103,8 @@ existed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils import github_actions
-from ansible_collections.biomage.iac.plugins.module_utils.github import (
+from ansible_collections.biomage.iac.plugins.module_utils.github import actions as github_actions
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
     GitHubClient,

@@ -20,23 +20,21 @@ author:
   - Biomage platform team (@biomage-org)
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reads the variable and reports exactly what would be created, updated or deleted; makes no mutating call.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The variable's value before and after.
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
     support: full
 notes:
   - The token must be allowed to manage the repository's Actions variables.
 extends_documentation_fragment:
   - biomage.iac.github
   - biomage.iac.github.repository
+  - biomage.iac.attributes
 options:
   name:
     description: The variable's name (letters, digits, underscores; not starting with a digit or C(GITHUB_)).
@@ -88,8 +86,8 @@ value:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils import github_actions
-from ansible_collections.biomage.iac.plugins.module_utils.github import (
+from ansible_collections.biomage.iac.plugins.module_utils.github import actions as github_actions
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
     GitHubClient,

@@ -23,18 +23,19 @@ author:
 attributes:
   check_mode:
     support: full
-    description: Plans the additions and deletions and makes no mutating call.
+    details: Plans the additions and deletions and makes no mutating call.
   diff_mode:
     support: full
-    description: Shows the repository's keys (title, fingerprint, access) before and after.
+    details: Shows the repository's keys (title, fingerprint, access) before and after.
   idempotent:
     support: full
-    description: A key already present with the same material and access mode is left alone.
+    details: A key already present with the same material and access mode is left alone.
 notes:
   - The token must be allowed to administer the repository's deploy keys.
 extends_documentation_fragment:
   - biomage.iac.github
   - biomage.iac.github.repository
+  - biomage.iac.attributes
 options:
   title:
     description:
@@ -113,8 +114,8 @@ deleted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
-from ansible_collections.biomage.iac.plugins.module_utils.github import (
+from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
     GitHubClient,

@@ -20,22 +20,23 @@ description:
     an existing provider (for example created by hand) is adopted.
   - The provider is never deleted by this module (other roles of the account may trust it).
 extends_documentation_fragment:
-  - biomage.iac.aws_connection
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - biomage.iac.aws_client
+  - biomage.iac.attributes
 author:
   - Biomage platform team (@biomage-org)
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reads the provider and reports exactly the calls a real run would make, making none of them.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The provider's URL, client ids and thumbprints before and after.
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
     support: full
 options:
   url:
@@ -88,18 +89,15 @@ steps:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.biomage.iac.plugins.module_utils import github_oidc
-from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import (
-    AWS_CONNECTION_ARGUMENT_SPEC,
-    HAS_BOTO3,
-    AwsConnectionError,
-    BotoCoreError,
-    ClientError,
-    connection_settings,
-    explain,
-    make_client,
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.biomage.iac.plugins.module_utils.aws import (
+    AWS_CLIENT_ARGUMENT_SPEC,
+    aws_errors,
+    module_client,
+    module_settings,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+from ansible_collections.biomage.iac.plugins.module_utils.github import oidc_provider as github_oidc
 
 THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
 
@@ -111,27 +109,24 @@ def main():
         thumbprints=dict(type="list", elements="str", default=[]),
         tags=dict(type="dict", default={}),
     )
-    spec.update(AWS_CONNECTION_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    spec.update(AWS_CLIENT_ARGUMENT_SPEC)
+    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
-    if not HAS_BOTO3:
-        module.fail_json(msg="github_oidc_provider needs boto3 and botocore. Fix: run `make setup`.")
     if not params["url"].startswith("https://"):
         module.fail_json(msg=f"url {params['url']!r} must start with https://. Fix: give the issuer URL.")
     bad = [t for t in params["thumbprints"] if not THUMBPRINT.match(t)]
     if bad or not params["client_ids"]:
         module.fail_json(msg="thumbprints must be 40 hex characters and client_ids non-empty. Fix: check them.")
-    settings = connection_settings(params)
+    settings = module_settings(module)
     try:
-        client = make_client("iam", settings)
-        arn, current = github_oidc.find(client, params["url"])
-        steps = github_oidc.plan(current, params["client_ids"], params["thumbprints"])
-        if steps and not module.check_mode:
-            arn = github_oidc.apply(client, arn, steps, params["url"], params["tags"])
-    except AwsConnectionError as exc:
-        module.fail_json(msg=str(exc))
-    except (BotoCoreError, ClientError) as exc:
-        module.fail_json(msg=str(explain(exc, settings, "manage the GitHub Actions OIDC provider")))
+        with aws_errors(settings, "manage the GitHub Actions OIDC provider", needs="IAM OIDC identity providers"):
+            client = module_client(module, "iam")
+            arn, current = github_oidc.find(client, params["url"])
+            steps = github_oidc.plan(current, params["client_ids"], params["thumbprints"])
+            if steps and not module.check_mode:
+                arn = github_oidc.apply(client, arn, steps, params["url"], params["tags"])
+    except BiomageError as exc:
+        fail(module, exc)
     result = dict(changed=bool(steps), arn=arn, steps=[op for op, _arg in steps])
     if module._diff:
         after = dict(current or {"url": params["url"].split("://", 1)[1].rstrip("/")})

@@ -14,20 +14,13 @@ description:
     issuer from C(/.well-known/openid-configuration).
   - Used by the C(biomage.iac.eks_cluster) role in the development environment, where the local Kubernetes API
     server stands in for EKS.
+extends_documentation_fragment:
+  - biomage.iac.attributes
+  - biomage.iac.attributes.info_module
 author:
   - Biomage platform team (@biomage-org)
 requirements:
   - the kubernetes Python client
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to diff.
-  idempotent:
-    support: full
-    description: Never changes anything.
 options:
   kubeconfig:
     description: The kubeconfig file.
@@ -68,8 +61,8 @@ oidc_issuer:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.biomage.iac.plugins.module_utils.eksctl import EksError
-from ansible_collections.biomage.iac.plugins.module_utils.kube_discovery import (
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     cluster_info,

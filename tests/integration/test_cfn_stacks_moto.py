@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ansible_collections.biomage.iac.plugins.module_utils import cfn_plan
-from ansible_collections.biomage.iac.plugins.module_utils.aws_connection import ApiCallCounter
+from ansible_collections.biomage.iac.plugins.module_utils.aws import ApiCallCounter
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import stacks as cfn_plan
 from moto.cloudformation.models import cloudformation_backends
 from moto.server import ThreadedMotoServer
 

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
+from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
 from tests.lib.tags import CLUSTER_ADDONS
-from tests.unit.plugins.module_utils.test_deploy_keys import new_key
+from tests.unit.plugins.module_utils.github.test_deploy_keys import new_key
 
 pytestmark = pytest.mark.slow
 PLAYBOOK = "playbooks/base.yml"

@@ -8,11 +8,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ansible_collections.biomage.iac.plugins.module_utils import deploy_keys
+from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from devstack import free_port
 
 from tests.lib.ansible_run import run_playbook
-from tests.unit.plugins.module_utils.test_deploy_keys import new_key
+from tests.unit.plugins.module_utils.github.test_deploy_keys import new_key
 
 pytestmark = pytest.mark.slow
 PLAYBOOK = "tests/integration/playbooks/deploy_key.yml"

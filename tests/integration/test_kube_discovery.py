@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ansible_collections.biomage.iac.plugins.module_utils.eksctl import EksError
-from ansible_collections.biomage.iac.plugins.module_utils.kube_discovery import (
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import (
     cluster_info,
     delete_load_balancer_services,
 )

@@ -6,10 +6,10 @@ import copy
 from pathlib import Path
 
 import yaml
-from ansible_collections.biomage.iac.plugins.module_utils.eks_config import render, validate
-from ansible_collections.biomage.iac.plugins.module_utils.eks_plan import effective_config
-from ansible_collections.biomage.iac.plugins.module_utils.eks_reconcile import Reconciler
-from ansible_collections.biomage.iac.plugins.module_utils.eksctl import EksctlRunner
+from ansible_collections.biomage.iac.plugins.module_utils.eks.config import render, validate
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksctlRunner
+from ansible_collections.biomage.iac.plugins.module_utils.eks.plan import effective_config
+from ansible_collections.biomage.iac.plugins.module_utils.eks.reconcile import Reconciler
 
 from tests.lib.fake_eksctl import ACCOUNT, REGION, FakeEksctl, state_from_config
 

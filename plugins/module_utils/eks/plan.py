@@ -1,0 +1,639 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning: compare the desired ClusterConfig with what eksctl reports, and say what to do.
+
+Nothing here runs a command. :func:`build_plan` takes the rendered config and the live state (the
+parsed JSON of ``eksctl get ...``) and returns a :class:`Plan`: the actions in the order they will
+be applied, the effective config handed to eksctl (node groups under their live names), and a
+``{before, after}`` summary for ``--diff``.
+
+Node groups are immutable in eksctl. Every managed node group is tagged with a compact record of its
+immutable fields (``biomage.net/nodegroup-spec``), which eksctl shows as a tag of the node group's
+CloudFormation stack (``eksctl utils describe-stacks``); together with the fields ``eksctl get
+nodegroup`` reports (instance types, AMI type) this tells exactly which fields changed. A changed
+group is either refused (the default, naming group, fields and fix) or rolled: a replacement named
+``<name>-<8 hex digits of the spec hash>`` is created first, then the old group is drained and
+deleted, so capacity never drops.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+from ansible_collections.biomage.iac.plugins.module_utils.eks.config import (
+    AUTH_MODES,
+    REPLACEMENT_SUFFIX,
+    SPEC_TAG,
+    kubernetes_minor,
+)
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
+
+NODEGROUP_CHANGES = ("fail", "roll")
+SPEC_VERSION = "v1"
+TAG_LIMIT = 256
+# spec tag key -> ClusterConfig field, in the order messages list them
+SPEC_FIELDS = (
+    ("it", "instanceTypes"),
+    ("ami", "amiFamily"),
+    ("vs", "volumeSize"),
+    ("vt", "volumeType"),
+    ("enc", "volumeEncrypted"),
+    ("imds1off", "disableIMDSv1"),
+    ("spot", "spot"),
+    ("priv", "privateNetworking"),
+    ("azs", "availabilityZones"),
+    ("labels", "labels"),
+    ("taints", "taints"),
+    ("iam", "iam"),
+)
+FIELD_NAMES = dict(SPEC_FIELDS)
+HASHED_FIELDS = ("azs", "labels", "taints", "iam")
+AMI_TYPE_PREFIXES = (("AL2023_", "AmazonLinux2023"), ("AL2_", "AmazonLinux2"), ("BOTTLEROCKET_", "Bottlerocket"))
+
+
+def _digest(value, length=8):
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:length]
+
+
+def _bool(value):
+    return "true" if value else "false"
+
+
+# -- node group specs ----------------------------------------------------------------------------
+def nodegroup_spec(ng):
+    """The immutable fields of a managed node group as ``{tag key: string}``."""
+    types = ng.get("instanceTypes") or [ng.get("instanceType")]
+    spec = {
+        "it": "+".join(sorted(types)),
+        "ami": ng.get("amiFamily"),
+        "vs": str(ng.get("volumeSize")),
+        "vt": ng.get("volumeType"),
+        "enc": _bool(ng.get("volumeEncrypted")),
+        "imds1off": _bool(ng.get("disableIMDSv1")),
+        "spot": _bool(ng.get("spot", False)),
+        "priv": _bool(ng.get("privateNetworking", False)),
+    }
+    for key, field in (("azs", "availabilityZones"), ("labels", "labels"), ("taints", "taints"), ("iam", "iam")):
+        value = ng.get(field)
+        if key == "azs" and value:
+            value = sorted(value)
+        spec[key] = _digest(value) if value else "-"
+    return spec
+
+
+def encode_spec(spec):
+    """The tag value: ``v1 key=value ...`` (only characters AWS tags accept)."""
+    text = " ".join([SPEC_VERSION] + [f"{key}={spec[key]}" for key in sorted(spec)])
+    if len(text) > TAG_LIMIT:
+        spec = dict(spec, it="sha-" + _digest(spec["it"]))
+        text = " ".join([SPEC_VERSION] + [f"{key}={spec[key]}" for key in sorted(spec)])
+    return text
+
+
+def decode_spec(text):
+    """``{tag key: string}`` from a tag value, or None when it is not one of ours."""
+    parts = (text or "").split()
+    if not parts or parts[0] != SPEC_VERSION:
+        return None
+    spec = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if sep:
+            spec[key] = value
+    return spec
+
+
+def spec_hash(spec):
+    return _digest(encode_spec(spec))
+
+
+def replacement_name(name, spec):
+    return f"{name}-{spec_hash(spec)}"
+
+
+def _ami_family(image_id):
+    for prefix, family in AMI_TYPE_PREFIXES:
+        if (image_id or "").startswith(prefix):
+            return family
+    return None
+
+
+def live_nodegroups(nodegroups, stacks):
+    """``{name: {...}}`` from ``eksctl get nodegroup -o json`` and ``utils describe-stacks -o json``."""
+    tags_by_group = {}
+    for stack in stacks or []:
+        tags = {tag.get("Key"): tag.get("Value") for tag in stack.get("Tags") or []}
+        group = tags.get("alpha.eksctl.io/nodegroup-name")
+        if group and stack.get("StackStatus") != "DELETE_COMPLETE":
+            tags_by_group[group] = tags
+    groups = {}
+    for item in nodegroups or []:
+        name = item.get("Name")
+        types = sorted(t for t in (item.get("InstanceType") or "").split(",") if t and t != "-")
+        reported = {}
+        if types:
+            reported["it"] = "+".join(types)
+        family = _ami_family(item.get("ImageID"))
+        if family:
+            reported["ami"] = family
+        tagged = decode_spec((tags_by_group.get(name) or {}).get(SPEC_TAG))
+        spec = dict(tagged or {})
+        spec.update(reported)  # what eksctl reports wins over what was recorded
+        groups[name] = {
+            "name": name,
+            "status": item.get("Status"),
+            "type": item.get("Type") or "managed",
+            "minSize": item.get("MinSize"),
+            "maxSize": item.get("MaxSize"),
+            "desiredCapacity": item.get("DesiredCapacity"),
+            "version": item.get("Version"),
+            "spec": spec,
+            "spec_recorded": tagged is not None,
+        }
+    return groups
+
+
+def spec_changes(desired, live_group):
+    """``{field: {from, to}}`` for fields known on both sides that differ."""
+    changes = {}
+    if live_group.get("type", "managed") != "managed":
+        changes["nodeGroupType"] = {"from": live_group["type"], "to": "managed"}
+    for key, field in SPEC_FIELDS:
+        if key not in live_group["spec"] or key not in desired:
+            continue
+        before, after = live_group["spec"][key], desired[key]
+        if key == "it" and before.startswith("sha-") != after.startswith("sha-"):
+            after = "sha-" + _digest(after) if before.startswith("sha-") else after
+        if before != after:
+            if key in HASHED_FIELDS:
+                changes[field] = {"from": f"(recorded {before})", "to": f"(config {after})"}
+            else:
+                changes[field] = {"from": before.replace("+", ","), "to": after.replace("+", ",")}
+    return changes
+
+
+def _belongs_to(live_name, name):
+    return live_name == name or (
+        live_name.startswith(name + "-") and REPLACEMENT_SUFFIX.search(live_name) and len(live_name) == len(name) + 9
+    )
+
+
+def _sizes(ng):
+    return {"minSize": ng["minSize"], "maxSize": ng["maxSize"], "desiredCapacity": ng["desiredCapacity"]}
+
+
+def plan_nodegroups(desired_groups, live, target_version):
+    """Node group actions; ``immutable`` lists groups whose immutable fields changed."""
+    result = {"create": [], "scale": [], "upgrade": [], "roll": [], "delete": [], "immutable": [], "warnings": []}
+    effective = {}
+    claimed = set()
+    for ng in desired_groups:
+        name = ng["name"]
+        spec = nodegroup_spec(ng)
+        candidates = sorted(n for n in live if _belongs_to(n, name))
+        claimed.update(candidates)
+        same = [n for n in candidates if not spec_changes(spec, live[n])]
+        if same:
+            preferred = replacement_name(name, spec)
+            current = preferred if preferred in same else (name if name in same else same[0])
+            effective[name] = current
+            result["delete"].extend(n for n in candidates if n != current)
+            group = live[current]
+            if not group["spec_recorded"]:
+                result["warnings"].append(
+                    f"node group {current} has no {SPEC_TAG} tag (created outside this collection): "
+                    "only its instance types and AMI family could be compared with the configuration"
+                )
+            wanted = {"minSize": ng["minSize"], "maxSize": ng["maxSize"], "desiredCapacity": ng["desiredCapacity"]}
+            if _sizes(group) != wanted:
+                result["scale"].append({"name": current, "from": _sizes(group), "to": wanted})
+            live_minor = kubernetes_minor(group.get("version"))
+            if live_minor is not None and live_minor < kubernetes_minor(target_version):
+                result["upgrade"].append({"name": current, "from": group["version"], "to": target_version})
+        elif candidates:
+            old = candidates[0] if len(candidates) == 1 else (name if name in candidates else candidates[-1])
+            change = {
+                "name": name,
+                "live": candidates,
+                "replacement": replacement_name(name, spec),
+                "fields": spec_changes(spec, live[old]),
+            }
+            result["immutable"].append(change)
+            result["roll"].append(change)
+            effective[name] = change["replacement"]
+        else:
+            effective[name] = name
+            result["create"].append(name)
+    result["delete"].extend(sorted(n for n in live if n not in claimed))
+    return result, effective
+
+
+def immutable_error(changes, source):
+    lines = []
+    for change in changes:
+        fields = ", ".join(
+            f"{field} {diff['from']} -> {diff['to']}" for field, diff in sorted(change["fields"].items())
+        )
+        lines.append(
+            f"node group {change['name']!r} (live: {', '.join(change['live'])}) cannot change in place: "
+            f"{fields or 'its recorded spec differs'}."
+        )
+    name = changes[0]["name"]
+    replacement = changes[0]["replacement"]
+    return EksError(
+        "\n".join(lines)
+        + f"\nNode groups are immutable; nothing was changed. Fix: either rename the group in {source} "
+        f"(for example {name} -> {name}-2: the new group is created first, then the old one is drained and deleted), "
+        "or run with nodegroup_changes=roll (role variable eks_cluster_nodegroup_changes: roll) to create "
+        f"{replacement}, wait for it, then drain and delete the old group.",
+        kind="immutable",
+        immutable=changes,
+    )
+
+
+# -- control plane, authentication, add-ons, Fargate, access entries ----------------------------
+def plan_versions(live_version, desired_version, source):
+    """The minor versions to step through, one at a time (EKS upgrades one minor per step)."""
+    live_minor, desired_minor = kubernetes_minor(live_version), kubernetes_minor(desired_version)
+    if live_minor is None or desired_minor is None or live_minor == desired_minor:
+        return []
+    if desired_minor < live_minor:
+        raise EksError(
+            f"{source} asks for Kubernetes {desired_version} but the cluster runs {live_version}: EKS cannot "
+            f"downgrade. Fix: set metadata.version (or eks_cluster_kubernetes_version) to {live_version} or newer.",
+            kind="invalid",
+        )
+    return [f"1.{minor}" for minor in range(live_minor + 1, desired_minor + 1)]
+
+
+def live_auth_mode(cluster):
+    access = cluster.get("AccessConfig") or {}
+    return access.get("AuthenticationMode") or "CONFIG_MAP"
+
+
+def plan_auth_mode(live_mode, desired_mode, source):
+    if AUTH_MODES.index(desired_mode) < AUTH_MODES.index(live_mode):
+        raise EksError(
+            f"the cluster's authentication mode is {live_mode} and {source} asks for {desired_mode}, but it only "
+            "moves forward (CONFIG_MAP -> API_AND_CONFIG_MAP -> API). "
+            f"Fix: set accessConfig.authenticationMode: {live_mode}.",
+            kind="invalid",
+        )
+    return AUTH_MODES[AUTH_MODES.index(live_mode) + 1 : AUTH_MODES.index(desired_mode) + 1]
+
+
+def _addon_matches(live_version, wanted):
+    return wanted in (live_version or "")
+
+
+def plan_addons(desired, live, upgrading):
+    """Create missing add-ons; update pinned ones whose version differs, tracked (latest) ones when newer exist."""
+    live_by_name = {item.get("Name"): item for item in live or []}
+    result = {"create": [], "update": []}
+    for addon in desired:
+        name, wanted = addon["name"], addon.get("version")
+        current = live_by_name.get(name)
+        if current is None:
+            result["create"].append({"name": name, "version": wanted or "default"})
+            continue
+        live_version = current.get("Version")
+        if wanted == "latest":
+            newer = current.get("NewerVersion") or ""
+            if newer and newer != "-":
+                result["update"].append({"name": name, "from": live_version, "to": "latest"})
+            elif upgrading:
+                result["update"].append({"name": name, "from": live_version, "to": "latest (after the upgrade)"})
+        elif wanted and not _addon_matches(live_version, wanted):
+            result["update"].append({"name": name, "from": live_version, "to": wanted})
+    return result
+
+
+def _selectors(profile):
+    return sorted((s.get("namespace"), sorted((s.get("labels") or {}).items())) for s in profile.get("selectors") or [])
+
+
+def plan_fargate(desired, live, source):
+    live_by_name = {item.get("name"): item for item in live or []}
+    wanted = {p["name"]: p for p in desired}
+    changed = [n for n in wanted if n in live_by_name and _selectors(wanted[n]) != _selectors(live_by_name[n])]
+    if changed:
+        raise EksError(
+            f"Fargate profile(s) {', '.join(repr(n) for n in changed)} changed selectors in {source}; Fargate "
+            "profiles are immutable and nothing was changed. Fix: give the changed profile a new name (the new "
+            "profile is created before the old one is deleted).",
+            kind="immutable",
+        )
+    return {
+        "create": [n for n in wanted if n not in live_by_name],
+        "delete": sorted(n for n in live_by_name if n not in wanted),
+    }
+
+
+def _entry_key(entry):
+    policies = sorted(
+        (
+            p.get("policyARN"),
+            (p.get("accessScope") or {}).get("type"),
+            tuple(sorted((p.get("accessScope") or {}).get("namespaces") or [])),
+        )
+        for p in entry.get("accessPolicies") or []
+    )
+    return (tuple(sorted(entry.get("kubernetesGroups") or [])), tuple(policies))
+
+
+def is_user_principal(arn):
+    return ":user/" in (arn or "")
+
+
+def plan_access_entries(desired, live, keep_principals):
+    """Add missing entries before anything is removed; only IAM users' entries are ever removed.
+
+    Roles (node roles, Fargate, the cluster creator, CI) keep their entries unless listed in the
+    config; ``keep_principals`` (e.g. the identity running this module) are never removed.
+    """
+    live_by_arn = {e.get("principalARN"): e for e in live or []}
+    wanted = {e["principalARN"]: e for e in desired}
+    keep = set(keep_principals or [])
+    return {
+        "add": [arn for arn in wanted if arn not in live_by_arn],
+        "update": [
+            arn for arn in wanted if arn in live_by_arn and _entry_key(wanted[arn]) != _entry_key(live_by_arn[arn])
+        ],
+        "remove": sorted(
+            arn for arn in live_by_arn if arn not in wanted and is_user_principal(arn) and arn not in keep
+        ),
+    }
+
+
+# -- the whole plan -------------------------------------------------------------------------------
+class Plan:
+    """What a run will do, in order; ``actions`` is the JSON-friendly form returned to the user."""
+
+    def __init__(self, state, cluster_name):
+        self.state = state
+        self.cluster_name = cluster_name
+        self.cluster = "unchanged"
+        self.version_steps = []
+        self.auth_steps = []
+        self.oidc = "unchanged"
+        self.addons = {"create": [], "update": []}
+        self.nodegroups = {"create": [], "scale": [], "upgrade": [], "roll": [], "delete": []}
+        self.fargate = {"create": [], "delete": []}
+        self.access = {"add": [], "update": [], "remove": []}
+        self.kubeconfig = None
+        self.load_balancer_services = None
+        self.warnings = []
+        self.effective_config = None
+        self.before = {}
+        self.after = {}
+
+    @property
+    def changed(self):
+        return bool(
+            self.cluster != "unchanged"
+            or self.version_steps
+            or self.auth_steps
+            or self.oidc != "unchanged"
+            or any(self.addons.values())
+            or any(self.nodegroups.values())
+            or any(self.fargate.values())
+            or any(self.access.values())
+            or (self.kubeconfig or {}).get("action") == "write"
+        )
+
+    def actions(self):
+        data = {
+            "state": self.state,
+            "cluster": self.cluster,
+            "changed": self.changed,
+        }
+        if self.state == "present":
+            data.update(
+                {
+                    "version_steps": list(self.version_steps),
+                    "authentication_mode_steps": list(self.auth_steps),
+                    "oidc_provider": self.oidc,
+                    "addons": copy.deepcopy(self.addons),
+                    "nodegroups": copy.deepcopy(self.nodegroups),
+                    "fargate_profiles": copy.deepcopy(self.fargate),
+                    "access_entries": copy.deepcopy(self.access),
+                    "kubeconfig": copy.deepcopy(self.kubeconfig),
+                }
+            )
+        else:
+            data["load_balancer_services"] = self.load_balancer_services
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
+        return data
+
+
+def _summarize_entries(entries):
+    summary = {}
+    for entry in entries or []:
+        names = []
+        for policy in entry.get("accessPolicies") or []:
+            arn = str(policy.get("policyARN") or "")
+            names.append(arn.rsplit("/", 1)[-1])
+        for group in entry.get("kubernetesGroups") or []:
+            names.append("group:" + group)
+        summary[entry.get("principalARN")] = sorted(names)
+    return summary
+
+
+def summarize_live(cluster, nodegroups, addons, fargate, access_entries):
+    if cluster is None:
+        return {"state": "absent"}
+    return {
+        "state": "present",
+        "version": cluster.get("Version"),
+        "authenticationMode": live_auth_mode(cluster),
+        "nodegroups": {
+            name: dict(_sizes(group), version=group.get("version"), **_named_spec(group["spec"]))
+            for name, group in sorted(nodegroups.items())
+        },
+        "addons": {item.get("Name"): item.get("Version") for item in addons or []},
+        "fargateProfiles": {
+            p.get("name"): [s.get("namespace") for s in p.get("selectors") or []] for p in fargate or []
+        },
+        "accessEntries": _summarize_entries(access_entries),
+    }
+
+
+def _readable(key, value):
+    if key == "it":
+        return value.replace("+", ",")
+    if value in ("true", "false"):
+        return value == "true"
+    if key == "vs" and value.isdigit():
+        return int(value)
+    return value
+
+
+def _named_spec(spec):
+    return {FIELD_NAMES.get(key, key): _readable(key, value) for key, value in spec.items()}
+
+
+def summarize_desired(config, effective_names, live_entries, remove, *, live_addons=None, addon_plan=None):
+    metadata = config["metadata"]
+    entries = list(config.get("accessConfig", {}).get("accessEntries") or [])
+    wanted = {e["principalARN"] for e in entries}
+    entries += [
+        e for e in live_entries or [] if e.get("principalARN") not in wanted and e.get("principalARN") not in remove
+    ]
+    return {
+        "state": "present",
+        "version": metadata["version"],
+        "authenticationMode": config["accessConfig"]["authenticationMode"],
+        "nodegroups": {
+            effective_names[ng["name"]]: dict(
+                _sizes(ng), version=metadata["version"], **_named_spec(nodegroup_spec(ng))
+            )
+            for ng in sorted(config["managedNodeGroups"], key=lambda g: effective_names[g["name"]])
+        },
+        "addons": _addons_after(live_addons, addon_plan),
+        "fargateProfiles": {
+            p["name"]: [s.get("namespace") for s in p.get("selectors") or []]
+            for p in config.get("fargateProfiles") or []
+        },
+        "accessEntries": _summarize_entries(entries),
+    }
+
+
+def _addons_after(live_addons, addon_plan):
+    """Live add-on versions with the planned creations and updates applied (others are left alone)."""
+    after = {item.get("Name"): item.get("Version") for item in live_addons or []}
+    for item in (addon_plan or {}).get("create", []):
+        after[item["name"]] = item["version"]
+    for item in (addon_plan or {}).get("update", []):
+        after[item["name"]] = item["to"]
+    return after
+
+
+def effective_config(config, effective_names):
+    """The config handed to eksctl: node groups under their live (or replacement) names, spec-tagged."""
+    result = copy.deepcopy(config)
+    for ng in result["managedNodeGroups"]:
+        spec = nodegroup_spec(ng)
+        ng["name"] = effective_names.get(ng["name"], ng["name"])
+        tags = dict(ng.get("tags") or {})
+        tags[SPEC_TAG] = encode_spec(spec)
+        ng["tags"] = tags
+    return result
+
+
+def build_plan(config, live, nodegroup_changes="fail", keep_principals=None, source="infra/cluster.yaml"):
+    """The plan for ``state: present``.
+
+    ``live`` holds ``cluster`` (the EKS cluster object or None), and for an existing cluster
+    ``nodegroups`` / ``stacks`` / ``addons`` / ``fargate`` / ``access_entries`` (the parsed JSON
+    lists; ``access_entries`` is None while the cluster still uses CONFIG_MAP) and ``oidc_associated``.
+    """
+    if nodegroup_changes not in NODEGROUP_CHANGES:
+        raise EksError("nodegroup_changes must be one of {}".format(", ".join(NODEGROUP_CHANGES)), kind="invalid")
+    metadata = config["metadata"]
+    plan = Plan("present", metadata["name"])
+    cluster = live.get("cluster")
+    target = metadata["version"]
+    desired_mode = config["accessConfig"]["authenticationMode"]
+    groups = config["managedNodeGroups"]
+    if cluster is None:
+        plan.cluster = "create"
+        names = {ng["name"]: ng["name"] for ng in groups}
+        plan.nodegroups["create"] = [ng["name"] for ng in groups]
+        plan.addons["create"] = [
+            {"name": a["name"], "version": a.get("version") or "default"} for a in config.get("addons") or []
+        ]
+        plan.fargate["create"] = [p["name"] for p in config.get("fargateProfiles") or []]
+        plan.access["add"] = [e["principalARN"] for e in config["accessConfig"].get("accessEntries") or []]
+        plan.oidc = "associate"
+        plan.effective_config = effective_config(config, names)
+        plan.before = {"state": "absent"}
+        plan.after = summarize_desired(config, names, [], [], addon_plan=plan.addons)
+        return plan
+
+    if cluster.get("Status") not in (None, "ACTIVE"):
+        raise EksError(
+            "cluster {} is {}, not ACTIVE. Fix: wait for the running operation to finish (or repair it in the EKS "
+            "console), then re-run.".format(metadata["name"], cluster.get("Status")),
+            kind="failed",
+        )
+    plan.version_steps = plan_versions(cluster.get("Version"), target, source)
+    if plan.version_steps:
+        plan.cluster = "upgrade"
+    live_mode = live_auth_mode(cluster)
+    plan.auth_steps = plan_auth_mode(live_mode, desired_mode, source)
+    plan.oidc = "unchanged" if live.get("oidc_associated") else "associate"
+    plan.addons = plan_addons(config.get("addons") or [], live.get("addons"), bool(plan.version_steps))
+    plan.fargate = plan_fargate(config.get("fargateProfiles") or [], live.get("fargate"), source)
+
+    groups_live = live_nodegroups(live.get("nodegroups"), live.get("stacks"))
+    ng_plan, names = plan_nodegroups(groups, groups_live, target)
+    plan.warnings.extend(ng_plan.pop("warnings"))
+    immutable = ng_plan.pop("immutable")
+    if immutable and nodegroup_changes == "fail":
+        raise immutable_error(immutable, source)
+    plan.nodegroups = ng_plan
+    _check_skew(ng_plan, names, target, cluster.get("Version"))
+
+    desired_entries = config["accessConfig"].get("accessEntries") or []
+    plan.access = plan_access_entries(desired_entries, live.get("access_entries"), keep_principals)
+    if live.get("access_entries") is None:
+        plan.warnings.append(
+            "the cluster uses CONFIG_MAP authentication: its aws-auth mappings are migrated to access entries first, "
+            "so some planned additions may already exist then"
+        )
+    plan.effective_config = effective_config(config, names)
+    plan.before = summarize_live(
+        cluster, groups_live, live.get("addons"), live.get("fargate"), live.get("access_entries")
+    )
+    plan.after = summarize_desired(
+        config,
+        names,
+        live.get("access_entries"),
+        plan.access["remove"],
+        live_addons=live.get("addons"),
+        addon_plan=plan.addons,
+    )
+    return plan
+
+
+def _check_skew(ng_plan, names, target, live_version):
+    """Kept node groups may lag the control plane by at most three minor versions."""
+    if not ng_plan["upgrade"] or kubernetes_minor(live_version) == kubernetes_minor(target):
+        return
+    kept = set(names.values())
+    for item in ng_plan["upgrade"]:
+        if item["name"] in kept and kubernetes_minor(target) - kubernetes_minor(item["from"]) > 3:
+            raise EksError(
+                f"node group {item['name']} runs Kubernetes {item['from']}; the control plane cannot move to {target} "
+                "while nodes lag more than three minor versions. Fix: upgrade in smaller steps (set the version to "
+                f"1.{kubernetes_minor(item['from']) + 3} first, run, then continue).",
+                kind="invalid",
+            )
+
+
+def plan_absent(cluster, name):
+    plan = Plan("absent", name)
+    if cluster is None:
+        plan.cluster = "unchanged"
+        plan.before = plan.after = {"state": "absent"}
+        return plan
+    plan.cluster = "delete"
+    plan.load_balancer_services = "delete before the cluster (their load balancers block VPC deletion)"
+    plan.before = {"state": "present", "version": cluster.get("Version"), "endpoint": cluster.get("Endpoint")}
+    plan.after = {"state": "absent"}
+    return plan
+
+
+__all__ = [
+    "Plan",
+    "build_plan",
+    "decode_spec",
+    "encode_spec",
+    "live_nodegroups",
+    "nodegroup_spec",
+    "plan_absent",
+    "replacement_name",
+]

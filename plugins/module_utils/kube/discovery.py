@@ -1,0 +1,137 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Small Kubernetes API helpers built on the kubernetes Python client.
+
+* :func:`cluster_info` checks that an API server answers (``/version``) and reads its service
+  account issuer from ``/.well-known/openid-configuration`` when the server publishes it.
+* :func:`delete_load_balancer_services` removes every Service of type LoadBalancer and waits until
+  they are gone (the cloud controller deletes their load balancers first), so that deleting a
+  cluster's VPC is not blocked by load balancers Kubernetes created.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
+
+try:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.client.rest import ApiException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+    class ApiException(Exception):
+        """Stand-in so that except clauses work without the client (never raised)."""
+
+
+def api_client(kubeconfig, context=None):
+    if not HAS_KUBERNETES:
+        raise EksError("the kubernetes Python client is required. Fix: pip install kubernetes.", kind="invalid")
+    try:
+        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+    except Exception as exc:  # the client raises several unrelated types for a bad kubeconfig
+        raise EksError(
+            f"cannot load the kubeconfig {kubeconfig}: {exc}. Fix: point to a valid kubeconfig "
+            "(in development: run `make dev-up` so that the stack writes one).",
+            kind="invalid",
+        ) from exc
+
+
+def cluster_info(kubeconfig, context=None, timeout=10):
+    """``{endpoint, version, oidc_issuer}`` of the API server a kubeconfig points to."""
+    api = api_client(kubeconfig, context)
+    endpoint = api.configuration.host
+    try:
+        version = k8s_client.VersionApi(api).get_code(_request_timeout=timeout)
+    except Exception as exc:  # connection refused, TLS, 401/403 ...
+        raise EksError(
+            f"the Kubernetes API server at {endpoint} (kubeconfig {kubeconfig}) does not answer: {_short(exc)}. "
+            "Fix: start it (development: `make dev-up`) or check the kubeconfig's credentials.",
+            kind="failed",
+        ) from exc
+    issuer = None
+    try:
+        discovery = _get_json(api, "/.well-known/openid-configuration", timeout)
+        if isinstance(discovery, dict):
+            issuer = discovery.get("issuer")
+    except ApiException:
+        issuer = None  # not published (or not readable): the issuer stays unknown
+    return {"endpoint": endpoint, "version": getattr(version, "git_version", None), "oidc_issuer": issuer}
+
+
+def _get_json(api, path, timeout):
+    """GET a non-resource path with the client's authentication (both generations of the client)."""
+    headers = {"Accept": "application/json"}
+    if hasattr(api, "param_serialize"):  # kubernetes >= 33: openapi-generator 7 (pydantic)
+        method, url, headers, body, post = api.param_serialize(
+            method="GET", resource_path=path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        response = api.call_api(
+            method, url, header_params=headers, body=body, post_params=post, _request_timeout=timeout
+        )
+        data = response.read()
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason)
+        return json.loads(data)
+    return api.call_api(
+        path,
+        "GET",
+        header_params=headers,
+        auth_settings=["BearerToken"],
+        response_type="object",
+        _return_http_data_only=True,
+        _request_timeout=timeout,
+    )
+
+
+def _short(exc):
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def delete_load_balancer_services(kubeconfig, timeout=900, poll_interval=10, sleep=time.sleep, clock=time.monotonic):
+    """Delete all Services of type LoadBalancer and wait until they are gone; return ``namespace/name`` list."""
+    core = k8s_client.CoreV1Api(api_client(kubeconfig))
+    try:
+        services = [s for s in core.list_service_for_all_namespaces().items if s.spec.type == "LoadBalancer"]
+        for service in services:
+            try:
+                core.delete_namespaced_service(service.metadata.name, service.metadata.namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+    except ApiException as exc:
+        raise EksError(
+            f"cannot delete the cluster's LoadBalancer Services: {_short(exc)}. Fix: check the access of the "
+            "identity running this (it needs to list and delete Services), then re-run.",
+            kind="failed",
+        ) from exc
+    names = [f"{s.metadata.namespace}/{s.metadata.name}" for s in services]
+    deadline = clock() + timeout
+    remaining = names
+    while remaining:
+        current = {
+            f"{s.metadata.namespace}/{s.metadata.name}"
+            for s in core.list_service_for_all_namespaces().items
+            if s.spec.type == "LoadBalancer"
+        }
+        remaining = [name for name in names if name in current]
+        if not remaining:
+            break
+        if clock() >= deadline:
+            raise EksError(
+                f"LoadBalancer Services {', '.join(remaining)} were still being deleted after {timeout}s (their load "
+                "balancers block the VPC's deletion); the cluster was not deleted. Fix: check the load balancers "
+                "and the Services' finalizers, then re-run.",
+                kind="failed",
+            )
+        sleep(poll_interval)
+    return names
