@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,13 +16,11 @@ PROFILE = "biomage-devstack"
 
 
 def _moto_server_argv(port: int) -> list[str]:
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
-        found = shutil.which("moto_server")
-        if found is None:
-            raise DevstackError("moto_server is not installed. Fix: run `make setup` (it installs moto[server]).")
-        exe = Path(found)
-    return [str(exe), "-H", LOOPBACK, "-p", str(port)]
+    """moto's server with the stack's labelled patches (devstack/moto_ext.py) applied."""
+    if importlib.util.find_spec("moto") is None:
+        raise DevstackError("moto[server] is not installed. Fix: run `make setup`.")
+    launcher = Path(__file__).with_name("moto_server.py")
+    return [sys.executable, str(launcher), "-H", LOOPBACK, "-p", str(port)]
 
 
 class Moto(Component):
