@@ -1,0 +1,170 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""YAML read from repositories and inventories, with limits.
+
+Every file biomage.iac reads from a repository or an inventory (templates, `.ci.yaml`, `.flux.ci`,
+releases, the cluster config) is parsed through :func:`load` or :func:`load_all`, with limits on
+its size, on how many aliases it uses, on how deep it nests, and on how many nodes it has once its
+aliases are expanded. A file over a limit (an "alias bomb" that expands a few hundred bytes into
+billions of nodes, a 10 MB `.ci.yaml`) fails at once with :class:`InputLimitError` naming the file
+and the limit, before its data reaches anything that would copy or walk it.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
+
+try:
+    import yaml
+    from yaml.events import AliasEvent
+
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = exc
+
+# Defaults: far above what a real template (CloudFormation's own limit is 1 MB through S3), release
+# or CI file needs, far below what exhausts memory.
+MAX_BYTES = 1024 * 1024
+MAX_ALIASES = 200
+MAX_DEPTH = 100
+MAX_NODES = 200_000
+
+
+class InputLimitError(BiomageError):
+    """A file is larger, deeper or more aliased than biomage.iac reads."""
+
+
+class YamlError(BiomageError):
+    """A file is not valid YAML."""
+
+
+def _limits(max_bytes, max_aliases, max_depth, max_nodes):
+    return {"max_bytes": max_bytes, "max_aliases": max_aliases, "max_depth": max_depth, "max_nodes": max_nodes}
+
+
+def limited_loader(base=None):
+    """A loader class derived from ``base`` (default ``yaml.SafeLoader``) that enforces the limits."""
+    base = base or yaml.SafeLoader
+
+    class LimitedLoader(base):
+        source = "<input>"
+        limits = _limits(MAX_BYTES, MAX_ALIASES, MAX_DEPTH, MAX_NODES)
+
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._aliases = 0
+            self._depth = 0
+
+        def _refuse(self, what, limit_name):
+            mark = self.peek_event().start_mark if self.check_event() else None
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise InputLimitError(
+                f"{self.source}{where}: {what} exceeds the limit of {self.limits[limit_name]} {limit_name[4:]}. "
+                "Fix: simplify the file (no alias chains, less nesting), or split it."
+            )
+
+        def compose_node(self, parent, index):
+            if self.check_event(AliasEvent):
+                self._aliases += 1
+                if self._aliases > self.limits["max_aliases"]:
+                    self._refuse("the number of aliases", "max_aliases")
+            self._depth += 1
+            if self._depth > self.limits["max_depth"]:
+                self._refuse("the nesting", "max_depth")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_document(self, node):
+            self._check_expanded_size(node)
+            return super().construct_document(node)
+
+        def _check_expanded_size(self, root):
+            """Nodes once aliases are expanded, counted without expanding (shared subtrees memoised)."""
+            sizes = {}
+            stack = [(root, False)]
+            while stack:
+                node, children_done = stack.pop()
+                if id(node) in sizes:
+                    continue
+                children = _children(node)
+                if children_done:
+                    sizes[id(node)] = 1 + sum(sizes.get(id(child), 0) for child in children)
+                    if sizes[id(node)] > self.limits["max_nodes"]:
+                        raise InputLimitError(
+                            f"{self.source}: the document expands to more than {self.limits['max_nodes']} nodes "
+                            f"(through {self._aliases} aliases). Fix: remove the alias chains; YAML anchors "
+                            "that reference other anchors multiply the data."
+                        )
+                    continue
+                stack.append((node, True))
+                stack.extend((child, False) for child in children if id(child) not in sizes)
+
+    return LimitedLoader
+
+
+def _children(node):
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _loader(text, source, base, max_bytes, max_aliases, max_depth, max_nodes):
+    if not HAS_YAML:
+        raise YamlError(f"{source}: PyYAML is required ({YAML_IMPORT_ERROR})")
+    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
+    if size > max_bytes:
+        raise InputLimitError(
+            f"{source}: {size} bytes exceeds the limit of {max_bytes} bytes. Fix: make the file smaller or split it."
+        )
+    loader_class = base if getattr(base, "limits", None) is not None else limited_loader(base)
+    loader = loader_class(text)
+    loader.source = source
+    loader.limits = _limits(max_bytes, max_aliases, max_depth, max_nodes)
+    return loader
+
+
+def load(
+    text,
+    source="<input>",
+    base=None,
+    max_bytes=MAX_BYTES,
+    max_aliases=MAX_ALIASES,
+    max_depth=MAX_DEPTH,
+    max_nodes=MAX_NODES,
+):
+    """The single document of ``text`` (None when empty), parsed within the limits."""
+    loader = _loader(text, source, base, max_bytes, max_aliases, max_depth, max_nodes)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise YamlError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    finally:
+        loader.dispose()
+
+
+def load_all(
+    text,
+    source="<input>",
+    base=None,
+    max_bytes=MAX_BYTES,
+    max_aliases=MAX_ALIASES,
+    max_depth=MAX_DEPTH,
+    max_nodes=MAX_NODES,
+):
+    """Every document of ``text`` (a list), parsed within the limits (they apply to each document)."""
+    loader = _loader(text, source, base, max_bytes, max_aliases, max_depth, max_nodes)
+    documents = []
+    try:
+        while loader.check_data():
+            documents.append(loader.get_data())
+    except yaml.YAMLError as exc:
+        raise YamlError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    finally:
+        loader.dispose()
+    return documents
