@@ -42,6 +42,7 @@ def play(group: str, devstack: dict[str, str], template: Path, results: Path) ->
             "hosts": "localhost",
             "connection": "local",
             "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
             "module_defaults": {
                 "group/amazon.aws.aws": {
                     "endpoint_url": devstack["AWS_ENDPOINT_URL"],

@@ -1,0 +1,202 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: plan
+type: aggregate
+short_description: One plan across every role, as terminal text, Markdown and JSON
+version_added: 0.2.0
+description:
+  - Collects what every task will change (check mode) or changed, in the plan shape of
+    C(plugins/module_utils/plan.py) (kind, name, action, reason), and ends the run with a table per
+    role and a summary line, C(Plan) with the number of resources to create, update, replace and
+    delete (in a real run C(Applied) with what was done). Replacements and deletions are marked.
+  - Modules of this collection report their entries (C(plan) in their result); for other modules the
+    entry is derived from the result (kubernetes.core objects by kind, name and method; any other
+    changed task by its module and name).
+  - Usable beside the default output (C(callbacks_enabled = biomage.iac.plan)) or as the stdout
+    callback (C(stdout_callback = biomage.iac.plan)), which prints the default output as well.
+  - The Markdown is appended to E(GITHUB_STEP_SUMMARY) when set, and written to O(markdown_file);
+    the JSON to O(json_file). No value of any variable, parameter, key or token is ever part of it.
+extends_documentation_fragment:
+  - default_callback
+  - result_format_callback
+requirements:
+  - enable it in callbacks_enabled, or set it as the stdout callback
+options:
+  markdown_file:
+    description: Write the plan as Markdown to this file.
+    type: path
+    env:
+      - name: BIOMAGE_PLAN_MARKDOWN
+    ini:
+      - section: callback_plan
+        key: markdown_file
+  json_file:
+    description: Write the plan as JSON to this file.
+    type: path
+    env:
+      - name: BIOMAGE_PLAN_JSON
+    ini:
+      - section: callback_plan
+        key: json_file
+  title:
+    description: The heading of the Markdown plan (for example the environment's name).
+    type: str
+    default: Plan
+    env:
+      - name: BIOMAGE_PLAN_TITLE
+"""
+
+import json
+import os
+
+from ansible import constants as C
+from ansible import context
+from ansible.plugins.callback.default import CallbackModule as DefaultCallback
+from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
+
+K8S_MODULES = ("kubernetes.core.k8s", "k8s")
+K8S_METHODS = {"create": "create", "patch": "update", "update": "update", "replace": "replace", "delete": "delete"}
+STANDOUT = ("replace", "delete")
+MY_NAMES = ("biomage.iac.plan", "plan")
+
+
+class CallbackModule(DefaultCallback):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "biomage.iac.plan"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.entries = []
+        self._check_mode = False
+        # beside another stdout callback, this one prints only the plan at the end
+        if C.DEFAULT_STDOUT_CALLBACK not in MY_NAMES:
+            for method in dir(DefaultCallback):
+                if method.startswith("v2_") and method not in (
+                    "v2_runner_on_ok",
+                    "v2_runner_item_on_ok",
+                    "v2_playbook_on_start",
+                    "v2_playbook_on_stats",
+                ):
+                    setattr(self, method, _quiet)
+            self._print_default = False
+        else:
+            self._print_default = True
+
+    def set_options(self, task_keys=None, var_options=None, direct=None):
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+
+    # -- collection ------------------------------------------------------------------------------
+    def v2_playbook_on_start(self, playbook):
+        self._check_mode = bool(context.CLIARGS.get("check"))
+        if self._print_default:
+            super().v2_playbook_on_start(playbook)
+
+    def v2_runner_on_ok(self, result):
+        self._collect(result._task, result._result)
+        if self._print_default:
+            super().v2_runner_on_ok(result)
+
+    def v2_runner_item_on_ok(self, result):
+        self._collect(result._task, result._result)
+        if self._print_default:
+            super().v2_runner_item_on_ok(result)
+
+    def _collect(self, task, res):
+        if res.get("results") is not None and isinstance(res.get("results"), list):
+            return  # a loop: its items were collected one by one
+        role = task._role.get_name() if task._role else "(playbook)"
+        found = derive(task.resolved_action or task.action, task.get_name(), res)
+        self.entries += [{**item, "role": role} for item in found]
+
+    # -- output ------------------------------------------------------------------------------------
+    def v2_playbook_on_stats(self, stats):
+        if self._print_default:
+            super().v2_playbook_on_stats(stats)
+        applied = not self._check_mode
+        text = render_text(self.entries, applied)
+        self._display.banner("PLAN")
+        for line in text.splitlines():
+            color = C.COLOR_CHANGED if line.lstrip().startswith(("! ", "!")) else None
+            self._display.display(line, color=color)
+        markdown = render_markdown(self.entries, applied, self.get_option("title"))
+        targets = [os.environ.get("GITHUB_STEP_SUMMARY"), self.get_option("markdown_file")]
+        for target in filter(None, targets):
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write(markdown)
+        if self.get_option("json_file"):
+            with open(self.get_option("json_file"), "w", encoding="utf-8") as handle:
+                json.dump(render_json(self.entries, applied), handle, indent=2, sort_keys=True)
+                handle.write("\n")
+
+
+def _quiet(*_args, **_kwargs):
+    return None
+
+
+def derive(action, task_name, res):
+    """The plan entries of one task result."""
+    reported = res.get("plan")
+    if isinstance(reported, list):
+        return [dict(item) for item in reported if plan_shape.is_entry(item)]
+    if not res.get("changed"):
+        return []
+    if action in K8S_MODULES or action.endswith(".k8s"):
+        obj = res.get("result") or {}
+        meta = obj.get("metadata") or {}
+        name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part) or task_name
+        method = K8S_METHODS.get(res.get("method", ""), "update")
+        return [plan_shape.entry(obj.get("kind", "Kubernetes object"), name, method, f"kubernetes.core.k8s {method}")]
+    return [plan_shape.entry(action.split(".")[-1], task_name, "update", "the task reports a change")]
+
+
+def _by_role(entries):
+    roles = {}
+    for item in entries:
+        roles.setdefault(item["role"], []).append(item)
+    return roles
+
+
+def render_text(entries, applied):
+    lines = []
+    for role, items in _by_role(entries).items():
+        shown = [i for i in items if i["action"] != "unchanged"]
+        if not shown:
+            continue
+        lines.append(f"{role}:")
+        for item in shown:
+            mark = "!" if item["action"] in STANDOUT else " "
+            reason = f" ({item['reason']})" if item.get("reason") else ""
+            lines.append(f"  {mark} {item['action']:<9} {item['kind']} {item['name']}{reason}")
+    lines.append(plan_shape.summary_line(entries, applied=applied))
+    return "\n".join(lines)
+
+
+def render_markdown(entries, applied, title):
+    out = [f"### {title}", ""]
+    shown = [i for i in entries if i["action"] != "unchanged"]
+    if shown:
+        out += ["| role | action | kind | name | reason |", "| --- | --- | --- | --- | --- |"]
+        for item in shown:
+            action = f"**{item['action']}**" if item["action"] in STANDOUT else item["action"]
+            cells = [item["role"], action, item["kind"], f"`{item['name']}`", item.get("reason", "")]
+            out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        out.append("")
+    else:
+        out += ["No changes.", ""]
+    out += [f"**{plan_shape.summary_line(entries, applied=applied)}**", ""]
+    return "\n".join(out)
+
+
+def render_json(entries, applied):
+    return {
+        "mode": "applied" if applied else "plan",
+        "summary": plan_shape.summary_line(entries, applied=applied),
+        "counts": plan_shape.counts(entries),
+        "changes": [dict(item) for item in entries if item["action"] != "unchanged"],
+    }
