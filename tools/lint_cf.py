@@ -5,7 +5,7 @@
     python tools/lint_cf.py --no-cfn-lint   # only the repository's rules (fast)
 
 The rules are the ones biomage.iac.cfn_stacks applies before any deployment
-(plugins/module_utils/cfn_rules.py); docs/aws-resources.md explains each. Exit status 1 when a
+(plugins/module_utils/cloudformation/rules.py); docs/aws-resources.md explains each. Exit status 1 when a
 template breaks a rule or cfn-lint reports an error or warning.
 """
 

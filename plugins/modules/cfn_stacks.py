@@ -14,7 +14,7 @@ description:
     and converges them. It validates all templates first, plans against the deployed stacks, deploys the
     changed ones concurrently in dependency order, and reports orphans.
   - B(Validation first.) Every template is checked against the repository's template rules
-    (C(plugins/module_utils/cfn_rules.py), also run by C(make lint)), every parameter against its
+    (C(plugins/module_utils/cloudformation/rules.py), also run by C(make lint)), every parameter against its
     declaration, and exports/imports are resolved into a dependency graph. Any problem fails the
     task before any AWS call, naming the file, the field and the fix.
   - B(Unchanged stacks cost at most two API calls and no change set.) One paginated DescribeStacks
@@ -36,7 +36,10 @@ description:
     and deleted only with O(prune=true). A stack with the desired name but no ownership tags (for
     example created by an earlier pipeline) is adopted.
 extends_documentation_fragment:
-  - biomage.iac.aws_connection
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - biomage.iac.aws_client
   - biomage.iac.attributes
 author:
   - Biomage platform team (@biomage-org)
@@ -310,25 +313,17 @@ problems:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.biomage.iac.plugins.module_utils.aws import (
-    AWS_CONNECTION_ARGUMENT_SPEC,
-    HAS_BOTO3,
+    AWS_CLIENT_ARGUMENT_SPEC,
     ApiCallCounter,
-    AwsError,
-    ClientError,
-    aws_error,
-    connection_settings,
-    make_client,
+    module_client,
+    module_settings,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import (
-    ALLOWED_CAPABILITIES,
-    CfnError,
-    CfnStacks,
-    PlanFailed,
-    ValidationFailed,
-    prepare,
-)
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import CfnError
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import ALLOWED_CAPABILITIES, prepare
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 
 STACK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -365,65 +360,56 @@ def argument_spec():
         "rules": {"type": "bool", "default": True},
         "validate_only": {"type": "bool", "default": False},
     }
-    spec.update(AWS_CONNECTION_ARGUMENT_SPEC)
+    spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     return spec
 
 
-def _failure_message(exc):
-    return str(exc) + "".join(f"\n- {d}" for d in exc.details)
+def converge(module, specs, counter):
+    """Plan and (unless in check mode) apply ``specs``; the runner with its results."""
+    params = module.params
+    client = module_client(
+        module, "cloudformation", counter=counter, max_pool_connections=max(10, params["max_workers"] * 2)
+    )
+    runner = CfnStacks(
+        client,
+        params["environment"],
+        params["group"],
+        settings=module_settings(module),
+        check_mode=module.check_mode,
+        prune=params["prune"],
+        recreate_rollback_complete=params["recreate_rollback_complete"],
+        deploy_method=params["deploy_method"],
+        max_workers=params["max_workers"],
+        wait_timeout=params["wait_timeout"],
+        poll_delay=params["poll_delay"],
+        max_poll_delay=params["max_poll_delay"],
+    )
+    runner.plan(specs)
+    runner.apply()
+    return runner
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    settings = connection_settings(params)
-
-    try:
-        specs = prepare(
-            params["stacks"], params["environment"], params["group"], settings["region"], apply_rules=params["rules"]
-        )
-    except ValidationFailed as exc:
-        module.fail_json(msg=_failure_message(exc), problems=exc.details, changed=False)
-    if params["validate_only"]:
-        module.exit_json(
-            changed=False,
-            stacks=[{"name": s.name, "template": s.label, "action": "validated"} for s in specs],
-            outputs={},
-            orphans=[],
-            summary={"validated": len(specs)},
-            api_calls={"total": 0, "shared": 0, "by_operation": {}},
-        )
-    if not HAS_BOTO3:
-        module.fail_json(msg="cfn_stacks needs boto3 and botocore on the node that runs it. Fix: run `make setup`.")
-
     counter = ApiCallCounter()
     started = time.monotonic()
     try:
-        client = make_client(
-            "cloudformation", settings, counter=counter, max_pool_connections=max(10, params["max_workers"] * 2)
+        specs = prepare(
+            params["stacks"], params["environment"], params["group"], module.region, apply_rules=params["rules"]
         )
-        runner = CfnStacks(
-            client,
-            params["environment"],
-            params["group"],
-            settings=settings,
-            check_mode=module.check_mode,
-            prune=params["prune"],
-            recreate_rollback_complete=params["recreate_rollback_complete"],
-            deploy_method=params["deploy_method"],
-            max_workers=params["max_workers"],
-            wait_timeout=params["wait_timeout"],
-            poll_delay=params["poll_delay"],
-            max_poll_delay=params["max_poll_delay"],
-        )
-        runner.plan(specs)
-        runner.apply()
-    except (ValidationFailed, PlanFailed) as exc:
-        module.fail_json(msg=_failure_message(exc), problems=exc.details, changed=False)
-    except (AwsError, CfnError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except ClientError as exc:
-        module.fail_json(msg=str(aws_error(exc, settings, "converge the CloudFormation stacks")), changed=False)
+        if params["validate_only"]:
+            module.exit_json(
+                changed=False,
+                stacks=[{"name": s.name, "template": s.label, "action": "validated"} for s in specs],
+                outputs={},
+                orphans=[],
+                summary={"validated": len(specs)},
+                api_calls={"total": 0, "shared": 0, "by_operation": {}},
+            )
+        runner = converge(module, specs, counter)
+    except BiomageError as exc:
+        fail(module, exc, changed=False)
 
     results = [runner.results[name] for name in sorted(runner.results)]
     result = {
@@ -443,10 +429,8 @@ def main():
         module.warn(warning)
     failed = [r for r in results if r.error]
     if failed:
-        module.fail_json(
-            msg=f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed),
-            **result,
-        )
+        message = f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed)
+        fail(module, CfnError(message), **result)
     module.exit_json(**result)
 
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.biomage.iac.plugins.module_utils.aws import ApiCallCounter
-from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import stacks as cfn_plan
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import PlanFailed
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import RECREATE, UNCHANGED, UPDATE
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import prepare
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
 from moto.cloudformation.models import cloudformation_backends
 from moto.server import ThreadedMotoServer
 
@@ -65,9 +68,9 @@ def stack(name: str, body: str) -> dict:
     }
 
 
-def converge(client: object, items: list[dict], group: str, **options: object) -> cfn_plan.CfnStacks:
-    run = cfn_plan.CfnStacks(client, "staging", group, poll_delay=0.05, max_workers=4, **options)
-    run.plan(cfn_plan.prepare(items, "staging", group, REGION))
+def converge(client: object, items: list[dict], group: str, **options: object) -> CfnStacks:
+    run = CfnStacks(client, "staging", group, poll_delay=0.05, max_workers=4, **options)
+    run.plan(prepare(items, "staging", group, REGION))
     run.apply()
     return run
 
@@ -88,7 +91,7 @@ def test_change_set_deploys_converge_and_an_unchanged_set_costs_two_calls_a_stac
 
     before = counter.total
     again = converge(client, items, "itest-cs", deploy_method="change_set")
-    assert {r.action for r in again.results.values()} == {cfn_plan.UNCHANGED}
+    assert {r.action for r in again.results.values()} == {UNCHANGED}
     calls = counter.total - before
     assert calls <= 2 * len(items)
     assert counter.snapshot().get("CreateChangeSet") == len(items)  # only the first run's
@@ -101,7 +104,7 @@ def test_a_change_set_update_is_executed_and_leaves_no_change_set(devstack: dict
         client, [stack("itest-csu", queue("itest-csu", delay=7))], "itest-csu", deploy_method="change_set"
     )
     result = updated.results["itest-csu"]
-    assert (result.action, result.status, result.error) == (cfn_plan.UPDATE, "UPDATE_COMPLETE", None)
+    assert (result.action, result.status, result.error) == (UPDATE, "UPDATE_COMPLETE", None)
     assert [(c["action"], c["logical_id"]) for c in result.changes] == [("Modify", "Queue")]
     assert "DelaySeconds: 7" in client.get_template(StackName="itest-csu")["TemplateBody"]
     assert counter.snapshot().get("ExecuteChangeSet") == 2  # the creation's and the update's
@@ -115,7 +118,7 @@ def test_check_mode_previews_an_update_and_leaves_nothing_behind(devstack: dict[
     edited = [stack("itest-preview", queue("itest-preview", delay=5))]
     plan = converge(client, edited, "itest-preview", check_mode=True)
     result = plan.results["itest-preview"]
-    assert result.action == cfn_plan.UPDATE
+    assert result.action == UPDATE
     assert [(c["action"], c["logical_id"]) for c in result.changes] == [("Modify", "Queue")]
     assert "DelaySeconds: 0" in client.get_template(StackName="itest-preview")["TemplateBody"]
     assert not [
@@ -175,12 +178,12 @@ def test_rollback_complete_is_recovered_only_when_asked(local_moto: dict[str, st
     first_id = client.describe_stacks(StackName="itest-failed")["Stacks"][0]["StackId"]
     force_status("itest-failed", "ROLLBACK_COMPLETE")
 
-    with pytest.raises(cfn_plan.PlanFailed) as failure:
+    with pytest.raises(PlanFailed) as failure:
         converge(client, items, "itest-rollback", deploy_method="direct")
-    assert "recreate_rollback_complete: true" in failure.value.details[0]
+    assert "recreate_rollback_complete: true" in failure.value.problems[0]
 
     run = converge(client, items, "itest-rollback", deploy_method="direct", recreate_rollback_complete=True)
-    assert run.results["itest-failed"].action == cfn_plan.RECREATE
+    assert run.results["itest-failed"].action == RECREATE
     recreated = client.describe_stacks(StackName="itest-failed")["Stacks"][0]
     assert recreated["StackStatus"] == "CREATE_COMPLETE" and recreated["StackId"] != first_id
 

@@ -3,7 +3,8 @@
 """Reading CloudFormation templates: YAML (long or short intrinsic form) or JSON, and the facts the
 planner needs from them (parameters, capabilities, exports, imports, resources).
 
-No AWS calls here; everything works on the template text alone.
+No AWS calls here; everything works on the template text alone. A template that cannot be read
+raises :class:`TemplateError` (defined in :mod:`.errors`, importable from here).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import TemplateError
 
 try:
     import yaml
@@ -54,10 +57,6 @@ IAM_NAME_PROPERTIES = {
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
     "AWS::IAM::InstanceProfile": "InstanceProfileName",
 }
-
-
-class TemplateError(Exception):
-    """A template that cannot be read or understood; the message names the file and the fix."""
 
 
 if HAS_YAML:

@@ -1,0 +1,89 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Waiting for CloudFormation: stacks until they settle, change sets until they are ready, each polled
+with exponential backoff up to a deadline; and why a stack failed, read from its events."""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.biomage.iac.plugins.module_utils.aws import AwsError, ClientError
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import CfnError
+
+CHANGE_SET_DONE = ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED")
+
+
+def settled(stack):
+    """True unless the stack is in an operation (REVIEW_IN_PROGRESS has none running: it waits for us)."""
+    status = stack.get("StackStatus", "")
+    return not status.endswith("_IN_PROGRESS") or status == "REVIEW_IN_PROGRESS"
+
+
+class Waiter:
+    """Polls through a :class:`~.client.CfnClient`; ``sleep`` and ``clock`` are injectable for tests."""
+
+    def __init__(
+        self, api, *, wait_timeout=1800, poll_delay=1.0, max_poll_delay=15.0, sleep=time.sleep, clock=time.monotonic
+    ):
+        self.api = api
+        self.wait_timeout = wait_timeout
+        self.poll_delay = poll_delay
+        self.max_poll_delay = max_poll_delay
+        self.sleep = sleep
+        self.clock = clock
+
+    def _poll(self, fetch, done, timed_out):
+        """``fetch()`` until ``done(value)``; after wait_timeout raise CfnError(``timed_out(value)``)."""
+        deadline = self.clock() + self.wait_timeout
+        delay = self.poll_delay
+        while True:
+            value = fetch()
+            if done(value):
+                return value
+            if self.clock() >= deadline:
+                raise CfnError(timed_out(value))
+            self.sleep(delay)
+            delay = min(delay * 2, self.max_poll_delay)
+
+    def stack(self, result, stack_id, allow_missing=False):
+        """The stack once it is no longer *_IN_PROGRESS (None if it is gone and ``allow_missing``)."""
+
+        def done(stack):
+            if stack is None:
+                if allow_missing:
+                    return True
+                raise CfnError(f"{result.name}: the stack disappeared while waiting for it")
+            return settled(stack)
+
+        return self._poll(
+            lambda: self.api.describe(result, stack_id),
+            done,
+            lambda stack: (
+                f"{result.name}: still {stack.get('StackStatus', '')} after {self.wait_timeout}s. Fix: wait for the "
+                "other operation to finish (AWS console / describe-stack-events), or raise wait_timeout."
+            ),
+        )
+
+    def change_set(self, result, name):
+        """The change set once CloudFormation has computed it; ``_changes`` holds all its resource changes."""
+        change_set = self._poll(
+            lambda: self.api.describe_change_set(result, name),
+            lambda found: found.get("Status", "") in CHANGE_SET_DONE,
+            lambda found: (
+                f"{result.name}: change set {name} still {found.get('Status', '')} after {self.wait_timeout}s"
+            ),
+        )
+        change_set["_changes"] = self.api.change_set_changes(result, name, change_set)
+        return change_set
+
+    def failure_reasons(self, result, stack_id):
+        """The reasons of the latest failed resource events (at most five), [] when they cannot be read."""
+        try:
+            events = self.api.events(result, stack_id)
+        except (ClientError, AwsError):
+            return []
+        reasons = []
+        for event in events[:50]:
+            if str(event.get("ResourceStatus", "")).endswith("FAILED") and event.get("ResourceStatusReason"):
+                reasons.append(f"{event.get('LogicalResourceId')}: {event['ResourceStatusReason']}")
+        return reasons[:5]
