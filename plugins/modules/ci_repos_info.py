@@ -122,12 +122,9 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import ci_privileges
-from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
-    GITHUB_ARGUMENT_SPEC,
-    GitHubClient,
-    GitHubError,
-)
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import GITHUB_ARGUMENT_SPEC, module_client
 
 
 def main():
@@ -141,24 +138,19 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    client = GitHubClient(params["api_url"], params["token"], params["validate_certs"])
     try:
         repos = ci_privileges.collect(
-            client,
+            module_client(module),
             params["owner"],
             branches=params["branches"],
             environments=params["environments"],
             path=params["path"],
             include_archived=params["include_archived"],
         )
-    except ci_privileges.CiConfigError as exc:
-        module.fail_json(msg=str(exc), problems=exc.problems)
-    except GitHubError as exc:
-        module.fail_json(msg=str(exc))
+    except BiomageError as exc:
+        fail(module, exc)  # a CiConfigError's problems become the result's `problems`
     for repo in repos:
         repo.pop("template", None)
-        if repo["has_ci"]:
-            repo["template_label"] = ci_privileges.template_label(params["owner"], repo["name"], params["path"])
     module.exit_json(changed=False, repos=repos)
 
 

@@ -103,12 +103,12 @@ existed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import actions as github_actions
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
-    GitHubClient,
-    GitHubError,
+    module_client,
 )
 
 
@@ -125,28 +125,23 @@ def main():
         argument_spec=argument_spec, required_if=[("state", "present", ["value"])], supports_check_mode=True
     )
     params = module.params
-    owner, repo = params["owner"], params["repo"]
-    client = GitHubClient(params["api_url"], params["token"], params["validate_certs"])
+    owner, repo, state = params["owner"], params["repo"], params["state"]
     try:
-        name = github_actions.normalise_name(params["name"], "secret")
-        current = client.get_secret(owner, repo, name)
-        action = github_actions.plan_secret(current, params["state"], params["force"])
-        if action != "unchanged" and not module.check_mode:
-            github_actions.apply_secret(client, owner, repo, name, params["value"], action)
-    except (GitHubError, github_actions.ActionsSettingError) as exc:
-        module.fail_json(msg=f"{owner}/{repo} secret {params['name']}: {exc}")
+        name, current, action = github_actions.ensure_secret(
+            module_client(module),
+            owner,
+            repo,
+            params["name"],
+            params["value"],
+            state,
+            force=params["force"],
+            check_mode=module.check_mode,
+        )
+    except BiomageError as exc:
+        fail(module, exc)
     result = dict(changed=action != "unchanged", name=name, action=action, existed=current is not None)
     if module._diff:
-        present_after = params["state"] == "present"
-        label = f"{owner}/{repo} secrets.{name}"
-        result["diff"] = dict(
-            before_header=label,
-            after_header=label,
-            before="present (value not readable)\n" if current is not None else "",
-            after=("present (value not readable)\n" if action == "unchanged" else "present (new value)\n")
-            if present_after
-            else "",
-        )
+        result["diff"] = github_actions.secret_diff(owner, repo, name, current, action, state)
     module.exit_json(**result)
 
 

@@ -86,12 +86,12 @@ value:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import actions as github_actions
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
-    GitHubClient,
-    GitHubError,
+    module_client,
 )
 
 
@@ -107,27 +107,16 @@ def main():
         argument_spec=argument_spec, required_if=[("state", "present", ["value"])], supports_check_mode=True
     )
     params = module.params
-    owner, repo, state = params["owner"], params["repo"], params["state"]
-    client = GitHubClient(params["api_url"], params["token"], params["validate_certs"])
+    owner, repo, value, state = params["owner"], params["repo"], params["value"], params["state"]
     try:
-        name = github_actions.normalise_name(params["name"], "variable")
-        current = client.get_variable(owner, repo, name)
-        action = github_actions.plan_variable(current, params["value"], state)
-        if action != "unchanged" and not module.check_mode:
-            github_actions.apply_variable(client, owner, repo, name, params["value"], action)
-    except (GitHubError, github_actions.ActionsSettingError) as exc:
-        module.fail_json(msg=f"{owner}/{repo} variable {params['name']}: {exc}")
-    before = current.get("value") if current else None
-    after = params["value"] if state == "present" else None
-    result = dict(changed=action != "unchanged", name=name, action=action, value=after)
-    if module._diff:
-        label = f"{owner}/{repo} vars.{name}"
-        result["diff"] = dict(
-            before_header=label,
-            after_header=label,
-            before="" if before is None else before + "\n",
-            after="" if after is None else after + "\n",
+        name, current, action = github_actions.ensure_variable(
+            module_client(module), owner, repo, params["name"], value, state, check_mode=module.check_mode
         )
+    except BiomageError as exc:
+        fail(module, exc)
+    result = dict(changed=action != "unchanged", name=name, action=action, value=value if state == "present" else None)
+    if module._diff:
+        result["diff"] = github_actions.variable_diff(owner, repo, name, current, value, state)
     module.exit_json(**result)
 
 

@@ -114,12 +114,12 @@ deleted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
-    GitHubClient,
-    GitHubError,
+    module_client,
 )
 
 
@@ -139,17 +139,20 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    client = GitHubClient(params["api_url"], params["token"], params["validate_certs"])
     try:
-        existing = client.list_deploy_keys(params["owner"], params["repo"])
-        steps = deploy_keys.plan(
-            existing, params["title"], params["public_key"], params["read_only"], params["state"], params["exclusive"]
+        existing, steps, added = deploy_keys.ensure(
+            module_client(module),
+            params["owner"],
+            params["repo"],
+            params["title"],
+            params["public_key"],
+            params["read_only"],
+            params["state"],
+            params["exclusive"],
+            check_mode=module.check_mode,
         )
-        added = None
-        if deploy_keys.changed(steps) and not module.check_mode:
-            added = deploy_keys.apply(client, params["owner"], params["repo"], steps)
-    except (GitHubError, deploy_keys.DeployKeyError) as exc:
-        module.fail_json(msg=str(exc))
+    except BiomageError as exc:
+        fail(module, exc)
 
     result = dict(
         changed=deploy_keys.changed(steps),
@@ -159,11 +162,7 @@ def main():
     if params["state"] == "present":
         result["key"] = deploy_keys.describe(added or steps["keep"] or steps["add"])
     if module._diff:
-        after = [k for k in existing if k not in steps["delete"]] + ([added or steps["add"]] if steps["add"] else [])
-        result["diff"] = dict(
-            before={"deploy_keys": [deploy_keys.describe(k) for k in existing]},
-            after={"deploy_keys": [deploy_keys.describe(k) for k in after]},
-        )
+        result["diff"] = deploy_keys.diff(existing, steps, added)
     module.exit_json(**result)
 
 

@@ -87,19 +87,14 @@ steps:
   sample: ["create"]
 """
 
-import re
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     AWS_CLIENT_ARGUMENT_SPEC,
-    aws_errors,
     module_client,
     module_settings,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import oidc_provider as github_oidc
-
-THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
 
 
 def main():
@@ -112,28 +107,19 @@ def main():
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
-    if not params["url"].startswith("https://"):
-        module.fail_json(msg=f"url {params['url']!r} must start with https://. Fix: give the issuer URL.")
-    bad = [t for t in params["thumbprints"] if not THUMBPRINT.match(t)]
-    if bad or not params["client_ids"]:
-        module.fail_json(msg="thumbprints must be 40 hex characters and client_ids non-empty. Fix: check them.")
-    settings = module_settings(module)
+    url, client_ids, thumbprints = params["url"], params["client_ids"], params["thumbprints"]
     try:
-        with aws_errors(settings, "manage the GitHub Actions OIDC provider", needs="IAM OIDC identity providers"):
-            client = module_client(module, "iam")
-            arn, current = github_oidc.find(client, params["url"])
-            steps = github_oidc.plan(current, params["client_ids"], params["thumbprints"])
-            if steps and not module.check_mode:
-                arn = github_oidc.apply(client, arn, steps, params["url"], params["tags"])
+        github_oidc.check_options(url, client_ids, thumbprints)
+        client, settings = module_client(module, "iam"), module_settings(module)
+        arn, current = github_oidc.find(client, settings, url)
+        steps = github_oidc.plan(current, client_ids, thumbprints)
+        if steps and not module.check_mode:
+            arn = github_oidc.apply(client, settings, arn, steps, url, params["tags"])
     except BiomageError as exc:
         fail(module, exc)
     result = dict(changed=bool(steps), arn=arn, steps=[op for op, _arg in steps])
     if module._diff:
-        after = dict(current or {"url": params["url"].split("://", 1)[1].rstrip("/")})
-        after["client_ids"] = sorted(set(params["client_ids"]))
-        if params["thumbprints"] or current is None:
-            after["thumbprints"] = sorted({t.lower() for t in params["thumbprints"]})
-        result["diff"] = dict(before=current or {}, after=after)
+        result["diff"] = dict(before=current or {}, after=github_oidc.desired(current, url, client_ids, thumbprints))
     module.exit_json(**result)
 
 

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: Biomage platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small GitHub REST client for the biomage.iac modules (deploy keys, Actions secrets, contents).
+"""A small GitHub REST client for the biomage.iac modules (deploy keys, Actions settings, contents).
 
-One exception type (GitHubError) carries what failed, where, and the fix; modules turn it into
-``fail_json`` in one place. The token is sent only in the Authorization header and never appears
-in an error message.
+One exception type, :class:`GitHubError` (a :class:`BiomageError`), carries what failed, where, the
+fix and the HTTP status; modules turn it into ``fail_json`` in one place (``errors.fail``). The
+token is sent only in the Authorization header and never appears in an error message.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import open_url
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 
 try:
     from nacl.public import PublicKey, SealedBox
@@ -45,12 +46,27 @@ GITHUB_ARGUMENT_SPEC = dict(
 )
 
 
-class GitHubError(Exception):
-    """A GitHub call that failed, worded for the operator."""
+# the fix of an HTTP error status, where one is known
+STATUS_FIXES = {
+    401: "the token is missing, wrong or expired: provide a valid token.",
+    403: "the token lacks the permission for this call (deploy keys and secrets need admin rights).",
+    404: "check the owner and repository names, and that the token can see the repository.",
+}
 
-    def __init__(self, message, status=None):
-        super().__init__(message)
+
+class GitHubError(BiomageError):
+    """A GitHub call that failed, worded for the operator; ``status`` (and ``details["http_status"]``)
+    is the HTTP status GitHub answered, None when there was no answer."""
+
+    def __init__(self, message, status=None, fix=None, **details):
+        super().__init__(message, fix=fix, http_status=status, **details)
         self.status = status
+
+
+def module_client(module):
+    """The client of a module's GitHub connection options (GITHUB_ARGUMENT_SPEC)."""
+    params = module.params
+    return GitHubClient(params["api_url"], params["token"], params["validate_certs"])
 
 
 class GitHubClient:
@@ -96,8 +112,8 @@ class GitHubClient:
             except URLError as exc:
                 reason = getattr(exc, "reason", exc)
                 raise GitHubError(
-                    f"cannot reach the GitHub API at {self.api_url}: {reason}. "
-                    "Fix: check github_api_url and the network."
+                    f"cannot reach the GitHub API at {self.api_url}: {reason}.",
+                    fix="check github_api_url and the network.",
                 ) from exc
         raise GitHubError(f"GitHub API {method} {url} kept failing")  # pragma: no cover
 
@@ -109,15 +125,11 @@ class GitHubClient:
             payload = {}
         message = payload.get("message", exc.reason)
         details = "; ".join(e.get("message", "") for e in payload.get("errors", []) if isinstance(e, dict))
-        hint = {
-            401: " Fix: the token is missing, wrong or expired: provide a valid token.",
-            403: " Fix: the token lacks the permission for this call (deploy keys and secrets need admin rights).",
-            404: " Fix: check the owner and repository names, and that the token can see the repository.",
-        }.get(exc.code, "")
         details = f" ({details})" if details else ""
         return GitHubError(
-            f"GitHub API {method} {url} answered {exc.code}: {message}{details}.{hint}",
+            f"GitHub API {method} {url} answered {exc.code}: {message}{details}.",
             status=exc.code,
+            fix=STATUS_FIXES.get(exc.code),
         )
 
     def paginate(self, path):
@@ -132,54 +144,16 @@ class GitHubClient:
         return items
 
     @staticmethod
-    def _repo_path(owner, repo):
-        return "/repos/{}/{}".format(quote(owner, safe=""), quote(repo, safe=""))
+    def _repo_path(owner, repo, *parts):
+        """``/repos/{owner}/{repo}[/{part}...]``, every name quoted."""
+        return "/".join(quote(str(part), safe="") for part in ("", "repos", owner, repo, *parts))
 
-    # deploy keys ---------------------------------------------------------------------------
-    def list_deploy_keys(self, owner, repo):
-        return self.paginate(self._repo_path(owner, repo) + "/keys")
-
-    def add_deploy_key(self, owner, repo, title, key, read_only):
-        body = {"title": title, "key": key, "read_only": read_only}
-        return self.request("POST", self._repo_path(owner, repo) + "/keys", body)[1]
-
-    def delete_deploy_key(self, owner, repo, key_id):
-        self.request("DELETE", f"{self._repo_path(owner, repo)}/keys/{int(key_id)}")
-
-    # Actions secrets -----------------------------------------------------------------------
-    def repo_public_key(self, owner, repo):
-        return self.request("GET", self._repo_path(owner, repo) + "/actions/secrets/public-key")[1]
-
-    def put_secret(self, owner, repo, name, value, public_key=None):
-        """Encrypt ``value`` as a sealed box for the repository's key and store it. True if new."""
-        public_key = public_key or self.repo_public_key(owner, repo)
-        body = {"encrypted_value": seal(public_key["key"], value), "key_id": public_key["key_id"]}
-        status = self.request("PUT", f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name)}", body)[0]
-        return status == 201
-
-    def get_secret(self, owner, repo, name):
-        """A secret's metadata (name, created_at, updated_at; never its value), or None."""
-        return self._get_or_none(f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name, safe='')}")
-
-    def delete_secret(self, owner, repo, name):
-        self.request("DELETE", f"{self._repo_path(owner, repo)}/actions/secrets/{quote(name, safe='')}")
-
-    # Actions variables (not secret: they can be read back) -----------------------------------
-    def get_variable(self, owner, repo, name):
-        """A variable (name, value, created_at, updated_at), or None."""
-        return self._get_or_none(f"{self._repo_path(owner, repo)}/actions/variables/{quote(name, safe='')}")
-
-    def create_variable(self, owner, repo, name, value):
-        self.request("POST", f"{self._repo_path(owner, repo)}/actions/variables", {"name": name, "value": value})
-
-    def update_variable(self, owner, repo, name, value):
-        body = {"name": name, "value": value}
-        self.request("PATCH", f"{self._repo_path(owner, repo)}/actions/variables/{quote(name, safe='')}", body)
-
-    def delete_variable(self, owner, repo, name):
-        self.request("DELETE", f"{self._repo_path(owner, repo)}/actions/variables/{quote(name, safe='')}")
+    def _actions_path(self, owner, repo, kind, name=None):
+        """The path of the repository's Actions ``kind`` (``secrets``, ``variables``), or of one by name."""
+        return self._repo_path(owner, repo, "actions", kind, *([name] if name is not None else []))
 
     def _get_or_none(self, path):
+        """The body of a GET, or None when GitHub answers 404."""
         try:
             return self.request("GET", path)[1]
         except GitHubError as exc:
@@ -187,15 +161,53 @@ class GitHubClient:
                 return None
             raise
 
+    # deploy keys ---------------------------------------------------------------------------
+    def list_deploy_keys(self, owner, repo):
+        return self.paginate(self._repo_path(owner, repo, "keys"))
+
+    def add_deploy_key(self, owner, repo, title, key, read_only):
+        body = {"title": title, "key": key, "read_only": read_only}
+        return self.request("POST", self._repo_path(owner, repo, "keys"), body)[1]
+
+    def delete_deploy_key(self, owner, repo, key_id):
+        self.request("DELETE", self._repo_path(owner, repo, "keys", int(key_id)))
+
+    # Actions secrets -----------------------------------------------------------------------
+    def repo_public_key(self, owner, repo):
+        return self.request("GET", self._actions_path(owner, repo, "secrets", "public-key"))[1]
+
+    def put_secret(self, owner, repo, name, value, public_key=None):
+        """Encrypt ``value`` as a sealed box for the repository's key and store it. True if new."""
+        public_key = public_key or self.repo_public_key(owner, repo)
+        body = {"encrypted_value": seal(public_key["key"], value), "key_id": public_key["key_id"]}
+        return self.request("PUT", self._actions_path(owner, repo, "secrets", name), body)[0] == 201
+
+    def get_secret(self, owner, repo, name):
+        """A secret's metadata (name, created_at, updated_at; never its value), or None."""
+        return self._get_or_none(self._actions_path(owner, repo, "secrets", name))
+
+    def delete_secret(self, owner, repo, name):
+        self.request("DELETE", self._actions_path(owner, repo, "secrets", name))
+
+    # Actions variables (not secret: they can be read back) -----------------------------------
+    def get_variable(self, owner, repo, name):
+        """A variable (name, value, created_at, updated_at), or None."""
+        return self._get_or_none(self._actions_path(owner, repo, "variables", name))
+
+    def create_variable(self, owner, repo, name, value):
+        self.request("POST", self._actions_path(owner, repo, "variables"), {"name": name, "value": value})
+
+    def update_variable(self, owner, repo, name, value):
+        self.request("PATCH", self._actions_path(owner, repo, "variables", name), {"name": name, "value": value})
+
+    def delete_variable(self, owner, repo, name):
+        self.request("DELETE", self._actions_path(owner, repo, "variables", name))
+
+    # contents ------------------------------------------------------------------------------
     def get_file(self, owner, repo, path):
         """A file's text, or None when the repository has no such file."""
-        try:
-            content = self.request("GET", f"{self._repo_path(owner, repo)}/contents/{quote(path)}")[1]
-        except GitHubError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return base64.b64decode(content["content"]).decode("utf-8")
+        content = self._get_or_none(self._repo_path(owner, repo, "contents") + "/" + quote(path))
+        return None if content is None else base64.b64decode(content["content"]).decode("utf-8")
 
 
 def seal(public_key_b64, value):

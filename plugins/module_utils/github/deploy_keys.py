@@ -18,9 +18,11 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 
-class DeployKeyError(Exception):
-    pass
+
+class DeployKeyError(BiomageError):
+    """A public key that is not one (the input is wrong; nothing was asked of GitHub)."""
 
 
 def normalize(public_key):
@@ -28,8 +30,8 @@ def normalize(public_key):
     parts = (public_key or "").split()
     if len(parts) < 2:
         raise DeployKeyError(
-            "public_key is not an OpenSSH public key (expected '<type> <base64> [comment]'). "
-            "Fix: pass the .pub content, e.g. from community.crypto.openssh_keypair or the Flux Secret's identity.pub."
+            "public_key is not an OpenSSH public key (expected '<type> <base64> [comment]').",
+            fix="pass the .pub content, e.g. from community.crypto.openssh_keypair or the Flux Secret's identity.pub.",
         )
     try:
         base64.b64decode(parts[1], validate=True)
@@ -98,3 +100,24 @@ def apply(client, owner, repo, steps):
 
 def changed(steps):
     return bool(steps["add"] or steps["delete"])
+
+
+def ensure(client, owner, repo, title, public_key, read_only, state="present", exclusive=False, check_mode=False):
+    """Read the repository's keys, plan, and apply the plan unless ``check_mode``.
+
+    Returns ``(existing, steps, added)``: the keys before, the plan, the key GitHub added (None in
+    check mode or when nothing was added).
+    """
+    existing = client.list_deploy_keys(owner, repo)
+    steps = plan(existing, title, public_key, read_only, state, exclusive)
+    added = apply(client, owner, repo, steps) if changed(steps) and not check_mode else None
+    return existing, steps, added
+
+
+def diff(existing, steps, added):
+    """The repository's keys before and after the plan, described (``{before, after}``)."""
+    after = [k for k in existing if k not in steps["delete"]] + ([added or steps["add"]] if steps["add"] else [])
+    return {
+        "before": {"deploy_keys": [describe(k) for k in existing]},
+        "after": {"deploy_keys": [describe(k) for k in after]},
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -103,3 +104,37 @@ def test_fingerprint_matches_openssh_format() -> None:
         "fingerprint": fp,
         "read_only": True,
     }
+
+
+class ListingClient(RecordingClient):
+    def __init__(self, keys: list[dict]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def list_deploy_keys(self, owner, repo):
+        self.calls.append(("list", owner, repo))
+        return self.keys
+
+
+def test_ensure_reads_plans_and_applies_outside_check_mode_only() -> None:
+    old, new = new_key(), new_key()
+    client = ListingClient([registered(1, "t", old)])
+    existing, steps, added = deploy_keys.ensure(client, "o", "r", "t", new, True, exclusive=True, check_mode=True)
+    assert client.calls == [("list", "o", "r")] and added is None
+    assert existing == [registered(1, "t", old)] and deploy_keys.changed(steps)
+    existing, steps, added = deploy_keys.ensure(client, "o", "r", "t", new, True, exclusive=True)
+    assert [c[0] for c in client.calls] == ["list", "list", "add", "delete"] and added["id"] == 99
+    diff = deploy_keys.diff(existing, steps, added)
+    assert [k["id"] for k in diff["before"]["deploy_keys"]] == [1]
+    assert diff["after"]["deploy_keys"] == [deploy_keys.describe(added)]
+
+
+def test_a_malformed_key_is_a_biomage_error_with_its_fix() -> None:
+    with pytest.raises(BiomageError) as caught:
+        deploy_keys.normalize("ssh-ed25519")
+    assert isinstance(caught.value, deploy_keys.DeployKeyError)
+    assert caught.value.fix.startswith("pass the .pub content")
+    assert str(caught.value) == (
+        "public_key is not an OpenSSH public key (expected '<type> <base64> [comment]'). Fix: pass the .pub "
+        "content, e.g. from community.crypto.openssh_keypair or the Flux Secret's identity.pub."
+    )
