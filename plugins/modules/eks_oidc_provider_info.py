@@ -60,31 +60,36 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     module_client,
     module_settings,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.eks.oidc import cluster_issuer, provider_from_issuer
+from ansible_collections.biomage.iac.plugins.module_utils.eks.oidc import (
+    OidcError,
+    cluster_issuer,
+    provider_from_issuer,
+)
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+
+
+def oidc_provider(module, name):
+    """``(issuer, provider)`` of cluster ``name``; raises a BiomageError saying why there is none."""
+    settings = module_settings(module)
+    with aws_errors(settings, f"describe EKS cluster {name}", needs="EKS clusters (eks:DescribeCluster)"):
+        client = module_client(module, "eks")
+        found, issuer = cluster_issuer(client, name, settings)
+    if not found:
+        raise OidcError(
+            f"EKS cluster {name} does not exist, so it has no OIDC issuer.",
+            fix="create it first (playbooks/base.yml) or set irsa_oidc_provider in the inventory.",
+        )
+    if not issuer:
+        raise OidcError(f"EKS cluster {name} has no OIDC issuer.", fix="enable it (eksctl iam.withOIDC: true).")
+    return issuer, provider_from_issuer(issuer, source=f"cluster {name}")
 
 
 def main():
     spec = {"cluster_name": {"type": "str", "required": True}}
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
-    name = module.params["cluster_name"]
-    settings = module_settings(module)
     try:
-        with aws_errors(settings, f"describe EKS cluster {name}", needs="EKS clusters (eks:DescribeCluster)"):
-            client = module_client(module, "eks")
-            found, issuer = cluster_issuer(client, name, settings)
-    except BiomageError as exc:
-        fail(module, exc)
-    if not found:
-        module.fail_json(
-            msg=f"EKS cluster {name} does not exist, so it has no OIDC issuer. Fix: create it first "
-            "(playbooks/base.yml) or set irsa_oidc_provider in the inventory."
-        )
-    if not issuer:
-        module.fail_json(msg=f"EKS cluster {name} has no OIDC issuer. Fix: enable it (eksctl iam.withOIDC: true).")
-    try:
-        provider = provider_from_issuer(issuer, source=f"cluster {name}")
+        issuer, provider = oidc_provider(module, module.params["cluster_name"])
     except BiomageError as exc:
         fail(module, exc)
     module.exit_json(changed=False, issuer=issuer, provider=provider)

@@ -231,15 +231,14 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks.config import (
     load_config,
     read_principals,
     render,
-    validate,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import MIN_EKSCTL_VERSION, EksctlRunner, EksError
+from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import MIN_EKSCTL_VERSION, EksctlRunner
+from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
 from ansible_collections.biomage.iac.plugins.module_utils.eks.reconcile import Reconciler
-from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    delete_load_balancer_services,
-)
+from ansible_collections.biomage.iac.plugins.module_utils.eks.validation import validate
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR
+from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import delete_load_balancer_services
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -282,7 +281,7 @@ def desired_config(params):
 
 
 def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
-    """Everything but argument parsing; returns the result dict (raises EksError)."""
+    """Everything but argument parsing; returns the result dict (raises EksError, or KubeError for the clean-up)."""
     params = module.params
     config = desired_config(params) if params["state"] == "present" else None
     if params["eksctl_path"] and not os.access(params["eksctl_path"], os.X_OK):
@@ -335,9 +334,8 @@ def main():
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:
         result = run(module)
-    except EksError as exc:
-        details = {key: value for key, value in exc.details.items() if key in ("problems", "immutable")}
-        module.fail_json(msg=exc.msg, error_kind=exc.kind, **details)
+    except BiomageError as exc:
+        fail(module, exc, error_kind=getattr(exc, "kind", "failed"))
     module.exit_json(**result)
 
 

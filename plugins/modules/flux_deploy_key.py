@@ -25,7 +25,6 @@ description:
 author:
   - Biomage platform team (@biomage-org)
 requirements:
-  - the kubernetes Python client
   - the cryptography Python library
 attributes:
   check_mode:
@@ -41,17 +40,11 @@ attributes:
 notes:
   - The token must be allowed to administer the repository's deploy keys.
 extends_documentation_fragment:
+  - biomage.iac.kubeconfig
   - biomage.iac.github
   - biomage.iac.github.repository
   - biomage.iac.attributes
 options:
-  kubeconfig:
-    description:
-      - The kubeconfig of the cluster. Falls back to E(K8S_AUTH_KUBECONFIG), then to the client's default.
-    type: path
-  context:
-    description: The kubeconfig context; its current context when not set.
-    type: str
   namespace:
     description: The namespace of the Secret.
     type: str
@@ -157,7 +150,8 @@ reasons:
 
 import base64
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.flux import credentials as fc
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
@@ -166,13 +160,18 @@ from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GitHubClient,
     GitHubError,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
+    HAS_KUBERNETES,
+    KUBECONFIG_ARGUMENT_SPEC,
+    KUBERNETES_IMPORT_ERROR,
+)
+from ansible_collections.biomage.iac.plugins.module_utils.kube.secrets import KubernetesSecretStore
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
-            context=dict(type="str"),
+            **KUBECONFIG_ARGUMENT_SPEC,
             namespace=dict(type="str", default="flux-system"),
             secret_name=dict(type="str", default="flux-system"),
             **GITHUB_REPOSITORY_SPEC,
@@ -186,8 +185,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not fc.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=fc.KUBERNETES_IMPORT_ERROR)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     if not fc.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=fc.CRYPTOGRAPHY_IMPORT_ERROR)
     p = module.params
@@ -199,7 +198,7 @@ def main():
 
     github = GitHubClient(p["api_url"], p["token"], p["validate_certs"])
     try:
-        store = fc.KubernetesSecretStore(p["namespace"], p["secret_name"], p["kubeconfig"], p["context"], p["timeout"])
+        store = KubernetesSecretStore(p["namespace"], p["secret_name"], p["kubeconfig"], p["context"], p["timeout"])
         secret = store.read()
         for name, value in (secret.data if secret else {}).items():
             if value and name not in ("identity.pub", "known_hosts"):
@@ -210,8 +209,8 @@ def main():
             steps, secret, github, store, p["owner"], p["repo"], p["title"], p["read_only"], known_hosts,
             comment=p["key_comment"] or p["title"], check_mode=module.check_mode, protect=protect,
         )  # fmt: skip
-    except (fc.FluxCredentialsError, GitHubError, deploy_keys.DeployKeyError) as exc:
-        module.fail_json(msg=str(exc))
+    except (BiomageError, GitHubError, deploy_keys.DeployKeyError) as exc:
+        fail(module, exc)
 
     for warning in steps.warnings:
         module.warn(warning)

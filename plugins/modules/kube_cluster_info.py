@@ -15,20 +15,12 @@ description:
   - Used by the C(biomage.iac.eks_cluster) role in the development environment, where the local Kubernetes API
     server stands in for EKS.
 extends_documentation_fragment:
+  - biomage.iac.kubeconfig
   - biomage.iac.attributes
   - biomage.iac.attributes.info_module
 author:
   - Biomage platform team (@biomage-org)
-requirements:
-  - the kubernetes Python client
 options:
-  kubeconfig:
-    description: The kubeconfig file.
-    type: path
-    required: true
-  context:
-    description: The kubeconfig context; its current context when not set.
-    type: str
   timeout:
     description: Seconds to wait for each request.
     type: int
@@ -61,29 +53,26 @@ oidc_issuer:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
-from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import (
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     HAS_KUBERNETES,
+    KUBECONFIG_ARGUMENT_SPEC,
     KUBERNETES_IMPORT_ERROR,
-    cluster_info,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import cluster_info
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "kubeconfig": {"type": "path", "required": True},
-            "context": {"type": "str"},
-            "timeout": {"type": "int", "default": 10},
-        },
+        argument_spec={**KUBECONFIG_ARGUMENT_SPEC, "timeout": {"type": "int", "default": 10}},
         supports_check_mode=True,
     )
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:
         info = cluster_info(module.params["kubeconfig"], module.params["context"], module.params["timeout"])
-    except EksError as exc:
-        module.fail_json(msg=exc.msg, error_kind=exc.kind)
+    except BiomageError as exc:
+        fail(module, exc, error_kind=getattr(exc, "kind", "failed"))
     module.exit_json(changed=False, **info)
 
 

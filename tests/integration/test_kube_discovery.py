@@ -1,4 +1,4 @@
-"""module_utils.kube_discovery against real kube-apiservers: discovery of version and issuer, and the
+"""module_utils/kube/discovery.py against real kube-apiservers: discovery of version and issuer, and the
 removal of LoadBalancer Services that ``eksctl_cluster`` (state absent) does before deleting a cluster.
 
 The removal deletes *every* LoadBalancer Service of a cluster, so it runs on a control plane of its
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KubeError
 from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import (
     cluster_info,
     delete_load_balancer_services,
@@ -65,15 +65,15 @@ def test_an_issuer_the_identity_may_not_read_is_none(devstack: dict[str, str], t
 
 def test_a_silent_api_server_is_named_with_the_fix(devstack: dict[str, str], tmp_path: Path) -> None:
     kubeconfig = dead_kubeconfig(devstack["KUBECONFIG"], tmp_path / "dead.kubeconfig")
-    with pytest.raises(EksError) as failure:
+    with pytest.raises(KubeError) as failure:
         cluster_info(str(kubeconfig), timeout=2)
-    assert "the Kubernetes API server at https://127.0.0.1:" in failure.value.msg
-    assert "does not answer" in failure.value.msg and "make dev-up" in failure.value.msg
+    assert "the Kubernetes API server at https://127.0.0.1:" in str(failure.value)
+    assert "does not answer" in str(failure.value) and "make dev-up" in str(failure.value)
 
 
 def test_a_bad_kubeconfig_is_named(tmp_path: Path) -> None:
     (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
-    with pytest.raises(EksError, match="cannot load the kubeconfig"):
+    with pytest.raises(KubeError, match="cannot load the kubeconfig"):
         cluster_info(str(tmp_path / "kubeconfig"))
 
 
@@ -140,12 +140,12 @@ def test_load_balancers_that_never_go_stop_the_deletion(own_cluster: tuple[str, 
     _wait_provisioned(core, "stuck", "edge")
     ticks = iter(range(100))
     try:
-        with pytest.raises(EksError) as failure:
+        with pytest.raises(KubeError) as failure:
             delete_load_balancer_services(
                 kubeconfig, timeout=3, poll_interval=0, sleep=lambda _s: time.sleep(0.1), clock=lambda: next(ticks)
             )
-        assert "stuck/edge were still being deleted after 3s" in failure.value.msg
-        assert "the cluster was not deleted" in failure.value.msg
+        assert "stuck/edge were still being deleted after 3s" in str(failure.value)
+        assert "the cluster was not deleted" in str(failure.value)
         assert core.read_namespaced_service("edge", "stuck").metadata.deletion_timestamp
     finally:
         core.patch_namespaced_service(

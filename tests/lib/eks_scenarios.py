@@ -6,10 +6,11 @@ import copy
 from pathlib import Path
 
 import yaml
-from ansible_collections.biomage.iac.plugins.module_utils.eks.config import render, validate
+from ansible_collections.biomage.iac.plugins.module_utils.eks.config import render
 from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksctlRunner
-from ansible_collections.biomage.iac.plugins.module_utils.eks.plan import effective_config
+from ansible_collections.biomage.iac.plugins.module_utils.eks.nodegroups import effective_config
 from ansible_collections.biomage.iac.plugins.module_utils.eks.reconcile import Reconciler
+from ansible_collections.biomage.iac.plugins.module_utils.eks.validation import validate
 
 from tests.lib.fake_eksctl import ACCOUNT, REGION, FakeEksctl, state_from_config
 

@@ -21,3 +21,18 @@ def variant(source: str | Path, path: Path, server: str | None = None, **user: s
 def dead(source: str | Path, path: Path) -> Path:
     """A copy pointing at a closed loopback port: an API server that does not answer."""
     return variant(source, path, server=f"https://127.0.0.1:{free_port()}")
+
+
+def standalone(path: Path, **servers: str) -> Path:
+    """A kubeconfig of its own (no stack): one context per ``name=server``, the first one current."""
+    names = list(servers)
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server}} for name, server in servers.items()],
+        "users": [{"name": "tester", "user": {"token": "unit-test-token"}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "tester"}} for name in names],
+        "current-context": names[0],
+    }
+    path.write_text(json.dumps(kubeconfig))
+    return path

@@ -6,9 +6,11 @@
 * Reads use eksctl's JSON output (``-o json``) and are parsed here; a missing cluster is recognised
   by eksctl's exit status plus the ResourceNotFoundException it reports, never by grepping logs of a
   mutating command.
+* Every command the collection runs has a named method here (reads, eksctl's plan mode and
+  writes); callers never build an argument list themselves.
 * Mutating commands are refused in check mode: the planner must never issue one, and this runner
   enforces it as a second line of defence.
-* One exception type, :class:`EksError`, carries a message written for the operator (what failed and
+* One exception type, :class:`~.errors.EksError`, carries a message written for the operator (what failed and
   the fix); the module turns it into ``fail_json`` in one place.
 * Credentials are never printed: values of secret AWS variables are redacted from any text that may
   reach a message.
@@ -19,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
+
+from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
 
 # access entries, update-authentication-mode, migrate-to-access-entry, Kubernetes 1.33
 MIN_EKSCTL_VERSION = "0.210.0"
@@ -43,21 +47,6 @@ _CREDENTIAL_MARKERS = (
 _NOT_FOUND_MARKERS = ("ResourceNotFoundException", "No cluster found for name")
 _SECRET_ASSIGNMENT = re.compile(r"(?i)(aws_secret_access_key|aws_session_token)(\s*[=:]\s*)\S+")
 _VERSION_TEXT = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-
-
-class EksError(Exception):
-    """A failure worded for the operator: what failed, where, and the fix.
-
-    ``kind`` is one of ``invalid`` (bad input, nothing was called), ``eksctl`` (eksctl missing or too
-    old), ``credentials``, ``not_found``, ``immutable`` (a node group change needing a decision),
-    ``failed`` (a command failed) or ``internal``.
-    """
-
-    def __init__(self, msg, kind="failed", **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-        self.details = details
 
 
 def parse_version(text):
@@ -215,6 +204,10 @@ class EksctlRunner:
         return list((self.version or {}).get("EKSServerSupportedVersions") or [])
 
     # -- reads -----------------------------------------------------------------------------------
+    def _on(self, cluster, *args):
+        """``args`` followed by the cluster and region flags."""
+        return [*args, "--cluster", cluster, "--region", self.region]
+
     def get_cluster(self, name):
         """The EKS cluster object (PascalCase keys), or None when eksctl reports it does not exist."""
         try:
@@ -228,25 +221,23 @@ class EksctlRunner:
         return result
 
     def get_nodegroups(self, cluster):
-        return _as_list(self.query(["get", "nodegroup", "--cluster", cluster, "--region", self.region]))
+        return _as_list(self.query(self._on(cluster, "get", "nodegroup")))
 
     def get_nodegroup(self, cluster, name):
-        found = _as_list(
-            self.query(["get", "nodegroup", "--cluster", cluster, "--region", self.region, "--name", name])
-        )
+        found = _as_list(self.query([*self._on(cluster, "get", "nodegroup"), "--name", name]))
         return found[0] if found else None
 
     def describe_stacks(self, cluster):
-        return _as_list(self.query(["utils", "describe-stacks", "--cluster", cluster, "--region", self.region]))
+        return _as_list(self.query(self._on(cluster, "utils", "describe-stacks")))
 
     def get_addons(self, cluster):
-        return _as_list(self.query(["get", "addon", "--cluster", cluster, "--region", self.region]))
+        return _as_list(self.query(self._on(cluster, "get", "addon")))
 
     def get_fargate_profiles(self, cluster):
-        return _as_list(self.query(["get", "fargateprofile", "--cluster", cluster, "--region", self.region]))
+        return _as_list(self.query(self._on(cluster, "get", "fargateprofile")))
 
     def get_access_entries(self, cluster):
-        return _as_list(self.query(["get", "accessentry", "--cluster", cluster, "--region", self.region]))
+        return _as_list(self.query(self._on(cluster, "get", "accessentry")))
 
     def oidc_provider_associated(self, cluster):
         """True when the IAM OIDC provider exists (eksctl's plan mode; no JSON is offered for this).
@@ -254,7 +245,7 @@ class EksctlRunner:
         eksctl logs either that the provider "is already associated" or, in plan mode, that it
         "would create" one. Any other output fails: guessing would plan an association on every run.
         """
-        args = ["utils", "associate-iam-oidc-provider", "--cluster", cluster, "--region", self.region]
+        args = self._on(cluster, "utils", "associate-iam-oidc-provider")
         text = self.plan_only(args)
         if "is already associated" in text:
             return True
@@ -265,8 +256,97 @@ class EksctlRunner:
             f"`eksctl {' '.join(args)}` (plan mode) said neither that the IAM OIDC provider is associated nor "
             f"that it would create one: {tail[:400]!r}. Fix: use the pinned eksctl (meta/tool-versions.env; "
             "tools/install-eksctl.sh); if a newer eksctl words this differently, update "
-            "oidc_provider_associated in plugins/module_utils/eksctl.py.",
+            "oidc_provider_associated in plugins/module_utils/eks/eksctl.py.",
             kind="eksctl",
+        )
+
+    # -- the cluster -----------------------------------------------------------------------------
+    def create_cluster(self, config_file):
+        """Create the cluster (and everything its config lists); the kubeconfig is written separately."""
+        return self.mutate(["create", "cluster", "--config-file", config_file, "--write-kubeconfig=false"])
+
+    def upgrade_cluster(self, name, version):
+        """Move the control plane to ``version`` (one minor version above the live one)."""
+        return self.mutate(
+            ["upgrade", "cluster", "--name", name, "--region", self.region, "--version", version, "--approve"]
+        )
+
+    def delete_cluster(self, name):
+        return self.mutate(["delete", "cluster", "--name", name, "--region", self.region, "--wait"])
+
+    def write_kubeconfig(self, cluster, path):
+        return self.mutate([*self._on(cluster, "utils", "write-kubeconfig"), "--kubeconfig", path])
+
+    def associate_oidc_provider(self, cluster):
+        return self.mutate([*self._on(cluster, "utils", "associate-iam-oidc-provider"), "--approve"])
+
+    def migrate_to_access_entry(self, cluster, mode):
+        """Move the authentication mode forward to ``mode`` (aws-auth mappings become access entries)."""
+        return self.mutate(
+            [*self._on(cluster, "utils", "migrate-to-access-entry"), "--target-authentication-mode", mode, "--approve"]
+        )
+
+    # -- add-ons ---------------------------------------------------------------------------------
+    def create_addon(self, cluster, name, version=None, force=False):
+        """Install an add-on (``version`` None: EKS's default); ``force`` overwrites conflicting fields."""
+        args = [*self._on(cluster, "create", "addon"), "--name", name]
+        if version:
+            args += ["--version", version]
+        if force:
+            args.append("--force")
+        return self.mutate([*args, "--wait"])
+
+    def update_addon(self, cluster, name, version):
+        return self.mutate([*self._on(cluster, "update", "addon"), "--name", name, "--version", version, "--wait"])
+
+    # -- access entries and Fargate profiles -----------------------------------------------------
+    def create_access_entries(self, config_file):
+        """Create the access entries a ClusterConfig file lists."""
+        return self.mutate(["create", "accessentry", "--config-file", config_file])
+
+    def delete_access_entry(self, cluster, principal_arn):
+        return self.mutate([*self._on(cluster, "delete", "accessentry"), "--principal-arn", principal_arn])
+
+    def create_fargate_profiles(self, config_file):
+        """Create the Fargate profiles a ClusterConfig file lists."""
+        return self.mutate(["create", "fargateprofile", "--config-file", config_file])
+
+    def delete_fargate_profile(self, cluster, name):
+        return self.mutate([*self._on(cluster, "delete", "fargateprofile"), "--name", name, "--wait"])
+
+    # -- node groups -----------------------------------------------------------------------------
+    def create_nodegroups(self, config_file, names):
+        """Create the node groups ``names`` of a ClusterConfig file (the others are left alone)."""
+        return self.mutate(["create", "nodegroup", "--config-file", config_file, "--include", ",".join(names)])
+
+    def upgrade_nodegroup(self, cluster, name, version):
+        return self.mutate(
+            [*self._on(cluster, "upgrade", "nodegroup"), "--name", name, "--kubernetes-version", version]
+        )
+
+    def scale_nodegroup(self, cluster, name, sizes):
+        """Resize a node group in place; ``sizes`` holds ``minSize``, ``maxSize`` and ``desiredCapacity``."""
+        return self.mutate(
+            [
+                *self._on(cluster, "scale", "nodegroup"),
+                "--name",
+                name,
+                "--nodes",
+                str(sizes["desiredCapacity"]),
+                "--nodes-min",
+                str(sizes["minSize"]),
+                "--nodes-max",
+                str(sizes["maxSize"]),
+            ]
+        )
+
+    def drain_nodegroup(self, cluster, name):
+        return self.mutate([*self._on(cluster, "drain", "nodegroup"), "--name", name, "--approve"])
+
+    def delete_missing_nodegroups(self, config_file):
+        """Delete the node groups that a ClusterConfig file no longer lists, and wait."""
+        return self.mutate(
+            ["delete", "nodegroup", "--config-file", config_file, "--only-missing", "--approve", "--wait"]
         )
 
 

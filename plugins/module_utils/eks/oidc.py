@@ -27,8 +27,8 @@ def provider_from_issuer(issuer, source=None):
     value = value.rstrip("/")
     if not value or not PROVIDER.match(value):
         raise OidcError(
-            f"{source + ': ' if source else ''}{issuer!r} is not an OIDC issuer (expected https://oidc.eks.<region>.amazonaws.com/id/<id> "
-            "or the same without https://)"
+            f"{source + ': ' if source else ''}{issuer!r} is not an OIDC issuer "
+            "(expected https://oidc.eks.<region>.amazonaws.com/id/<id> or the same without https://)"
         )
     return value
 

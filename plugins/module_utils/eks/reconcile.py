@@ -23,7 +23,8 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
+from ansible_collections.biomage.iac.plugins.module_utils.eks.config import HAS_YAML, write_config
+from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
 from ansible_collections.biomage.iac.plugins.module_utils.eks.plan import (
     build_plan,
     live_auth_mode,
@@ -31,13 +32,6 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks.plan import (
     plan_access_entries,
     plan_addons,
 )
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    HAS_YAML = False
 
 FAILED_NODEGROUP_STATES = ("CREATE_FAILED", "DEGRADED", "DELETING", "DELETE_FAILED")
 
@@ -71,7 +65,6 @@ class Reconciler:
     ):
         self.runner = runner
         self.name = name
-        self.region = runner.region
         self.kubeconfig = kubeconfig
         self.source = source
         self.nodegroup_changes = nodegroup_changes
@@ -99,12 +92,7 @@ class Reconciler:
     def _write_config(self, filename, config):
         if not os.path.isdir(self.work_dir):
             os.makedirs(self.work_dir, 0o700)
-        path = os.path.join(self.work_dir, filename)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(f"# rendered by biomage.iac.eksctl_cluster from {self.source}; do not edit\n")
-            yaml.safe_dump(config, handle, default_flow_style=False, sort_keys=False)
-        return path
+        return write_config(os.path.join(self.work_dir, filename), config, self.source)
 
     def _subset(self, config, **sections):
         """A copy of ``config`` with only metadata and the given sections (for create fargateprofile/accessentry)."""
@@ -136,10 +124,6 @@ class Reconciler:
             live["oidc_associated"] = self.runner.oidc_provider_associated(self.name)
         return live
 
-    def _c(self, *args):
-        """``args`` followed by the cluster and region flags."""
-        return [*list(args), "--cluster", self.name, "--region", self.region]
-
     # -- present ---------------------------------------------------------------------------------
     def present(self, config):
         if not HAS_YAML:
@@ -152,7 +136,7 @@ class Reconciler:
             return self._result(plan, live["cluster"], None, applied=False)
         if live["cluster"] is None:
             path = self._write_config("cluster.yaml", plan.effective_config)
-            self.runner.mutate(["create", "cluster", "--config-file", path, "--write-kubeconfig=false"])
+            self.runner.create_cluster(path)
         else:
             self._apply_existing(plan)
         kube_changed = self._write_kubeconfig(self.kubeconfig)
@@ -163,43 +147,46 @@ class Reconciler:
         return result
 
     def _apply_existing(self, plan):
+        """The plan's steps in the order the module docstring gives: every addition before any removal."""
         cfg = plan.effective_config
         path = self._write_config("cluster.yaml", cfg)
-        addons_by_name = {a["name"]: a for a in cfg.get("addons") or []}
+        self._apply_upgrades(plan, cfg)
+        self._apply_access(plan, cfg)
+        self._apply_capacity(plan, cfg, path)
+        for profile in plan.fargate["delete"]:
+            self.runner.delete_fargate_profile(self.name, profile)
+        for arn in plan.access["remove"]:
+            self.runner.delete_access_entry(self.name, arn)
 
+    def _apply_upgrades(self, plan, cfg):
+        """Control plane (one minor at a time), lagging node groups, add-ons, the IAM OIDC provider."""
         for version in plan.version_steps:
-            self.runner.mutate(
-                ["upgrade", "cluster", "--name", self.name, "--region", self.region, "--version", version, "--approve"]
-            )
+            self.runner.upgrade_cluster(self.name, version)
         for item in plan.nodegroups["upgrade"]:
-            self.runner.mutate(
-                [*self._c("upgrade", "nodegroup"), "--name", item["name"], "--kubernetes-version", item["to"]]
-            )
+            self.runner.upgrade_nodegroup(self.name, item["name"], item["to"])
 
         if any(str(u["to"]).startswith("latest (") for u in plan.addons["update"]):
             # tracked add-ons: which versions are newer is only known once the control plane moved
             refreshed = plan_addons(cfg.get("addons") or [], self.runner.get_addons(self.name), upgrading=False)
             plan.addons["update"] = refreshed["update"]
+        addons_by_name = {a["name"]: a for a in cfg.get("addons") or []}
         for item in plan.addons["create"]:
             addon = addons_by_name[item["name"]]
-            args = [*self._c("create", "addon"), "--name", item["name"]]
-            if addon.get("version"):
-                args += ["--version", addon["version"]]
-            if addon.get("resolveConflicts") == "overwrite":
-                args.append("--force")
-            self.runner.mutate([*args, "--wait"])
+            self.runner.create_addon(
+                self.name, item["name"], addon.get("version"), force=addon.get("resolveConflicts") == "overwrite"
+            )
         for item in plan.addons["update"]:
-            self.runner.mutate([*self._c("update", "addon"), "--name", item["name"], "--version", item["to"], "--wait"])
+            self.runner.update_addon(self.name, item["name"], item["to"])
 
         if plan.oidc == "associate":
-            self.runner.mutate([*self._c("utils", "associate-iam-oidc-provider"), "--approve"])
+            self.runner.associate_oidc_provider(self.name)
 
+    def _apply_access(self, plan, cfg):
+        """Authentication mode out of CONFIG_MAP, access entries added and replaced, then API mode."""
         before_entries = [m for m in plan.auth_steps if m == "API_AND_CONFIG_MAP"]
         after_entries = [m for m in plan.auth_steps if m == "API"]
         for mode in before_entries:
-            self.runner.mutate(
-                [*self._c("utils", "migrate-to-access-entry"), "--target-authentication-mode", mode, "--approve"]
-            )
+            self.runner.migrate_to_access_entry(self.name, mode)
             # the migration created entries from aws-auth: plan the access entries again from what exists now
             plan.access = plan_access_entries(
                 cfg["accessConfig"].get("accessEntries") or [],
@@ -212,56 +199,38 @@ class Reconciler:
             file = self._write_config(
                 "accessentries-add.yaml", self._subset(cfg, accessConfig={"accessEntries": entries})
             )
-            self.runner.mutate(["create", "accessentry", "--config-file", file])
+            self.runner.create_access_entries(file)
         # eksctl cannot change an entry in place: one principal at a time is deleted and re-created,
         # so at most one principal is without its entry, for the seconds between the two calls
         for index, arn in enumerate(plan.access["update"], start=1):
             file = self._write_config(
                 f"accessentries-update-{index}.yaml", self._subset(cfg, accessConfig={"accessEntries": [wanted[arn]]})
             )
-            self.runner.mutate([*self._c("delete", "accessentry"), "--principal-arn", arn])
-            self.runner.mutate(["create", "accessentry", "--config-file", file])
+            self.runner.delete_access_entry(self.name, arn)
+            self.runner.create_access_entries(file)
         for mode in after_entries:
-            self.runner.mutate(
-                [*self._c("utils", "migrate-to-access-entry"), "--target-authentication-mode", mode, "--approve"]
-            )
+            self.runner.migrate_to_access_entry(self.name, mode)
 
+    def _apply_capacity(self, plan, cfg, path):
+        """Fargate profiles added; node groups scaled, created (replacements waited for), drained and deleted."""
         if plan.fargate["create"]:
             profiles = [p for p in cfg.get("fargateProfiles") or [] if p["name"] in plan.fargate["create"]]
             file = self._write_config("fargate.yaml", self._subset(cfg, fargateProfiles=profiles))
-            self.runner.mutate(["create", "fargateprofile", "--config-file", file])
+            self.runner.create_fargate_profiles(file)
 
         for item in plan.nodegroups["scale"]:
-            to = item["to"]
-            self.runner.mutate(
-                [
-                    *self._c("scale", "nodegroup"),
-                    "--name",
-                    item["name"],
-                    "--nodes",
-                    str(to["desiredCapacity"]),
-                    "--nodes-min",
-                    str(to["minSize"]),
-                    "--nodes-max",
-                    str(to["maxSize"]),
-                ]
-            )
+            self.runner.scale_nodegroup(self.name, item["name"], item["to"])
         creates = list(plan.nodegroups["create"]) + [r["replacement"] for r in plan.nodegroups["roll"]]
         if creates:
-            self.runner.mutate(["create", "nodegroup", "--config-file", path, "--include", ",".join(creates)])
+            self.runner.create_nodegroups(path, creates)
         for roll in plan.nodegroups["roll"]:
             self._wait_active(roll["replacement"], roll["live"])
         # every group that goes is drained first, explicitly (pods leave before its nodes do)
         leaving = [old for roll in plan.nodegroups["roll"] for old in roll["live"]] + list(plan.nodegroups["delete"])
         for old in leaving:
-            self.runner.mutate([*self._c("drain", "nodegroup"), "--name", old, "--approve"])
+            self.runner.drain_nodegroup(self.name, old)
         if plan.nodegroups["delete"] or plan.nodegroups["roll"]:
-            self.runner.mutate(["delete", "nodegroup", "--config-file", path, "--only-missing", "--approve", "--wait"])
-
-        for profile in plan.fargate["delete"]:
-            self.runner.mutate([*self._c("delete", "fargateprofile"), "--name", profile, "--wait"])
-        for arn in plan.access["remove"]:
-            self.runner.mutate([*self._c("delete", "accessentry"), "--principal-arn", arn])
+            self.runner.delete_missing_nodegroups(path)
 
     def _wait_active(self, name, replaces):
         deadline = self.clock() + self.wait_timeout
@@ -285,7 +254,7 @@ class Reconciler:
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
         before = _read(path)
-        self.runner.mutate([*self._c("utils", "write-kubeconfig"), "--kubeconfig", path])
+        self.runner.write_kubeconfig(self.name, path)
         return before != _read(path)
 
     # -- absent ----------------------------------------------------------------------------------
@@ -300,7 +269,7 @@ class Reconciler:
         if self.lb_cleaner is None:
             raise EksError("internal error: no load balancer cleaner", kind="internal")
         deleted = self.lb_cleaner(kubeconfig)
-        self.runner.mutate(["delete", "cluster", "--name", self.name, "--region", self.region, "--wait"])
+        self.runner.delete_cluster(self.name)
         result = self._result(plan, None, None, applied=True)
         result["deleted_load_balancer_services"] = deleted
         return result

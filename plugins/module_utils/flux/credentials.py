@@ -25,18 +25,23 @@ Crash safety (any step may fail; the next run, even with ``regenerate=never``, c
 So at every instant the key in the Secret is a registered deploy key (unit-tested step by step).
 Keys with other titles (other environments, tools) are never touched. The private key is never
 returned, never put in a diff (fingerprints only) and never written anywhere but the Secret.
+
+The Secret is read and written by a store (:class:`~..kube.secrets.KubernetesSecretStore`, a fake in
+the tests), whose failures are :class:`~..kube.client.KubeError`; :func:`apply` reports every failure
+as :class:`FluxCredentialsError`, with the state things were left in.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
 import traceback
 from dataclasses import dataclass, field
 
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KubeError
 
 try:
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -49,28 +54,13 @@ except ImportError:  # pragma: no cover - reported by the module
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
-
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported by the module
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
-
-    class ApiException(Exception):
-        """Stand-in so that except clauses work without the client (never raised)."""
-
-
 SECRET_KEYS = ("identity", "identity.pub", "known_hosts")
 REGENERATE_CHOICES = ("never", "always")
 KNOWN_HOSTS_LINE = re.compile(r"^(?P<hosts>\S+)\s+(?P<type>[a-z0-9@.-]+)\s+(?P<body>[A-Za-z0-9+/]+={0,3})(?:\s.*)?$")
 NEW_KEY = "(a new ed25519 key)"
 
 
-class FluxCredentialsError(Exception):
+class FluxCredentialsError(BiomageError):
     """A failure worded for the operator: what failed, what state things are in, the fix."""
 
 
@@ -160,117 +150,6 @@ def describe_known_hosts(text):
                 f"{match['hosts']} {match['type']} {deploy_keys.fingerprint(match['type'] + ' ' + match['body'])}"
             )
     return shown
-
-
-# -- the Secret ------------------------------------------------------------------------------------
-@dataclass
-class StoredSecret:
-    """A Secret as read: decoded data, plus what a replace must carry over."""
-
-    data: dict
-    resource_version: str | None = None
-    secret_type: str = "Opaque"  # noqa: S105 - the Secret type, not a password
-    labels: dict = field(default_factory=dict)
-    annotations: dict = field(default_factory=dict)
-
-    def __repr__(self):  # never print key material
-        return f"StoredSecret(keys={sorted(self.data)}, resource_version={self.resource_version})"
-
-
-class KubernetesSecretStore:
-    """Reads and writes one Secret with the kubernetes Python client."""
-
-    def __init__(self, namespace, name, kubeconfig=None, context=None, timeout=30):
-        if not HAS_KUBERNETES:
-            raise FluxCredentialsError(f"the kubernetes Python client is required: {KUBERNETES_IMPORT_ERROR}")
-        self.namespace = namespace
-        self.name = name
-        self.timeout = timeout
-        try:
-            self._api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-        except Exception as exc:  # the client raises several unrelated types for a bad kubeconfig
-            raise FluxCredentialsError(
-                f"cannot load the kubeconfig {kubeconfig or '(default)'}: {exc}. Fix: point kubeconfig to a valid "
-                "file (in development: run `make dev-up` so that the stack writes one)."
-            ) from None
-        self._core = k8s_client.CoreV1Api(self._api)
-
-    @property
-    def where(self):
-        return f"Secret {self.namespace}/{self.name}"
-
-    def read(self):
-        try:
-            secret = self._core.read_namespaced_secret(self.name, self.namespace, _request_timeout=self.timeout)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise self._error("read", exc) from None
-        except Exception as exc:  # connection refused, TLS ...
-            raise self._unreachable(exc) from None
-        data = {}
-        for key, value in (secret.data or {}).items():
-            try:
-                data[key] = base64.b64decode(value).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                data[key] = ""  # not text: certainly not a usable identity or known_hosts
-        return StoredSecret(
-            data=data,
-            resource_version=secret.metadata.resource_version,
-            secret_type=secret.type or "Opaque",
-            labels=dict(secret.metadata.labels or {}),
-            annotations=dict(secret.metadata.annotations or {}),
-        )
-
-    def write(self, data, existing, dry_run=False):
-        """Create the Secret (``existing`` None) or replace it (optimistic: its resourceVersion)."""
-        metadata = {"name": self.name, "namespace": self.namespace}
-        if existing is None:
-            metadata["labels"] = {"app.kubernetes.io/managed-by": "biomage.iac"}
-        else:
-            metadata.update(labels=existing.labels, annotations=existing.annotations)
-            metadata["resourceVersion"] = existing.resource_version
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": existing.secret_type if existing else "Opaque",
-            "data": {k: base64.b64encode(v.encode("utf-8")).decode("ascii") for k, v in data.items()},
-        }
-        kwargs = {"_request_timeout": self.timeout}
-        if dry_run:
-            kwargs["dry_run"] = "All"
-        try:
-            if existing is None:
-                self._core.create_namespaced_secret(self.namespace, body, **kwargs)
-            else:
-                self._core.replace_namespaced_secret(self.name, self.namespace, body, **kwargs)
-        except ApiException as exc:
-            raise self._error("create" if existing is None else "replace", exc, dry_run) from None
-        except Exception as exc:
-            raise self._unreachable(exc) from None
-
-    def _unreachable(self, exc):
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        return FluxCredentialsError(
-            f"the Kubernetes API server does not answer ({text}). Fix: check the kubeconfig and that the cluster is up."
-        )
-
-    def _error(self, verb, exc, dry_run=False):
-        # only the API's status message: never the request (it carries the Secret's data)
-        try:
-            message = json.loads(exc.body or "{}").get("message") or exc.reason
-        except (TypeError, ValueError):
-            message = exc.reason
-        hint = {
-            401: "the kubeconfig's credentials are not accepted: refresh them",
-            403: f"the identity in the kubeconfig needs get, create and update on secrets in {self.namespace}",
-            404: f"the namespace {self.namespace} does not exist: create it first (the flux role does)",
-            409: f"the {self.where} was changed by someone else meanwhile: re-run",
-            422: "the Secret was refused as invalid",
-        }.get(exc.status, "check the API server's message")
-        trial = " (dry run)" if dry_run else ""
-        return FluxCredentialsError(f"cannot {verb} the {self.where}{trial}: {exc.status} {message}. Fix: {hint}.")
 
 
 # -- planning --------------------------------------------------------------------------------------
@@ -402,6 +281,9 @@ def apply(
 ):
     """Carry out a plan in the safe order. ``protect`` receives every private value (for no_log).
 
+    ``store`` writes the Secret (``write(data, existing, dry_run=False)``, raising KubeError) and names it
+    (``where``); ``github`` is the GitHub client of the deploy keys.
+
     In check mode nothing is generated or called: the outcome describes what would happen."""
     known_hosts = normalize_known_hosts(known_hosts)
     keypair = steps.current
@@ -422,7 +304,10 @@ def apply(
     data = secret_data(keypair, known_hosts, secret)
     if steps.write_secret and (steps.generate or steps.register):
         # validate before mutate: namespace, permissions and admission, before GitHub is changed
-        store.write(data, secret, dry_run=True)
+        try:
+            store.write(data, secret, dry_run=True)
+        except KubeError as exc:
+            raise FluxCredentialsError(str(exc), **exc.details) from None
     if steps.generate or steps.register:
         wanted = {"title": title, "key": deploy_keys.normalize(keypair.public), "read_only": read_only}
         try:
@@ -438,16 +323,17 @@ def apply(
     if steps.write_secret:
         try:
             store.write(data, secret)
-        except FluxCredentialsError as exc:
+        except KubeError as exc:
             if steps.generate:
                 before = f"the previous key {steps.current.fingerprint}" if steps.current else "no Secret"
                 raise FluxCredentialsError(
                     f"{exc} The new key {keypair.fingerprint} was added to {owner}/{repo} before this write; unless "
                     f"the API server stored the write anyway, there is still {before}. Nothing was deleted, so the key "
                     "the Secret holds is registered and Flux keeps its access. Re-running (regenerate=never) deletes "
-                    "the key the Secret does not hold; to rotate, fix the cause and re-run with regenerate=always."
+                    "the key the Secret does not hold; to rotate, fix the cause and re-run with regenerate=always.",
+                    **exc.details,
                 ) from None
-            raise
+            raise FluxCredentialsError(str(exc), **exc.details) from None
     for key in steps.delete:
         try:
             deploy_keys.apply(github, owner, repo, {"add": None, "delete": [key]})

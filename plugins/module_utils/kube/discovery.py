@@ -1,6 +1,6 @@
 # Copyright: Biomage platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Small Kubernetes API helpers built on the kubernetes Python client.
+"""Probes of a Kubernetes API server, and the clean-up before a cluster is deleted.
 
 * :func:`cluster_info` checks that an API server answers (``/version``) and reads its service
   account issuer from ``/.well-known/openid-configuration`` when the server publishes it.
@@ -13,36 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 
-from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
-
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
-
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
-
-    class ApiException(Exception):
-        """Stand-in so that except clauses work without the client (never raised)."""
-
-
-def api_client(kubeconfig, context=None):
-    if not HAS_KUBERNETES:
-        raise EksError("the kubernetes Python client is required. Fix: pip install kubernetes.", kind="invalid")
-    try:
-        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-    except Exception as exc:  # the client raises several unrelated types for a bad kubeconfig
-        raise EksError(
-            f"cannot load the kubeconfig {kubeconfig}: {exc}. Fix: point to a valid kubeconfig "
-            "(in development: run `make dev-up` so that the stack writes one).",
-            kind="invalid",
-        ) from exc
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
+    ApiException,
+    KubeError,
+    api_client,
+    first_line,
+    k8s_client,
+)
 
 
 def cluster_info(kubeconfig, context=None, timeout=10):
@@ -52,9 +30,9 @@ def cluster_info(kubeconfig, context=None, timeout=10):
     try:
         version = k8s_client.VersionApi(api).get_code(_request_timeout=timeout)
     except Exception as exc:  # connection refused, TLS, 401/403 ...
-        raise EksError(
-            f"the Kubernetes API server at {endpoint} (kubeconfig {kubeconfig}) does not answer: {_short(exc)}. "
-            "Fix: start it (development: `make dev-up`) or check the kubeconfig's credentials.",
+        raise KubeError(
+            f"the Kubernetes API server at {endpoint} (kubeconfig {kubeconfig or '(default)'}) does not answer: "
+            f"{first_line(exc)}. Fix: start it (development: `make dev-up`) or check the kubeconfig's credentials.",
             kind="failed",
         ) from exc
     issuer = None
@@ -92,46 +70,50 @@ def _get_json(api, path, timeout):
     )
 
 
-def _short(exc):
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
 def delete_load_balancer_services(kubeconfig, timeout=900, poll_interval=10, sleep=time.sleep, clock=time.monotonic):
     """Delete all Services of type LoadBalancer and wait until they are gone; return ``namespace/name`` list."""
     core = k8s_client.CoreV1Api(api_client(kubeconfig))
     try:
-        services = [s for s in core.list_service_for_all_namespaces().items if s.spec.type == "LoadBalancer"]
-        for service in services:
+        names = sorted(_load_balancer_services(core))
+        for name in names:
+            namespace, _sep, service = name.partition("/")
             try:
-                core.delete_namespaced_service(service.metadata.name, service.metadata.namespace)
+                core.delete_namespaced_service(service, namespace)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+        _wait_gone(core, names, timeout, poll_interval, sleep, clock)
     except ApiException as exc:
-        raise EksError(
-            f"cannot delete the cluster's LoadBalancer Services: {_short(exc)}. Fix: check the access of the "
+        raise KubeError(
+            f"cannot delete the cluster's LoadBalancer Services: {first_line(exc)}. Fix: check the access of the "
             "identity running this (it needs to list and delete Services), then re-run.",
             kind="failed",
         ) from exc
-    names = [f"{s.metadata.namespace}/{s.metadata.name}" for s in services]
+    return names
+
+
+def _load_balancer_services(core):
+    return {
+        f"{s.metadata.namespace}/{s.metadata.name}"
+        for s in core.list_service_for_all_namespaces().items
+        if s.spec.type == "LoadBalancer"
+    }
+
+
+def _wait_gone(core, names, timeout, poll_interval, sleep, clock):
+    """Wait until none of the Services ``names`` exists (the cloud controller deletes their load balancers first)."""
     deadline = clock() + timeout
-    remaining = names
+    remaining = list(names)
     while remaining:
-        current = {
-            f"{s.metadata.namespace}/{s.metadata.name}"
-            for s in core.list_service_for_all_namespaces().items
-            if s.spec.type == "LoadBalancer"
-        }
-        remaining = [name for name in names if name in current]
+        current = _load_balancer_services(core)
+        remaining = [name for name in remaining if name in current]
         if not remaining:
-            break
+            return
         if clock() >= deadline:
-            raise EksError(
+            raise KubeError(
                 f"LoadBalancer Services {', '.join(remaining)} were still being deleted after {timeout}s (their load "
                 "balancers block the VPC's deletion); the cluster was not deleted. Fix: check the load balancers "
                 "and the Services' finalizers, then re-run.",
                 kind="failed",
             )
         sleep(poll_interval)
-    return names

@@ -5,48 +5,23 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.biomage.iac.plugins.modules import eksctl_cluster
 
 from tests.lib.eks_scenarios import BASE_CONFIG, CLUSTER, EKSCTL, READS, desired, live
 from tests.lib.fake_eksctl import FakeEksctl, new_state
-
-
-class Exit(Exception):
-    def __init__(self, result: dict[str, Any], failed: bool) -> None:
-        super().__init__(result.get("msg"))
-        self.result = result
-        self.failed = failed
+from tests.lib.module_run import Exit
+from tests.lib.module_run import run_module as run_main
 
 
 def run_module(args: dict[str, Any], fake: FakeEksctl, binary: str | None = EKSCTL) -> Exit:
-    def exit_json(self: basic.AnsibleModule, **kwargs: Any) -> None:
-        raise Exit(kwargs, failed=False)
-
-    def fail_json(self: basic.AnsibleModule, msg: str, **kwargs: Any) -> None:
-        raise Exit({"msg": msg, **kwargs}, failed=True)
-
     def run_command(self: basic.AnsibleModule, argv: list[str], **kwargs: Any) -> tuple[int, str, str]:
         assert isinstance(argv, list), "eksctl must be called with an argument list"
         return fake.run(argv)
 
-    with (
-        patch_module_args(args),
-        mock.patch.multiple(
-            basic.AnsibleModule,
-            exit_json=exit_json,
-            fail_json=fail_json,
-            run_command=run_command,
-            get_bin_path=lambda self, name, *a, **k: binary,
-        ),
-        pytest.raises(Exit) as outcome,
-    ):
-        eksctl_cluster.main()
-    return outcome.value
+    return run_main(eksctl_cluster.main, args, run_command=run_command, get_bin_path=lambda self, name, *a, **k: binary)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import EksError
-from ansible_collections.biomage.iac.plugins.module_utils.eks.plan import nodegroup_spec, replacement_name
+from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
+from ansible_collections.biomage.iac.plugins.module_utils.eks.nodegroups import nodegroup_spec, replacement_name
 
 from tests.lib.eks_scenarios import (
     ADMIN,

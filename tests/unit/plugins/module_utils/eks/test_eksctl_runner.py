@@ -8,10 +8,10 @@ import pytest
 from ansible_collections.biomage.iac.plugins.module_utils.eks.eksctl import (
     MIN_EKSCTL_VERSION,
     EksctlRunner,
-    EksError,
     parse_version,
     redact,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
 
 from tests.lib.fake_eksctl import EXPIRED, NOT_FOUND, VERSION_INFO
 

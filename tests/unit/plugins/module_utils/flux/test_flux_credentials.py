@@ -15,6 +15,8 @@ import yaml
 from ansible_collections.biomage.iac.plugins.module_utils.flux import credentials as fc
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KubeError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.secrets import StoredSecret
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -52,7 +54,7 @@ class World:
             del self.fail[step]
             if step in ("add", "delete"):
                 raise GitHubError(f"GitHub {step} failed", status=500)
-            raise fc.FluxCredentialsError(f"cannot write the Secret ({step}): 500 etcdserver: request timed out.")
+            raise KubeError(f"cannot write the Secret ({step}): 500 etcdserver: request timed out.")
 
     def registered(self, public):
         return [k for k in self.keys if deploy_keys.normalize(k["key"]) == deploy_keys.normalize(public)]
@@ -100,14 +102,14 @@ class FakeStore:
             return
         self.w._maybe_fail("write", "before")
         assert (existing is None) == (self.w.secret is None), "create only when missing, replace only when present"
-        self.w.secret = fc.StoredSecret(data=dict(data), resource_version=str(len(self.w.log)))
+        self.w.secret = StoredSecret(data=dict(data), resource_version=str(len(self.w.log)))
         self.w.log.append(("write", fc.load_keypair(data["identity"]).fingerprint))
         self.w.check("write")
         self.w._maybe_fail("write", "after")
 
 
 def stored(keypair, known_hosts=KNOWN_HOSTS, public=None):
-    return fc.StoredSecret(
+    return StoredSecret(
         data={
             "identity": keypair.private,
             "identity.pub": public if public is not None else keypair.public + "\n",
@@ -234,7 +236,7 @@ def test_identity_pub_drift_is_repaired_but_a_different_comment_is_not_a_change(
     [("", "empty"), ("not a key", "not a private key"), (None, "empty")],
 )
 def test_unusable_secret_fails_with_never_before_any_call_and_is_replaced_with_always(identity, why) -> None:
-    secret = fc.StoredSecret(data={"username": "git", **({"identity": identity} if identity is not None else {})})
+    secret = StoredSecret(data={"username": "git", **({"identity": identity} if identity is not None else {})})
     world = World(secret, [key(1, TITLE, new_key())])
     with pytest.raises(fc.FluxCredentialsError, match=f"{why}.*nothing was changed.*regenerate=always"):
         converge(world)
@@ -361,7 +363,7 @@ def test_write_failure_after_the_add_explains_the_state_and_the_next_run_keeps_t
     class Refusing(FakeStore):
         def write(self, data, existing, dry_run=False):
             if not dry_run:
-                raise fc.FluxCredentialsError("cannot replace the Secret flux-system/flux-system: 403 forbidden.")
+                raise KubeError("cannot replace the Secret flux-system/flux-system: 403 forbidden.")
             super().write(data, existing, dry_run)
 
     steps = fc.plan(world.secret, github.list_deploy_keys("o", "r"), TITLE, True, KNOWN_HOSTS, "always")

@@ -1,0 +1,125 @@
+"""One Secret read and written whole: decoded data, carried-over metadata, dry runs, and errors without data."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KubeError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.secrets import KubernetesSecretStore, StoredSecret
+from kubernetes.client.rest import ApiException
+
+from tests.lib.kubeconfig import standalone
+
+PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def api_error(status: int, message: str) -> ApiException:
+    exc = ApiException(status=status, reason="Reason")
+    exc.body = json.dumps({"kind": "Status", "message": message})
+    return exc
+
+
+class FakeCore:
+    """CoreV1Api's Secret calls: one stored Secret (or None), the calls made, an error to raise."""
+
+    def __init__(self, secret: Any = None, error: Exception | None = None) -> None:
+        self.secret = secret
+        self.error = error
+        self.calls: list[tuple[str, dict]] = []
+
+    def _call(self, name: str, **kwargs: Any) -> Any:
+        self.calls.append((name, kwargs))
+        if self.error is not None:
+            raise self.error
+        return self.secret
+
+    def read_namespaced_secret(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        if self.secret is None and self.error is None:
+            self.calls.append(("read", kwargs))
+            raise api_error(404, f'secrets "{name}" not found')
+        return self._call("read", **kwargs)
+
+    def create_namespaced_secret(self, namespace: str, body: dict, **kwargs: Any) -> None:
+        self._call("create", body=body, **kwargs)
+
+    def replace_namespaced_secret(self, name: str, namespace: str, body: dict, **kwargs: Any) -> None:
+        self._call("replace", body=body, **kwargs)
+
+
+def store_on(core: FakeCore, tmp_path: Path) -> KubernetesSecretStore:
+    store = KubernetesSecretStore(
+        "flux-system", "flux-system", str(standalone(tmp_path / "kubeconfig", main="https://10.0.0.1:6443"))
+    )
+    store._core = core
+    return store
+
+
+def live_secret(**data: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        data={key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+        type="kubernetes.io/ssh-auth",
+        metadata=SimpleNamespace(resource_version="42", labels={"team": "platform"}, annotations={"note": "kept"}),
+    )
+
+
+def test_a_missing_secret_reads_as_none_and_is_created_labelled(tmp_path: Path) -> None:
+    core = FakeCore()
+    store = store_on(core, tmp_path)
+    assert store.read() is None
+    store.write({"identity": PRIVATE}, None)
+    name, call = core.calls[-1]
+    assert name == "create" and "dry_run" not in call and call["_request_timeout"] == 30
+    body = call["body"]
+    assert body["metadata"] == {
+        "name": "flux-system",
+        "namespace": "flux-system",
+        "labels": {"app.kubernetes.io/managed-by": "biomage.iac"},
+    }
+    assert body["type"] == "Opaque" and base64.b64decode(body["data"]["identity"]).decode() == PRIVATE
+
+
+def test_a_replace_carries_type_labels_annotations_and_resource_version_over(tmp_path: Path) -> None:
+    core = FakeCore(live_secret(identity=PRIVATE, known_hosts="github.com ssh-ed25519 AAAA\n"))
+    store = store_on(core, tmp_path)
+    existing = store.read()
+    assert existing.data == {"identity": PRIVATE, "known_hosts": "github.com ssh-ed25519 AAAA\n"}
+    assert PRIVATE not in repr(existing)
+    store.write({"identity": PRIVATE}, existing, dry_run=True)
+    name, call = core.calls[-1]
+    assert name == "replace" and call["dry_run"] == "All"
+    assert call["body"]["metadata"]["resourceVersion"] == "42"
+    assert call["body"]["metadata"]["labels"] == {"team": "platform"}
+    assert call["body"]["metadata"]["annotations"] == {"note": "kept"}
+    assert call["body"]["type"] == "kubernetes.io/ssh-auth"
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (403, "the identity in the kubeconfig needs get, create and update on secrets in flux-system."),
+        (404, "the namespace flux-system does not exist: create it first (the flux role does)."),
+        (409, "the Secret flux-system/flux-system was changed by someone else meanwhile: re-run."),
+    ],
+)
+def test_refusals_name_the_secret_the_status_and_the_fix_but_never_the_data(
+    tmp_path: Path, status: int, hint: str
+) -> None:
+    existing = StoredSecret(data={"identity": PRIVATE}, resource_version="1")
+    store = store_on(FakeCore(error=api_error(status, "refused by the API server")), tmp_path)
+    with pytest.raises(KubeError) as failure:
+        store.write({"identity": PRIVATE}, existing, dry_run=True)
+    message = str(failure.value)
+    assert message.startswith(f"cannot replace the Secret flux-system/flux-system (dry run): {status} refused")
+    assert message.endswith(f"Fix: {hint}") and failure.value.details == {"status": status}
+    assert "AAAA-not-a-real-key" not in message
+
+
+def test_an_api_server_that_does_not_answer_is_named(tmp_path: Path) -> None:
+    store = store_on(FakeCore(error=ConnectionRefusedError(111, "Connection refused")), tmp_path)
+    with pytest.raises(KubeError, match=r"does not answer \(\[Errno 111\] Connection refused\)\. Fix: check"):
+        store.read()
