@@ -158,7 +158,6 @@ from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
     GITHUB_ARGUMENT_SPEC,
     GITHUB_REPOSITORY_SPEC,
     GitHubClient,
-    GitHubError,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     HAS_KUBERNETES,
@@ -209,7 +208,7 @@ def main():
             steps, secret, github, store, p["owner"], p["repo"], p["title"], p["read_only"], known_hosts,
             comment=p["key_comment"] or p["title"], check_mode=module.check_mode, protect=protect,
         )  # fmt: skip
-    except (BiomageError, GitHubError, deploy_keys.DeployKeyError) as exc:
+    except BiomageError as exc:
         fail(module, exc)
 
     for warning in steps.warnings:
