@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import socket
 import sys
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -119,4 +120,12 @@ class GitHub(Component):
     def stop(self, ctx: Context) -> bool:
         stopped = ctx.terminate(self.name)
         ctx.path("github.port").unlink(missing_ok=True)
+        ssh_port_file = ctx.path("github", "ssh.port")
+        if stopped and ssh_port_file.is_file():
+            # the main thread is reaped before the server's thread lets go of its socket: wait for
+            # the port to close, so that the next start finds it free and keeps it
+            port = int(ssh_port_file.read_text(encoding="ascii"))
+            deadline = time.monotonic() + 5
+            while port_in_use(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
         return stopped
