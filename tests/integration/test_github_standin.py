@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,8 +16,9 @@ from devstack import Stack, github_spec
 from devstack.github_standin import ApiError, GitHubStandin
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
+from tests.lib.github import OWNER, call
+
 pytestmark = pytest.mark.slow
-OWNER = "biomage-org"
 
 
 @pytest.fixture(scope="module")
@@ -30,29 +29,6 @@ def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         yield env
     finally:
         stack.down()
-
-
-def call(
-    env: dict[str, str],
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = "file",  # "file": read the stack's token file
-) -> tuple[int, Any]:
-    headers = {"Accept": "application/vnd.github+json", "Content-Type": "application/json"}
-    if token == "file":
-        token = Path(env["GITHUB_TOKEN_FILE"]).read_text().strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(env["GITHUB_API_URL"] + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw else None
 
 
 def ssh_public_key() -> str:
@@ -193,3 +169,62 @@ def test_the_cached_description_is_keyed_by_the_operations() -> None:
     path = github_spec.subset_path()
     assert github_spec.operations_key() in path.name
     assert github_spec.OCTOKIT_OPENAPI_VERSION in path.name
+
+
+def test_iac_is_the_checkouts_head_and_commits_change_its_main(github: dict[str, str]) -> None:
+    repo_root = Path(__file__).resolve().parents[2]
+    galaxy = subprocess.run(
+        ["git", "-C", str(repo_root), "show", "HEAD:galaxy.yml"], capture_output=True, check=True
+    ).stdout
+    status, content = call(github, "GET", f"/repos/{OWNER}/iac/contents/galaxy.yml")
+    assert status == 200 and base64.b64decode(content["content"]) == galaxy
+    assert call(github, "GET", f"/repos/{OWNER}/iac/contents/charts/nodejs/Chart.yaml")[0] == 200
+    assert call(github, "GET", f"/repos/{OWNER}/iac/contents/charts")[0] == 404, "a directory is not a file"
+
+    before = call(github, "GET", f"/_standin/commits/{OWNER}/iac")[1]["commit"]
+    files = {"releases/development/a.yaml": "a: 1\n", "releases/development/b.yaml": "b: 2\n"}
+    status, made = call(github, "POST", f"/_standin/commits/{OWNER}/iac", {"files": files, "message": "two"})
+    assert status == 201 and made["branch"] == "main" and made["commit"] != before
+    assert call(github, "GET", f"/_standin/commits/{OWNER}/iac")[1]["commit"] == made["commit"]
+    status, content = call(github, "GET", f"/repos/{OWNER}/iac/contents/releases/development/b.yaml")
+    assert status == 200 and base64.b64decode(content["content"]) == b"b: 2\n"
+    status, put = call(github, "PUT", f"/_standin/files/{OWNER}/iac/releases/development/a.yaml", {"content": "a: 3\n"})
+    assert status == 200 and put["commit"] not in (before, made["commit"])
+    gone = {"files": {"releases/development/a.yaml": None, "releases/development/b.yaml": None}}
+    assert call(github, "POST", f"/_standin/commits/{OWNER}/iac", gone)[0] == 201
+    assert call(github, "GET", f"/repos/{OWNER}/iac/contents/releases/development/a.yaml")[0] == 404
+
+    assert call(github, "POST", f"/_standin/commits/{OWNER}/iac", {"files": {"nope.yaml": None}})[0] == 404
+    assert call(github, "POST", f"/_standin/commits/{OWNER}/iac", {"files": {"../x": "x"}})[0] == 422
+    assert call(github, "POST", f"/_standin/commits/{OWNER}/iac", {"files": {"x": 1}})[0] == 422
+    assert call(github, "POST", f"/_standin/commits/{OWNER}/iac", {"files": {}})[0] == 422
+    assert call(github, "POST", f"/_standin/commits/{OWNER}/nope", {"files": {"x": "x"}})[0] == 404
+
+
+def test_injected_faults_answer_before_any_handler_then_run_out(github: dict[str, str]) -> None:
+    status, key = call(github, "POST", f"/repos/{OWNER}/worker/keys", {"title": "fault", "key": ssh_public_key()})
+    assert status == 201
+    fault = {"method": "delete", "path": rf"/repos/{OWNER}/worker/keys/\d+", "status": 500, "count": 1}
+    status, added = call(github, "POST", "/_standin/faults", fault)
+    assert status == 201 and added["remaining"] == 1
+    assert call(github, "DELETE", f"/repos/{OWNER}/worker/keys/{key['id']}", token="wrong")[0] == 401
+    status, error = call(github, "DELETE", f"/repos/{OWNER}/worker/keys/{key['id']}")
+    assert status == 500 and "injected" in error["message"] and error["documentation_url"]
+    assert call(github, "GET", f"/repos/{OWNER}/worker/keys/{key['id']}")[0] == 200, "the handler never ran"
+    assert call(github, "GET", "/_standin/faults")[1] == [], "a fault with count 1 is gone after one hit"
+    assert call(github, "DELETE", f"/repos/{OWNER}/worker/keys/{key['id']}")[0] == 204
+
+    status, sticky = call(github, "POST", "/_standin/faults", {"path": f"/repos/{OWNER}/worker", "count": 0})
+    assert status == 201
+    assert [call(github, "GET", f"/repos/{OWNER}/worker")[0] for _ in range(3)] == [500, 500, 500]
+    assert call(github, "GET", f"/repos/{OWNER}/worker/keys")[0] == 200, "the whole path must match"
+    assert call(github, "GET", "/_standin/faults")[1][0]["hits"] == 3
+    assert call(github, "DELETE", f"/_standin/faults/{sticky['id']}")[0] == 204
+    assert call(github, "GET", f"/repos/{OWNER}/worker")[0] == 200
+
+    assert call(github, "POST", "/_standin/faults", {"path": "("})[0] == 422
+    assert call(github, "POST", "/_standin/faults", {"path": "/x", "status": 200})[0] == 422
+    assert call(github, "POST", "/_standin/faults", {"status": 500})[0] == 422
+    call(github, "POST", "/_standin/faults", {"path": "/x"})
+    assert call(github, "DELETE", "/_standin/faults")[0] == 204
+    assert call(github, "GET", "/_standin/faults")[1] == []

@@ -7,12 +7,27 @@ invalid request gets GitHub's 422 shape). Every JSON response the stand-in sends
 against the operation's response schema too: a stand-in answer that GitHub would never give is a
 500, so tests cannot pass against a fake that drifted from the real API.
 
-Paths under ``/_standin/`` are not GitHub's: they let tests seed repositories, change or delete a
-file on a repository's default branch (``PUT``/``DELETE /_standin/files/<owner>/<repo>/<path>``, as a
-push would) and read back what a client stored (a secret's decrypted value, to prove the sealed box
-was real).
+Each repository is a real bare git repository (github_git.py): file contents are read from its
+default branch ``main``, and it is served over SSH to its deploy keys (github_ssh.py), so Flux can
+clone it with the key the flux role registers. ``iac`` holds this checkout's HEAD tree.
 
-Run: ``python -m devstack.github_standin --port P --token-file F --key-file F``.
+Paths under ``/_standin/`` are not GitHub's (same token): for tests and the local stack.
+
+- ``POST /_standin/repos`` ``{"owner", "name", "files"}``: add a repository (or commit files to it).
+- ``PUT``/``DELETE /_standin/files/<owner>/<repo>/<path>`` (``PUT`` body ``{"content": text}``): a
+  commit on ``main`` changing one file, as a push would; the answer names the new ``commit``.
+- ``POST /_standin/commits/<owner>/<repo>`` ``{"files": {path: text or null}, "message": text}``:
+  one commit changing several files (null deletes); ``GET`` the same path: ``main``'s commit.
+- ``GET /_standin/secrets/<owner>/<repo>/<name>``: a stored secret's decrypted value (proves the
+  sealed box was real).
+- ``POST /_standin/faults`` ``{"method": "DELETE", "path": "<regex>", "status": 500, "count": 1}``:
+  the next ``count`` GitHub API requests (0: all, until removed) whose method (default: any) and
+  path (``re.fullmatch``) match are answered ``status`` with GitHub's error shape, before any
+  handler runs. ``GET /_standin/faults`` lists them (with ``hits``), ``DELETE /_standin/faults``
+  removes all, ``DELETE /_standin/faults/<id>`` one.
+
+Run: ``python -m devstack.github_standin --port P --token-file F --key-file F --git-dir D
+--ssh-port P --ssh-host-key F [--seed F] [--checkout DIR]``.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -36,6 +52,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from . import github_spec
+from .github_git import ConflictError, GitError, GitStore
+from .github_ssh import AccessDenied, GitSshServer, Grant
 
 Handler = Callable[..., tuple[int, Any]]
 SECRET_NAME = re.compile(r"^(?!GITHUB_)(?![0-9])[A-Za-z0-9_]+$")
@@ -87,18 +105,43 @@ def synthesize(schema: dict[str, Any], overrides: dict[str, Any] | None = None) 
 class Repo:
     owner: str
     name: str
-    files: dict[str, str] = field(default_factory=dict)
+    git_dir: Path
     keys: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     id: int = 0
 
 
+@dataclass
+class Fault:
+    """An injected failure of the GitHub API (see ``POST /_standin/faults``)."""
+
+    id: int
+    path: re.Pattern[str]
+    method: str | None = None
+    status: int = 500
+    remaining: int = 1  # 0: every matching request until removed
+    hits: int = 0
+
+    def json(self) -> dict[str, Any]:
+        return {"id": self.id, "method": self.method, "path": self.path.pattern, "status": self.status,
+                "remaining": self.remaining, "hits": self.hits}  # fmt: skip
+
+
+def key_blob(openssh: str) -> bytes | None:
+    """The binary blob of an OpenSSH public key line (``type base64 [comment]``)."""
+    try:
+        return base64.b64decode(openssh.split()[1], validate=True)
+    except (IndexError, ValueError):
+        return None
+
+
 class GitHubStandin:
-    def __init__(self, spec: dict[str, Any], token: str, private_key: PrivateKey) -> None:
-        self.spec, self.token, self.private_key = spec, token, private_key
+    def __init__(self, spec: dict[str, Any], token: str, private_key: PrivateKey, git: GitStore) -> None:
+        self.spec, self.token, self.private_key, self.git = spec, token, private_key, git
         self.key_id = hashlib.sha256(bytes(private_key.public_key)).hexdigest()[:20]
         self.repos: dict[str, Repo] = {}
+        self.faults: list[Fault] = []
         self.lock = threading.Lock()
         self.next_id = 1000
         self.routes = [(self._pattern(template), template) for template in spec["paths"]]
@@ -151,6 +194,7 @@ class GitHubStandin:
         scheme, token = auth.partition(" ")[::2]
         if scheme.lower() not in {"bearer", "token"} or token != self.token:
             raise ApiError(401, "Bad credentials")
+        self._inject_fault(request)
         method = request.method.lower()
         for pattern, template in self.routes:
             match = pattern.match(request.path)
@@ -229,11 +273,65 @@ class GitHubStandin:
         self.next_id += 1
         return self.next_id
 
-    def add_repo(self, owner: str, name: str, files: dict[str, str] | None = None) -> Repo:
+    def add_repo(
+        self, owner: str, name: str, files: dict[str, str] | None = None, checkout: Path | None = None
+    ) -> Repo:
+        """Add a repository (kept if it exists) with ``files`` committed, or ``checkout``'s HEAD tree."""
         with self.lock:
-            repo = self.repos.setdefault(f"{owner}/{name}".lower(), Repo(owner, name, id=self._new_id()))
-            repo.files.update(files or {})
-            return repo
+            repo = self.repos.get(f"{owner}/{name}".lower())
+            if repo is None:
+                repo = Repo(owner, name, self.git.path(owner, name), id=self._new_id())
+                self.repos[f"{owner}/{name}".lower()] = repo
+        self.git.create(owner, name, files)
+        if checkout is not None and self.git.seed_from_checkout(repo.git_dir, checkout) is None:
+            logging.warning("%s is not a git checkout with a commit: %s/%s starts empty", checkout, owner, name)
+        return repo
+
+    # -- faults --------------------------------------------------------------------------------
+    def _inject_fault(self, request: Request) -> None:
+        with self.lock:
+            for fault in self.faults:
+                if (fault.method in (None, request.method)) and fault.path.fullmatch(request.path):
+                    fault.hits += 1
+                    if fault.remaining:
+                        fault.remaining -= 1
+                        if not fault.remaining:
+                            self.faults.remove(fault)
+                    raise ApiError(fault.status, f"Server Error (injected by the stand-in: fault {fault.id})")
+
+    def _add_fault(self, body: Any) -> Fault:
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+            raise ApiError(422, 'a fault needs "path" (a regular expression matched against the request path)')
+        try:
+            fault = Fault(
+                id=self._new_id(),
+                path=re.compile(body["path"]),
+                method=body.get("method").upper() if body.get("method") else None,
+                status=int(body.get("status", 500)),
+                remaining=int(body.get("count", 1)),
+            )
+        except (re.error, TypeError, ValueError, AttributeError) as exc:
+            raise ApiError(422, f"invalid fault: {exc}") from exc
+        if not 400 <= fault.status <= 599 or fault.remaining < 0:
+            raise ApiError(422, "invalid fault: status must be 400-599 and count 0 or more")
+        self.faults.append(fault)
+        return fault
+
+    # -- git over SSH (github_ssh.DeployKeys) --------------------------------------------------
+    def is_deploy_key(self, blob: bytes) -> bool:
+        with self.lock:
+            return any(key_blob(k["key"]) == blob for repo in self.repos.values() for k in repo.keys)
+
+    def git_grant(self, blob: bytes, owner: str, name: str, write: bool) -> Grant:
+        with self.lock:
+            repo = self.repos.get(f"{owner}/{name}".lower())
+            key = next((k for k in repo.keys if key_blob(k["key"]) == blob), None) if repo else None
+            if repo is None or key is None:
+                raise AccessDenied("Repository not found.")
+            if write and key["read_only"]:
+                raise AccessDenied("The key you are authenticating with has been marked as read only.")
+            key["last_used"] = now()
+            return Grant(repo.git_dir, f"{repo.owner}/{repo.name}", key["title"])
 
     def _repo_json(self, repo: Repo, operation: str) -> dict[str, Any]:
         schema = self.spec["paths"]["/repos/{owner}/{repo}"]["get"]["responses"]["200"]["content"]["application/json"]
@@ -266,9 +364,9 @@ class GitHubStandin:
 
     def get_content(self, owner: str, repo: str, path: str, body: Any, **_: Any) -> tuple[int, Any]:
         found = self._repo(owner, repo)
-        if path not in found.files:
+        raw = self.git.read(found.git_dir, path)
+        if raw is None:
             raise ApiError(404, "Not Found")
-        raw = found.files[path].encode()
         url = f"https://api.github.com/repos/{found.owner}/{found.name}/contents/{path}"
         sha = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # noqa: S324 - git's blob id
         return 200, {
@@ -455,15 +553,51 @@ class GitHubStandin:
         if request.method in ("PUT", "DELETE") and len(parts) >= 4 and parts[0] == "files":
             # a commit on the default branch, as a test would push one: PUT {"content": text} or DELETE
             owner, name, path = parts[1], parts[2], "/".join(parts[3:])
+            if request.method == "DELETE":
+                self._commit(owner, name, {path: None}, f"Delete {path}")
+                return 204, None
+            commit = self._commit(owner, name, {path: request.get_json(force=True)["content"]}, f"Update {path}")
+            return 200, {"path": path, "commit": commit}
+        if len(parts) == 3 and parts[0] == "commits":
+            found = self._repo(parts[1], parts[2])
+            if request.method == "GET":
+                return 200, {"branch": "main", "commit": self.git.head(found.git_dir)}
+            if request.method == "POST":
+                body = request.get_json(force=True)
+                files = body.get("files") if isinstance(body, dict) else None
+                if not isinstance(files, dict) or not files:
+                    raise ApiError(422, 'a commit needs "files": {path: content or null}')
+                commit = self._commit(parts[1], parts[2], files, str(body.get("message") or "Update files"))
+                return 201, {"branch": "main", "commit": commit}
+        if parts and parts[0] == "faults":
             with self.lock:
-                found = self._repo(owner, name)
-                if request.method == "DELETE":
-                    if found.files.pop(path, None) is None:
-                        raise ApiError(404, "Not Found")
+                if request.method == "POST" and len(parts) == 1:
+                    return 201, self._add_fault(request.get_json(force=True)).json()
+                if request.method == "GET" and len(parts) == 1:
+                    return 200, [fault.json() for fault in self.faults]
+                if request.method == "DELETE" and len(parts) == 1:
+                    self.faults.clear()
                     return 204, None
-                found.files[path] = request.get_json(force=True)["content"]
-            return 200, {"path": path}
+                if request.method == "DELETE" and len(parts) == 2 and parts[1].isdigit():
+                    kept = [fault for fault in self.faults if fault.id != int(parts[1])]
+                    if len(kept) == len(self.faults):
+                        raise ApiError(404, "Not Found")
+                    self.faults[:] = kept
+                    return 204, None
         raise ApiError(404, "Not Found")
+
+    def _commit(self, owner: str, name: str, files: dict[str, Any], message: str) -> str:
+        found = self._repo(owner, name)
+        if not all(value is None or isinstance(value, str) for value in files.values()):
+            raise ApiError(422, "file contents must be text (or null to delete)")
+        try:
+            return self.git.commit(found.git_dir, files, message)
+        except KeyError as exc:
+            raise ApiError(404, f"Not Found ({exc.args[0]} is not on main)") from exc
+        except ConflictError as exc:
+            raise ApiError(409, str(exc)) from exc
+        except GitError as exc:
+            raise ApiError(422, str(exc)) from exc
 
 
 def _key_invalid(message: str) -> ApiError:
@@ -487,14 +621,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--key-file", type=Path, required=True)
-    parser.add_argument("--seed", type=Path, help="JSON list of {owner, name, files} repositories")
+    parser.add_argument("--seed", type=Path, help="JSON list of {owner, name, files, checkout} repositories")
+    parser.add_argument("--git-dir", type=Path, required=True, help="where the bare repositories live (emptied)")
+    parser.add_argument("--checkout", type=Path, help="the git checkout whose HEAD seeds repositories with checkout")
+    parser.add_argument("--ssh-port", type=int, required=True)
+    parser.add_argument("--ssh-host-key", type=Path, required=True, help="OpenSSH private key file")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    git = GitStore(args.git_dir)
+    git.reset()
     app = GitHubStandin(
-        github_spec.load(), args.token_file.read_text(encoding="ascii").strip(), load_private_key(args.key_file)
+        github_spec.load(), args.token_file.read_text(encoding="ascii").strip(), load_private_key(args.key_file), git
     )
     if args.seed and args.seed.is_file():
         for repo in json.loads(args.seed.read_text(encoding="utf-8")):
-            app.add_repo(repo["owner"], repo["name"], repo.get("files"))
+            checkout = args.checkout if repo.get("checkout") else None
+            app.add_repo(repo["owner"], repo["name"], repo.get("files"), checkout)
+    GitSshServer(app, args.ssh_host_key).start(args.host, args.ssh_port)
     make_server(args.host, args.port, app, threaded=True).serve_forever()
 
 
