@@ -335,21 +335,29 @@ def _cel_tokens(rule):
 
 
 class _Cel:
-    """Evaluates ``has(self.a.b)``, ``self.a == 'x'``, ``!=``, ``!``, ``&&``, ``||`` and parentheses."""
+    """Evaluates ``has(self.a.b)``, ``self.a == 'x'``, ``!=``, ``!``, ``&&``, ``||`` and parentheses.
+
+    The rule is parsed whole first, then evaluated with CEL's error semantics: reading an absent
+    field (without a default) is an error, and ``||``/``&&`` are commutative over errors
+    (``error || true`` is true, ``error && false`` is false).
+    """
 
     def __init__(self, rule, instance, schema):
         self.tokens = _cel_tokens(rule)
         self.pos = 0
+        self.tree = self._or()
+        if self.pos != len(self.tokens):
+            raise _CelUnsupported("trailing tokens")
         self.instance = instance
         self.schema = schema
 
     def evaluate(self):
-        value = self._or()
-        if self.pos != len(self.tokens):
-            raise _CelUnsupported("trailing tokens")
+        value = self._eval(self.tree)
         if not isinstance(value, bool):
             raise _CelUnsupported("not a boolean rule")
         return value
+
+    # parsing
 
     def _peek(self):
         return self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
@@ -362,81 +370,89 @@ class _Cel:
         return token
 
     def _or(self):
-        return self._binary(self._and, "||", True)
+        operands = [self._and()]
+        while self._peek() == ("op", "||"):
+            self._take("||")
+            operands.append(self._and())
+        return operands[0] if len(operands) == 1 else ("or", operands)
 
     def _and(self):
-        return self._binary(self._unary, "&&", False)
-
-    def _binary(self, operand, operator, short_circuit):
-        # CEL's logical operators are commutative over errors: true || error is true.
-        result, unknown = None, False
-        try:
-            result = operand()
-        except _CelUnknown:
-            unknown = True
-        while self._peek() == ("op", operator):
-            self._take(operator)
-            try:
-                right = operand()
-            except _CelUnknown:
-                unknown = True
-                continue
-            if result is None:
-                result = right
-            elif short_circuit:
-                result = result or right
-            else:
-                result = result and right
-        if result is short_circuit:
-            return result
-        if unknown:
-            raise _CelUnknown()
-        return result
+        operands = [self._unary()]
+        while self._peek() == ("op", "&&"):
+            self._take("&&")
+            operands.append(self._unary())
+        return operands[0] if len(operands) == 1 else ("and", operands)
 
     def _unary(self):
         if self._peek() == ("op", "!"):
             self._take("!")
-            value = self._unary()
-            if not isinstance(value, bool):
-                raise _CelUnsupported("! of a non-boolean")
-            return not value
+            return ("not", self._unary())
         left = self._primary()
         if self._peek() in (("op", "=="), ("op", "!=")):
             operator = self._take()[1]
-            right = self._primary()
-            return (left == right) if operator == "==" else (left != right)
+            return (operator, left, self._primary())
         return left
 
     def _primary(self):
         kind, text = self._take()
         if (kind, text) == ("op", "("):
-            value = self._or()
+            node = self._or()
             self._take(")")
-            return value
+            return node
         if kind == "str":
-            return text[1:-1].replace("\\'", "'").replace('\\"', '"')
+            return ("literal", text[1:-1].replace("\\'", "'").replace('\\"', '"'))
         if kind == "num":
-            return int(text)
+            return ("literal", int(text))
         if kind == "name" and text in ("true", "false"):
-            return text == "true"
+            return ("literal", text == "true")
         if kind == "name" and text == "has":
             self._take("(")
             kind, path = self._take()
             self._take(")")
-            if kind != "name":
+            if kind != "name" or not path.startswith("self."):
                 raise _CelUnsupported("has() of a non-field")
-            return self._lookup(path, presence=True)
-        if kind == "name":
-            return self._lookup(text)
+            return ("has", path)
+        if kind == "name" and (text == "self" or text.startswith("self.")):
+            return ("field", text)
         raise _CelUnsupported(text)
 
+    # evaluation
+
+    def _eval(self, node):
+        op = node[0]
+        if op == "literal":
+            return node[1]
+        if op in ("has", "field"):
+            return self._lookup(node[1], presence=op == "has")
+        if op == "not":
+            value = self._eval(node[1])
+            if not isinstance(value, bool):
+                raise _CelUnsupported("! of a non-boolean")
+            return not value
+        if op in ("==", "!="):
+            left, right = self._eval(node[1]), self._eval(node[2])
+            return (left == right) if op == "==" else (left != right)
+        absorbing = op == "or"  # true absorbs ||, false absorbs &&
+        unknown = False
+        for operand in node[1]:
+            try:
+                value = self._eval(operand)
+            except _CelUnknown:
+                unknown = True
+                continue
+            if not isinstance(value, bool):
+                raise _CelUnsupported(f"{op} of a non-boolean")
+            if value is absorbing:
+                return value
+        if unknown:
+            raise _CelUnknown()
+        return not absorbing
+
     def _lookup(self, path, presence=False):
-        names = path.split(".")
-        if names[0] != "self":
-            raise _CelUnsupported(path)
+        names = path.split(".")[1:]
         node, schema = self.instance, self.schema
-        for index, name in enumerate(names[1:]):
-            last = index == len(names) - 2
+        for index, name in enumerate(names):
+            last = index == len(names) - 1
             if not isinstance(node, dict):
                 raise _CelUnknown()
             schema = (schema or {}).get("properties", {}).get(name, {})
@@ -495,7 +511,7 @@ def _embedded_resource(validator, embedded, instance, schema):
         return
     for key in ("apiVersion", "kind"):
         if not instance.get(key):
-            yield jsonschema.ValidationError(f"{key!r} is a required property", validator_value=[key])
+            yield jsonschema.ValidationError(f"{key!r} is required in an embedded object", validator_value=[key])
 
 
 def _validator_class():
@@ -727,7 +743,7 @@ def _error_findings(error, ctx, template):
                 [*parts, key], f"is not a field of {ctx.schema_name}", _unknown_field_fix(ctx, parts, key, allowed)
             )
         return
-    if keyword == "required":
+    if keyword in ("required", "x-kubernetes-embedded-resource"):
         for key in error.validator_value:
             if isinstance(instance, dict) and key in instance:
                 continue
