@@ -278,7 +278,7 @@ def _placeholders(node, parts=()):
 
 def _split_api_version(api_version):
     text = str(api_version or "")
-    group, _, version = text.rpartition("/")
+    group, _slash, version = text.rpartition("/")
     return group, version
 
 
@@ -956,7 +956,7 @@ class ReleaseChecker:
         group, version = _split_api_version(api_version)
         role = RELEASE_KINDS.get((group, kind))
         if role is None:
-            allowed = ", ".join(sorted({k for _, k in RELEASE_KINDS}))
+            allowed = ", ".join(sorted({known for _group, known in RELEASE_KINDS}))
             report.findings.append(
                 Finding(
                     label,
@@ -1269,7 +1269,7 @@ def _duplicates(reports):
     findings, seen = [], {}
     for report in reports:
         again: dict[str, list] = {}
-        for identity, _ in report.objects:
+        for identity, _document in report.objects:
             if identity in seen and seen[identity] != report.label:
                 again.setdefault(seen[identity], []).append(identity)
             seen.setdefault(identity, report.label)

@@ -67,7 +67,8 @@ def test_the_namespace_is_added_when_the_file_had_none() -> None:
     conversion = flux_v1.convert_documents(
         [v1_release({"git": "git@github.com:biomage-org/iac", "path": "charts/nodejs"}, VALUES)]
     )
-    namespace, _ = conversion.documents
+    assert len(conversion.documents) == 2
+    namespace = conversion.documents[0]
     assert namespace == NAMESPACE
     assert conversion.notes[0] == "added Namespace ui-master before document 1 (Flux prunes both together)"
     assert check(conversion.documents) == []
@@ -76,7 +77,8 @@ def test_the_namespace_is_added_when_the_file_had_none() -> None:
 def test_a_chart_from_another_git_repository_gets_its_own_source() -> None:
     chart = {"git": "git@github.com:example/charts.git", "path": "charts/podinfo", "ref": "v6"}
     documents = flux_v1.convert_documents([NAMESPACE, v1_release(chart)]).documents
-    _, git, release = documents
+    assert len(documents) == 3
+    git, release = documents[1:]
     assert git == {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
@@ -90,7 +92,8 @@ def test_a_chart_from_another_git_repository_gets_its_own_source() -> None:
 def test_a_chart_from_a_helm_repository_gets_a_helm_repository() -> None:
     chart = {"repository": "https://stefanprodan.github.io/podinfo/", "name": "podinfo", "version": "6.5.0"}
     documents = flux_v1.convert_documents([NAMESPACE, v1_release(chart, {"replicaCount": 2})]).documents
-    _, repository, release = documents
+    assert len(documents) == 3
+    repository, release = documents[1:]
     assert repository["kind"] == "HelmRepository"
     assert repository["spec"] == {"interval": "1h", "url": "https://stefanprodan.github.io/podinfo"}
     assert release["spec"]["chart"]["spec"] == {
