@@ -71,7 +71,7 @@ PLACEHOLDER = "FILLED_IN_BY_CI"
 OWN_SOURCE = ("GitRepository", "flux-system", "flux-system")
 CRD_DIR = Path("tools") / "crds" / "generated"
 MIGRATE_COMMAND = "python tools/migrate_flux_v1.py"
-FIX_TEMPLATE = "fix the service repository's .flux.ci template or its CI (see docs/examples/ui.flux.ci)"
+FIX_TEMPLATE = "change the service repository's .flux.ci template or its CI, not this file (docs/examples/ui.flux.ci)"
 VALUES_DOC = "charts/{chart}/README.md"
 
 # What a release file may hold: (API group, kind) -> what it is.
@@ -721,6 +721,18 @@ def _unknown_field_fix(ctx, parts, key, allowed):
     return f"remove it (the fields of {parent}: {shown})" if allowed else f"remove it ({parent} takes no fields)"
 
 
+_BOUNDS = {
+    "minimum": "a value of at least {}",
+    "maximum": "a value of at most {}",
+    "minLength": "at least {} characters",
+    "maxLength": "at most {} characters",
+    "minItems": "at least {} entries",
+    "maxItems": "at most {} entries",
+    "minProperties": "at least {} keys",
+    "maxProperties": "at most {} keys",
+}
+
+
 def _error_findings(error, ctx, template):
     """The findings of one jsonschema error: one per unknown or missing key, else one."""
     parts = [*ctx.prefix, *error.absolute_path]
@@ -779,6 +791,11 @@ def _error_findings(error, ctx, template):
             reasons = sorted({sub.message for sub in error.context})
             message = f"{json.dumps(instance, default=str)} matches none of its forms ({'; '.join(reasons)})"
             fix = "one of the forms above"
+    elif keyword in _BOUNDS:
+        message = error.message
+        fix = _BOUNDS[keyword].format(error.validator_value)
+    elif keyword in ("uniqueItems", "x-kubernetes-list-type"):
+        message, fix = error.message, "list each entry once"
     elif keyword == "x-kubernetes-validations":
         message = error.message
         fix = f"change the object so that the CRD's rule holds: {getattr(error, 'cel_rule', '')}"

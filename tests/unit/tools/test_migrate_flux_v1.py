@@ -152,7 +152,7 @@ def edit(checkout: Path, rel: str, change) -> None:
             lambda d: d[1]["spec"]["values"]["image"].update(tag=PLACEHOLDER),
             "document 2 spec.values.image.tag",
             "still says FILLED_IN_BY_CI;",
-            "fix the service repository's .flux.ci template or its CI",
+            "change the service repository's .flux.ci template or its CI",
             id="placeholder-left",
         ),
     ],

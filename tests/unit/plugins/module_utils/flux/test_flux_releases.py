@@ -300,6 +300,28 @@ def test_a_placeholder_is_one_finding_not_also_a_schema_error(checker: rel.Relea
     ]
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message", "fix"),
+    [
+        ("containerPort", 0, "0 is less than the minimum of 1", "Fix: a value of at least 1"),
+        ("hpa", {"maxReplicas": 0}, "0 is less than the minimum of 1", "Fix: a value of at least 1"),
+        (
+            "ingress",
+            {"extraHosts": ["a.example.org", "a.example.org"]},
+            "has non-unique elements",
+            "list each entry once",
+        ),
+    ],
+)
+def test_bounds_say_the_bound(checker: rel.ReleaseChecker, key: str, value: object, message: str, fix: str) -> None:
+    ns, release = filled_release("staging")
+    current = release["spec"]["values"].get(key)
+    release["spec"]["values"][key] = {**current, **value} if isinstance(value, dict) and current else value
+    (found,) = errors(checker, [ns, release])
+    assert message in found
+    assert fix in found
+
+
 def test_helm_merges_values_like_the_checker() -> None:
     merged = rel.coalesce({"a": {"b": 1, "c": 2}, "d": [1], "e": 1}, {"a": {"b": 3}, "d": [2], "e": None})
     assert merged == {"a": {"b": 3, "c": 2}, "d": [2]}
