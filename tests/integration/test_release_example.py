@@ -4,6 +4,7 @@ release checks (plugins/module_utils/flux/releases.py) judged against that API s
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -105,6 +106,29 @@ def _cases() -> list[tuple[str, list[dict], bool]]:
             "spec": {"interval": "5m", "chartRef": {"kind": "OCIRepository", "name": "podinfo"}},
         },
         release,
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageRepository",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {"image": "ghcr.io/stefanprodan/podinfo", "interval": "5m"},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImagePolicy",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {"imageRepositoryRef": {"name": "podinfo"}, "policy": {"semver": {"range": "6.x"}}},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {
+                "interval": "30m",
+                "sourceRef": {"kind": "GitRepository", "name": "podinfo"},
+                "git": {"commit": {"author": {"email": "bot@example.org", "name": "bot"}}},
+                "update": {"path": "./", "strategy": "Setters"},
+            },
+        },
     ]
     cases = [("standard objects", standard, True)]
 
@@ -120,6 +144,9 @@ def _cases() -> list[tuple[str, list[dict], bool]]:
     broken("a label that is not a string", lambda r: r["metadata"].update(labels={"n": 1}))
     broken("an unknown metadata field", lambda r: r["metadata"].update(namespce="x"))
     broken("a bad duration", lambda r: r["spec"].update(timeout="5 minutes"))
+    policy = copy.deepcopy(standard[-2])
+    policy["spec"]["policy"] = {"semvr": {"range": "6.x"}}
+    cases.append(("an image policy with an unknown field", [namespace, policy], False))
     return cases
 
 
