@@ -1,8 +1,10 @@
 """The release template a service's CI fills in (docs/examples/ui.flux.ci), checked on the real API
-server of the local stack (Flux's CRDs installed) and rendered with the chart it names."""
+server of the local stack (Flux's CRDs installed) and rendered with the chart it names; the offline
+release checks (plugins/module_utils/flux/releases.py) judged against that API server."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.biomage.iac.plugins.module_utils.flux import flux_v1, releases
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 
@@ -75,3 +78,108 @@ def test_the_filled_example_renders_with_its_chart(stack_ansible_env: dict[str, 
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
         ":role/biomage-ui-staging-eu-west-1"
     )
+
+
+def _cases() -> list[tuple[str, list[dict], bool]]:
+    """(name, documents, valid): objects the offline checker and the API server must judge alike."""
+    namespace, release = filled_release("development", ref="agree")
+    ns = release["metadata"]["namespace"]
+
+    def source(kind: str, name: str, spec: dict) -> dict:
+        return {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }
+
+    oci = source("OCIRepository", "podinfo", {"interval": "10m", "url": "oci://ghcr.io/stefanprodan/charts/podinfo"})
+    standard = [
+        namespace,
+        source("HelmRepository", "podinfo", {"interval": "1h", "url": "https://stefanprodan.github.io/podinfo"}),
+        oci,
+        source("GitRepository", "podinfo", {"interval": "5m", "url": "https://github.com/stefanprodan/podinfo"}),
+        {
+            "apiVersion": "helm.toolkit.fluxcd.io/v2",
+            "kind": "HelmRelease",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {"interval": "5m", "chartRef": {"kind": "OCIRepository", "name": "podinfo"}},
+        },
+        release,
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageRepository",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {"image": "ghcr.io/stefanprodan/podinfo", "interval": "5m"},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImagePolicy",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {"imageRepositoryRef": {"name": "podinfo"}, "policy": {"semver": {"range": "6.x"}}},
+        },
+        {
+            "apiVersion": "image.toolkit.fluxcd.io/v1",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "podinfo", "namespace": ns},
+            "spec": {
+                "interval": "30m",
+                "sourceRef": {"kind": "GitRepository", "name": "podinfo"},
+                "git": {"commit": {"author": {"email": "bot@example.org", "name": "bot"}}},
+                "update": {"path": "./", "strategy": "Setters"},
+            },
+        },
+    ]
+    cases = [("standard objects", standard, True)]
+
+    def broken(name: str, change) -> None:
+        copy_ns, copy_release = filled_release("development", ref="agree")
+        change(copy_release)
+        cases.append((name, [copy_ns, copy_release], False))
+
+    broken("unknown field", lambda r: r["spec"]["chart"]["spec"].update(sourceRefs={"kind": "GitRepository"}))
+    broken("wrong type", lambda r: r["spec"].update(interval=5))
+    broken("not in the enum", lambda r: r["spec"]["chart"]["spec"]["sourceRef"].update(kind="OCIRepository"))
+    broken("a CRD rule", lambda r: r["spec"].update(chartRef={"kind": "OCIRepository", "name": "podinfo"}))
+    broken("a label that is not a string", lambda r: r["metadata"].update(labels={"n": 1}))
+    broken("an unknown metadata field", lambda r: r["metadata"].update(namespce="x"))
+    broken("a bad duration", lambda r: r["spec"].update(timeout="5 minutes"))
+    policy = copy.deepcopy(standard[-2])
+    policy["spec"]["policy"] = {"semvr": {"range": "6.x"}}
+    cases.append(("an image policy with an unknown field", [namespace, policy], False))
+    return cases
+
+
+def _server_accepts(dyn: dynamic.DynamicClient, documents: list[dict]) -> bool:
+    for doc in documents:
+        resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        namespace = doc["metadata"].get("namespace")
+        try:
+            if doc["kind"] == "Namespace":
+                existing = [n.metadata.name for n in resource.get().items]
+                if doc["metadata"]["name"] not in existing:
+                    resource.create(body=doc, query_params=[("fieldValidation", "Strict")])
+                continue
+            resource.create(
+                body=doc, namespace=namespace, query_params=[("dryRun", "All"), ("fieldValidation", "Strict")]
+            )
+        except ApiException as exc:
+            assert exc.status in (400, 422), exc.body
+            return False
+    return True
+
+
+def test_the_offline_checker_judges_like_the_api_server(dyn: dynamic.DynamicClient) -> None:
+    checker = releases.ReleaseChecker(REPO_ROOT)
+    for name, documents, valid in _cases():
+        report = checker.check_documents(documents, "development", f"{name}.yaml")
+        assert (report.errors == []) is valid, (name, [str(f) for f in report.errors])
+        assert _server_accepts(dyn, documents) is valid, name
+
+
+def test_the_migrated_flux_v1_fixtures_are_accepted_by_the_api_server(dyn: dynamic.DynamicClient) -> None:
+    fixtures = REPO_ROOT / "tests" / "fixtures" / "flux_v1" / "releases"
+    for path in sorted(fixtures.rglob("*.yaml")):
+        conversion = flux_v1.convert_documents(releases.load_documents(path.read_text()))
+        assert conversion.converted, path
+        assert _server_accepts(dyn, conversion.documents), path

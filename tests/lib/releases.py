@@ -1,7 +1,13 @@
-"""Fill docs/examples/ui.flux.ci the way a service's CI does, for the release tests."""
+"""Fill docs/examples/ui.flux.ci the way a service's CI does, and render charts/ with helm, for the
+release tests."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,3 +38,38 @@ def filled_release(
 
 def dump(documents: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def helm() -> str:
+    """The pinned helm of the virtualenv (make setup), else the one on PATH."""
+    found = shutil.which("helm", path=str(Path(sys.executable).parent)) or shutil.which("helm")
+    assert found, "helm is not installed: run tools/kube/install-tools.sh (make setup)"
+    return found
+
+
+def render_chart(
+    values: dict[str, Any], release: str = "ui", namespace: str = "ui-master", chart: str = "nodejs"
+) -> subprocess.CompletedProcess[str]:
+    """``helm template`` of one of charts/ with ``values`` given as a values file, as Flux does."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
+        yaml.safe_dump(values, values_file)
+        values_file.flush()
+        return subprocess.run(
+            [
+                helm(),
+                "template",
+                release,
+                str(REPO_ROOT / "charts" / chart),
+                f"--namespace={namespace}",
+                "-f",
+                values_file.name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+
+def rendered_objects(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
+    assert result.returncode == 0, result.stderr
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(result.stdout) if d}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate tools/crds/generated/ from the cert-manager and Flux Go API types that go.mod pins,
+# Regenerate tools/crds/generated/ from the cert-manager and Flux Go API types that go.mod pins
+# (image-reflector and image-automation at the versions of the flux role's flux_controller_images),
 # with the controller-gen that go.mod pins. Never edit the generated files by hand: bump a version in
 # go.mod (then `GOFLAGS=-mod=mod go mod tidy`) and run this script (`make -C tools/crds`).
 set -euo pipefail
@@ -18,6 +19,8 @@ packages=(
 	github.com/fluxcd/helm-controller/api/v2
 	github.com/fluxcd/helm-controller/api/v2beta1
 	github.com/fluxcd/helm-controller/api/v2beta2
+	github.com/fluxcd/image-reflector-controller/api/v1
+	github.com/fluxcd/image-automation-controller/api/v1
 )
 
 tmp="$(mktemp -d)"
@@ -46,6 +49,8 @@ cp "${tmp}"/crds/*.yaml "${out}/"
 		github.com/cert-manager/cert-manager \
 		github.com/fluxcd/source-controller/api \
 		github.com/fluxcd/kustomize-controller/api \
-		github.com/fluxcd/helm-controller/api
+		github.com/fluxcd/helm-controller/api \
+		github.com/fluxcd/image-reflector-controller/api \
+		github.com/fluxcd/image-automation-controller/api
 } >"${out}/README.md"
 ls "${out}"

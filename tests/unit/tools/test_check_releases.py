@@ -60,6 +60,7 @@ def test_a_flux_v1_release_is_refused_with_the_fix(checkout: Path) -> None:
     (message,) = messages(checkout)
     assert "document 2 apiVersion: helm.fluxcd.io/v1 is Flux v1" in message
     assert "Fix: write apiVersion helm.toolkit.fluxcd.io/v2" in message
+    assert "`python tools/migrate_flux_v1.py releases/staging/ui.yaml --write` converts it" in message
 
 
 def test_other_objects_are_refused(checkout: Path) -> None:
@@ -133,4 +134,57 @@ def test_cli_checks_files_as_if_in_an_environment(tmp_path: Path, capsys: pytest
     assert "spec.values.kubernetes.env" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         check_releases.main([str(good)])
+    assert usage.value.code == 2
+
+
+def test_a_root_that_does_not_exist_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_releases.main(["--root", str(tmp_path / "nowhere")]) == 1
+    out, err = capsys.readouterr()
+    assert "0 release file(s), 1 finding(s)" in out
+    assert f"{tmp_path / 'nowhere' / 'releases'}: (root): does not exist or is not a folder" in err
+
+
+def test_a_root_without_environment_folders_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "releases" / "qa").mkdir(parents=True)
+    assert check_releases.main(["--root", str(tmp_path)]) == 1
+    assert "(root): holds no environment folder (development, staging, production)" in capsys.readouterr().err
+
+
+def test_standard_flux_objects_pass(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    namespace, release = filled_release("staging")
+    repository = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "HelmRepository",
+        "metadata": {"name": "podinfo", "namespace": "ui-master"},
+        "spec": {"interval": "1h", "url": "https://stefanprodan.github.io/podinfo"},
+    }
+    oci = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "OCIRepository",
+        "metadata": {"name": "podinfo-oci", "namespace": "ui-master"},
+        "spec": {"interval": "10m", "url": "oci://ghcr.io/stefanprodan/charts/podinfo", "ref": {"tag": "6.5.0"}},
+    }
+    policy = {
+        "apiVersion": "image.toolkit.fluxcd.io/v1",
+        "kind": "ImagePolicy",
+        "metadata": {"name": "ui", "namespace": "ui-master"},
+        "spec": {"imageRepositoryRef": {"name": "ui"}, "policy": {"semver": {"range": "1.x"}}},
+    }
+    write(checkout, "staging/ui.yaml", dump([namespace, repository, oci, policy, release]))
+    found = check_releases.check_tree(checkout / "releases", checkout)
+    assert [f for f in found if f.severity == "error"] == []
+    assert check_releases.main(["--env", "staging", str(checkout / "releases" / "staging" / "ui.yaml")]) == 0
+    assert "1 release file(s), 0 finding(s)" in capsys.readouterr().out
+
+
+def test_cli_checks_a_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_releases.main(["--template", str(EXAMPLE)]) == 0
+    broken = tmp_path / "ui.flux.ci"
+    broken.write_text(EXAMPLE.read_text().replace("chart: ./charts/nodejs", "chart: ./charts/nodes"))
+    assert check_releases.main(["--template", str(broken)]) == 1
+    assert (
+        "document 2 spec.chart.spec.chart: ./charts/nodes is not a chart of this repository" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as usage:
+        check_releases.main(["--template"])
     assert usage.value.code == 2
