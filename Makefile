@@ -68,6 +68,10 @@ build: setup ## build the collection artefact
 sanity: setup ## ansible-test sanity on a copy of the collection (no ignore files)
 	mkdir -p $(dir $(ANSIBLE_TEST_GET_PIP)) && cp tools/ansible_test_get_pip.py $(ANSIBLE_TEST_GET_PIP)
 	rm -rf $(COLLECTION_COPY) && mkdir -p $(COLLECTION_COPY)
+	# the collections ours depends on (amazon.aws: doc fragments, AnsibleAWSModule) beside the copy,
+	# where ansible-test looks for them
+	ln -sfn $$($(PY) -c 'import ansible_collections.amazon.aws as m, os; print(os.path.dirname(m.__path__[0]))') \
+	  $(dir $(COLLECTION_COPY))../amazon
 	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/|infra/k8s-cert-manager-issuers/templates/)' \
 	  | rsync -a --from0 --files-from=- ./ $(COLLECTION_COPY)/
 	cd $(COLLECTION_COPY) && git init -q && git add -A && \

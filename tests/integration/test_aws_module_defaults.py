@@ -1,7 +1,8 @@
-"""One `module_defaults: group/amazon.aws.aws` entry drives biomage.iac's AWS modules and amazon.aws's.
+"""One `module_defaults: group/biomage.iac.aws` entry drives biomage.iac's AWS modules and amazon.aws's.
 
-Our AWS modules are built on amazon.aws's AnsibleAWSModule and meta/runtime.yml adds them to the
-`amazon.aws.aws` action group, so a play sets the connection (endpoint_url, region, profile) once.
+Our AWS modules are built on amazon.aws's AnsibleAWSModule and our `aws` action group extends
+`amazon.aws.aws` (meta/runtime.yml), so a play sets the connection (endpoint_url, region, profile)
+once for the modules of both collections.
 The environment of this test holds no AWS_ENDPOINT_URL, AWS_REGION or AWS_PROFILE: only the play's
 module_defaults can point the modules at the emulator.
 """
@@ -25,6 +26,7 @@ AWSTemplateFormatVersion: "2010-09-09"
 Parameters:
   Environment:
     Type: String
+    AllowedValues: [development, staging, production]
 Resources:
   Queue:
     Type: AWS::SQS::Queue
@@ -44,7 +46,7 @@ def play(group: str, devstack: dict[str, str], template: Path, results: Path) ->
             "gather_facts": False,
             "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
             "module_defaults": {
-                "group/amazon.aws.aws": {
+                "group/biomage.iac.aws": {
                     "endpoint_url": devstack["AWS_ENDPOINT_URL"],
                     "region": devstack["AWS_REGION"],
                     "profile": devstack["AWS_PROFILE"],

@@ -23,7 +23,7 @@ PLAY = """---
   gather_facts: false
   environment: "{{ biomage_task_environment }}"
   module_defaults:
-    group/amazon.aws.aws:
+    group/biomage.iac.aws:
       region: "{{ biomage_region }}"
   roles:
     - role: biomage.iac.ingress_nginx
