@@ -72,7 +72,7 @@ sanity: setup ## ansible-test sanity on a copy of the collection (no ignore file
 	# where ansible-test looks for them
 	ln -sfn $$($(PY) -c 'import ansible_collections.amazon.aws as m, os; print(os.path.dirname(m.__path__[0]))') \
 	  $(dir $(COLLECTION_COPY))../amazon
-	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/|infra/k8s-cert-manager-issuers/templates/)' \
+	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/|infra/k8s-cert-manager-issuers/templates/|tests/fixtures/flux_v1/)' \
 	  | rsync -a --from0 --files-from=- ./ $(COLLECTION_COPY)/
 	cd $(COLLECTION_COPY) && git init -q && git add -A && \
 	  ansible-test sanity --python 3.11 --requirements --color no

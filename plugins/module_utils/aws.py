@@ -53,8 +53,6 @@ AWS_CLIENT_ARGUMENT_SPEC = {
     "max_attempts": {"type": "int", "default": 5},
 }
 
-AWS_ERRORS = (BotoCoreError, ClientError)
-
 
 class AwsError(BiomageError):
     """An AWS call failed or AWS cannot be used; details carry the error code and request id."""
@@ -229,5 +227,5 @@ def aws_errors(settings, action, needs="the AWS resources this task manages"):
     """Raise any botocore error of the block as the :class:`AwsError` of :func:`aws_error`."""
     try:
         yield
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, settings, action, needs) from exc

@@ -87,7 +87,7 @@ def test_read_only_key_cannot_push_a_read_write_key_can(github: dict[str, str], 
     again = git(github, reader, "clone", "--quiet", ssh_url(github), str(tmp_path / "again"))
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again" / "releases" / "development" / "pushed.yaml").read_text() == "pushed: true\n"
-    status, _ = call(github, "GET", f"/repos/{OWNER}/iac/contents/releases/development/pushed.yaml")
+    status = call(github, "GET", f"/repos/{OWNER}/iac/contents/releases/development/pushed.yaml")[0]
     assert status == 200, "the REST API reads the same repository"
 
 
@@ -113,7 +113,7 @@ def test_deleted_key_is_refused_at_once(github: dict[str, str], tmp_path: Path) 
 
 
 def test_unknown_keys_other_repositories_and_other_users_are_refused(github: dict[str, str], tmp_path: Path) -> None:
-    unknown, _ = new_ssh_key(tmp_path, "unknown")
+    unknown = new_ssh_key(tmp_path, "unknown")[0]
     refused = remote_head(github, unknown)
     assert refused.returncode != 0 and "Permission denied (publickey)" in refused.stderr
 
@@ -173,7 +173,7 @@ def test_host_key_survives_a_restart_and_is_verified_strictly(tmp_path: Path) ->
         verified = git(second, key, "ls-remote", ssh_url(second), known_hosts=saved)
         assert verified.returncode == 0, verified.stderr
 
-        _, other_host = new_ssh_key(tmp_path, "impostor")
+        other_host = new_ssh_key(tmp_path, "impostor")[1]
         wrong = tmp_path / "known_hosts.wrong"
         wrong.write_text(f"{line.split()[0]} {' '.join(other_host.split()[:2])}\n")
         mismatch = git(second, key, "ls-remote", ssh_url(second), known_hosts=wrong)

@@ -216,7 +216,7 @@ def test_injected_faults_answer_before_any_handler_then_run_out(github: dict[str
 
     status, sticky = call(github, "POST", "/_standin/faults", {"path": f"/repos/{OWNER}/worker", "count": 0})
     assert status == 201
-    assert [call(github, "GET", f"/repos/{OWNER}/worker")[0] for _ in range(3)] == [500, 500, 500]
+    assert [call(github, "GET", f"/repos/{OWNER}/worker")[0] for _attempt in range(3)] == [500, 500, 500]
     assert call(github, "GET", f"/repos/{OWNER}/worker/keys")[0] == 200, "the whole path must match"
     assert call(github, "GET", "/_standin/faults")[1][0]["hits"] == 3
     assert call(github, "DELETE", f"/_standin/faults/{sticky['id']}")[0] == 204

@@ -138,7 +138,7 @@ class GitStore:
         if not valid_path(path):
             return None
         out = self._git(repo, "cat-file", "--batch", stdin=f"{REF}:{path}\n".encode())
-        header, _, rest = out.partition(b"\n")
+        header, _newline, rest = out.partition(b"\n")
         fields = header.split()
         if len(fields) != 3 or fields[1] != b"blob":
             return None

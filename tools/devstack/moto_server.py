@@ -25,7 +25,7 @@ def main(argv: list[str]) -> None:
         for name, behaviour in patches:
             print(f"{name}: {behaviour}")
         return
-    print("moto server with biomage.iac patches: " + ", ".join(name for name, _ in patches), flush=True)
+    print("moto server with biomage.iac patches: " + ", ".join(name for name, _behaviour in patches), flush=True)
     moto_main(argv)
 
 
