@@ -129,23 +129,12 @@ def _loader(text, source, base, max_bytes, max_aliases, max_depth, max_nodes):
     return loader
 
 
-def load(
-    text,
-    source="<input>",
-    base=None,
-    max_bytes=MAX_BYTES,
-    max_aliases=MAX_ALIASES,
-    max_depth=MAX_DEPTH,
-    max_nodes=MAX_NODES,
-):
-    """The single document of ``text`` (None when empty), parsed within the limits."""
-    loader = _loader(text, source, base, max_bytes, max_aliases, max_depth, max_nodes)
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as exc:
-        raise YamlError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
-    finally:
-        loader.dispose()
+def load(text, source="<input>", base=None, **limits):
+    """The single document of ``text`` (None when empty), parsed within the limits of :func:`load_all`."""
+    documents = load_all(text, source, base, **limits)
+    if len(documents) > 1:
+        raise YamlError(f"{source}: expected one YAML document, found {len(documents)}. Fix: remove the extra `---`.")
+    return documents[0] if documents else None
 
 
 def load_all(
