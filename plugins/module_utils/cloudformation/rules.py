@@ -595,10 +595,12 @@ def _scalars(node, keys=()):
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from _scalars(value, (*keys, index))
-    elif isinstance(node, str) and _json_data(node) is not None:
-        yield from _scalars(_json_data(node), keys)
     else:
-        yield keys, node
+        parsed = _json_data(node) if isinstance(node, str) else None
+        if parsed is None:
+            yield keys, node
+        else:
+            yield from _scalars(parsed, keys)
 
 
 def _region_comparisons(template):
