@@ -5,8 +5,14 @@
     python tools/lint_cf.py --no-cfn-lint   # only the repository's rules (fast)
 
 The rules are the ones biomage.iac.cfn_stacks applies before any deployment
-(plugins/module_utils/cloudformation/rules.py); docs/aws-resources.md explains each. Exit status 1 when a
-template breaks a rule or cfn-lint reports an error or warning.
+(plugins/module_utils/cloudformation/rules.py), with the same exemptions (Metadata.biomage.exemptions)
+and the same allow-list of third-party accounts (the nearest third-party-accounts.yaml above each
+template); docs/aws-resources.md explains each. Every exemption that applies is listed. Exit status 1
+when a template breaks a rule or cfn-lint reports an error or warning.
+
+cfn-lint runs with its default rules here; the repository's rules, which `.cfnlintrc.yaml` appends to
+every cfn-lint run in the repository root (tools/cfn_lint_rules, E9xxx), are reported by this script
+once, in its own words.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ def _cfn_lint(paths: list[Path]) -> int:
     if found is None:
         print("cfn-lint is not installed. Fix: run `make setup`.", file=sys.stderr)
         return 1
-    proc = subprocess.run([found, "--format", "parseable", "--", *map(str, paths)], check=False)
+    # --merge-configs keeps the templates' own cfn-lint settings next to this ignore
+    command = [found, "--format", "parseable", "--merge-configs", "--ignore-checks", cfn_rules.CFN_LINT_PREFIX]
+    proc = subprocess.run([*command, "--", *map(str, paths)], check=False)
     return 0 if proc.returncode == 0 else 1
 
 
@@ -38,27 +46,48 @@ def default_templates() -> list[Path]:
     return sorted((REPO_ROOT / "cf").glob("*.yaml")) + sorted((REPO_ROOT / "infra").glob("cf-*.yaml"))
 
 
+def _label(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("templates", nargs="*", type=Path)
     parser.add_argument("--no-cfn-lint", action="store_true", help="only the repository's rules")
+    parser.add_argument(
+        "--third-party-accounts",
+        type=Path,
+        help="the allow-list for every template (default: the nearest third-party-accounts.yaml above each)",
+    )
     args = parser.parse_args(argv)
     paths = args.templates or default_templates()
     if not paths:
         print("no templates found under cf/", file=sys.stderr)
         return 1
     status = 0 if args.no_cfn_lint else _cfn_lint(paths)
-    findings = []
+    allow_path = args.third_party_accounts
+    allow_lists = cfn_rules.AllowLists(
+        str(allow_path) if allow_path else None, _label(allow_path) if allow_path else None
+    )
+    findings, exemptions, blocked = [], [], 0
     for path in paths:
-        label = str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)
-        findings.extend(cfn_rules.check_file(str(path), label))
+        review = cfn_rules.review_file(str(path), _label(path), allow_lists.for_template(str(path)))
+        findings.extend(review.findings)
+        exemptions.extend(review.exemptions)
+        blocked += 1 if review.findings else 0
+    findings.extend(allow_lists.findings)
     for finding in findings:
         print(finding)
+    for exemption in exemptions:
+        print(exemption)
     stray = sorted(p.name for p in (REPO_ROOT / "cf").glob("*.yml"))
     for name in stray:
         print(f"cf/{name}: only *.yaml templates are deployed. Fix: rename it to .yaml")
     print(
-        f"{len(paths)} template(s), {len(findings) + len(stray)} finding(s) of the repository's rules", file=sys.stderr
+        f"{len(paths)} template(s), {blocked} blocked, {len(findings) + len(stray)} finding(s) of the repository's "
+        f"rules, {len(exemptions)} exemption(s)",
+        file=sys.stderr,
     )
     return 1 if findings or stray or status else status
 

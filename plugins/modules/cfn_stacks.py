@@ -17,6 +17,10 @@ description:
     (C(plugins/module_utils/cloudformation/rules.py), also run by C(make lint)), every parameter against its
     declaration, and exports/imports are resolved into a dependency graph. Any problem fails the
     task before any AWS call, naming the file, the field and the fix.
+  - B(Exemptions.) A template may exempt itself or one resource from a rule with a reason
+    (C(Metadata.biomage.exemptions)), and accounts of other organisations or AWS services are accepted
+    when the allow-list O(third_party_accounts) names them. Every exemption that applied is returned in
+    RV(exemptions) and shown in the diff.
   - B(Unchanged stacks cost at most two API calls and no change set.) One paginated DescribeStacks
     lists all stacks; one GetTemplate per existing stack. A stack is unchanged when its deployed
     template (compared as parsed YAML/JSON, so comments and formatting do not count), its parameter
@@ -147,6 +151,14 @@ options:
     description: Apply the repository's template rules before anything else.
     type: bool
     default: true
+  third_party_accounts:
+    description:
+      - The reviewed allow-list of third-party AWS accounts (C(accounts) entries with C(account_id),
+        C(service) and optionally C(reference)) for every template of the call.
+      - By default each template (given by O(stacks[].template)) uses the nearest
+        C(third-party-accounts.yaml) in its folder or above it, up to the repository root; a template
+        given as O(stacks[].template_body) uses none.
+    type: path
   validate_only:
     description: Validate the templates and inputs only; make no AWS call.
     type: bool
@@ -304,6 +316,33 @@ duration:
   description: Seconds the whole run took.
   returned: success
   type: float
+exemptions:
+  description:
+    - The rule findings the templates are exempt from, one per finding, with the reason (a
+      C(Metadata.biomage.exemptions) entry of the template, or an account of the allow-list).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    template:
+      description: The template label.
+      type: str
+      sample: cf/assets.yaml
+    rule:
+      description: The rule exempted from.
+      type: str
+      sample: BIO008
+    path:
+      description: Where in the template the finding is.
+      type: str
+      sample: Resources.DownloadsPolicy.Properties.PolicyDocument.Statement[0].Principal
+    reason:
+      description: Why the template may break the rule there.
+      type: str
+    source:
+      description: Where the reason is written (the exemption's place in the template, or the allow-list file).
+      type: str
+      sample: Resources.DownloadsPolicy.Metadata.biomage.exemptions[0]
 problems:
   description: Validation or planning problems (the task failed before any change).
   returned: failure
@@ -320,6 +359,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     module_client,
     module_settings,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import render
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import CfnError
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import ALLOWED_CAPABILITIES, prepare
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
@@ -358,6 +398,7 @@ def argument_spec():
         "poll_delay": {"type": "float", "default": 1.0},
         "max_poll_delay": {"type": "float", "default": 15.0},
         "rules": {"type": "bool", "default": True},
+        "third_party_accounts": {"type": "path"},
         "validate_only": {"type": "bool", "default": False},
     }
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
@@ -396,17 +437,27 @@ def main():
     started = time.monotonic()
     try:
         specs = prepare(
-            params["stacks"], params["environment"], params["group"], module.region, apply_rules=params["rules"]
+            params["stacks"],
+            params["environment"],
+            params["group"],
+            module.region,
+            apply_rules=params["rules"],
+            third_party_accounts=params["third_party_accounts"],
         )
+        exemptions = [e for spec in specs for e in spec.exemptions]
         if params["validate_only"]:
-            module.exit_json(
-                changed=False,
-                stacks=[{"name": s.name, "template": s.label, "action": "validated"} for s in specs],
-                outputs={},
-                orphans=[],
-                summary={"validated": len(specs)},
-                api_calls={"total": 0, "shared": 0, "by_operation": {}},
-            )
+            result = {
+                "changed": False,
+                "stacks": [{"name": s.name, "template": s.label, "action": "validated"} for s in specs],
+                "outputs": {},
+                "orphans": [],
+                "summary": {"validated": len(specs)},
+                "api_calls": {"total": 0, "shared": 0, "by_operation": {}},
+                "exemptions": [e.to_dict() for e in exemptions],
+            }
+            if module._diff and exemptions:
+                result["diff"] = [render.exemptions_diff(exemptions)]
+            module.exit_json(**result)
         runner = converge(module, specs, counter)
     except BiomageError as exc:
         fail(module, exc, changed=False)
@@ -420,9 +471,12 @@ def main():
         "summary": runner.summary(),
         "api_calls": {"total": counter.total, "shared": runner.shared_api_calls, "by_operation": counter.snapshot()},
         "duration": round(time.monotonic() - started, 3),
+        "exemptions": [e.to_dict() for e in exemptions],
     }
     if module._diff:
         diffs = runner.diffs()
+        if exemptions:
+            diffs.append(render.exemptions_diff(exemptions))
         if diffs:
             result["diff"] = diffs
     for warning in runner.warnings:

@@ -133,3 +133,11 @@ def template_changes(before, after):
         rtype = (new.get(logical_id) or old.get(logical_id) or {}).get("Type", "?")
         changes.append({"action": action, "logical_id": logical_id, "type": rtype, "source": "template"})
     return changes
+
+
+def exemptions_diff(exemptions):
+    """An Ansible ``diff`` entry listing the template-rule findings the templates are exempt from, with
+    their reasons (``rules.Exemption``), so that a reviewer of a plan sees every waiver."""
+    lines = [f"Exemptions from the template rules ({len(exemptions)}):"]
+    lines += [f"  {exemption}" for exemption in exemptions]
+    return {"prepared": "\n".join(lines) + "\n"}

@@ -15,7 +15,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
     TemplateError,
     ValidationFailed,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.rules import check_text
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.rules import AllowLists, review_text
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
     MAX_TEMPLATE_BODY_BYTES,
     exports_of,
@@ -55,6 +55,7 @@ class StackSpec:
         self.exports = []
         self.imports = []
         self.external_imports = []
+        self.exemptions = []  # rules.Exemption: the rule findings this template is exempt from, and why
 
 
 def _parameter_value(value):
@@ -102,16 +103,18 @@ def _check_parameter(name, declaration, value):
     return problems
 
 
-def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=None):
+def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=None, third_party_accounts=None):
     """Validate the desired stacks; return ``[StackSpec]`` or raise ValidationFailed with every problem.
 
     ``stacks``: dicts with name, template (path) or template_body, template_label, parameters, tags,
-    capabilities, depends_on, deploy.
+    capabilities, depends_on, deploy. ``third_party_accounts``: the allow-list file of the template
+    rules (default: the nearest ``third-party-accounts.yaml`` above each template).
     """
     problems = []
     specs = []
     seen = set()
     read_file = read_file or _read_file
+    allow_lists = AllowLists(third_party_accounts)
     for index, item in enumerate(stacks):
         name = item.get("name") or ""
         label = item.get("template_label") or item.get("template") or f"stacks[{index}]"
@@ -123,7 +126,9 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
             problems.append(f"{where}: stack {name} is listed twice")
             continue
         seen.add(name)
-        body, template = _read_template(item, label, where, read_file, apply_rules, problems)
+        exemptions = []
+        allow_list = allow_lists.for_template(item.get("template"))
+        body, template = _read_template(item, label, where, read_file, apply_rules, problems, allow_list, exemptions)
         if template is None:
             continue
         parameters = _effective_parameters(item, label, template, problems)
@@ -143,7 +148,10 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
         variables.update({"AWS::StackName": name, "AWS::Region": region or "*"})
         spec.exports = exports_of(template, variables)
         spec.imports = imports_of(template, variables)
+        spec.exemptions = exemptions
         specs.append(spec)
+    if apply_rules:
+        problems.extend(str(f) for f in allow_lists.findings)
     _link(specs, problems)
     if problems:
         raise ValidationFailed(
@@ -152,8 +160,9 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
     return specs
 
 
-def _read_template(item, label, where, read_file, apply_rules, problems):
-    """``(body, template)``; ``(body or None, None)`` after adding the problem to ``problems``."""
+def _read_template(item, label, where, read_file, apply_rules, problems, allow_list=None, exemptions=None):
+    """``(body, template)``; ``(body or None, None)`` after adding the problem to ``problems``. The
+    rules' exemptions that applied are added to ``exemptions``."""
     if item.get("template_body") is not None:
         body = item["template_body"]
     elif item.get("template"):
@@ -173,10 +182,12 @@ def _read_template(item, label, where, read_file, apply_rules, problems):
         )
         return body, None
     if apply_rules:
-        findings = check_text(body, label)
-        if findings:
-            problems.extend(str(f) for f in findings)
+        review = review_text(body, label, allow_list)
+        if review.findings:
+            problems.extend(str(f) for f in review.findings)
             return body, None
+        if exemptions is not None:
+            exemptions.extend(review.exemptions)
     try:
         return body, load_template(body, label)
     except TemplateError as exc:

@@ -134,9 +134,24 @@ def load_yaml(text, source="<template>", short_forms=None, what="template"):
     try:
         return loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise TemplateError(f"{source}: not valid YAML/JSON: {' '.join(str(exc).split())}") from exc
+        raise _syntax_error(source, exc) from exc
     finally:
         loader.dispose()
+
+
+def _syntax_error(source, exc):
+    """A TemplateError for a YAML error, with the parser's line and column (1-based) when it gave them."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is None:
+        return TemplateError(f"{source}: not valid YAML/JSON: {' '.join(str(exc).split())}")
+    what = "; ".join(" ".join(str(part).split()) for part in (exc.context, exc.problem) if part)
+    line, column = mark.line + 1, mark.column + 1
+    return TemplateError(
+        f"{source}: not valid YAML/JSON at line {line}, column {column}: {what}",
+        line=line,
+        column=column,
+        reason=what,
+    )
 
 
 def load_template(text, source="<template>", short_forms=None):

@@ -3,6 +3,7 @@ failures before any change (message, problems), a converge and its result, a fai
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -78,3 +79,58 @@ def test_a_failed_stack_fails_the_task_with_the_whole_result() -> None:
     out = run_module({"stacks": [item("s", queue_template())]}, fake)
     assert out.failed and out.result["msg"].startswith("1 stack(s) failed: s: s: ended in ROLLBACK_COMPLETE")
     assert out.result["summary"] == {"failed": 1} and out.result["stacks"][0]["error"]
+
+
+PLATFORM = Path(__file__).resolve().parents[4] / "tests/fixtures/cf-platform"
+
+
+def test_exemptions_are_returned_and_shown_in_the_diff() -> None:
+    """issue 11: a reasoned exemption and an allow-listed account are part of the plan and the diff."""
+    fake = FakeCfn()
+    stacks = [
+        item("downloads", (PLATFORM / "downloads.template").read_text()),
+        {
+            **item("monitoring", (PLATFORM / "monitoring-role.template").read_text()),
+            "parameters": {"Environment": ENV, "ExternalId": "x"},
+        },
+    ]
+    args = {
+        "stacks": stacks,
+        "third_party_accounts": str(PLATFORM / "third-party-accounts.yaml"),
+        "_ansible_diff": True,
+    }
+    out = run_module({**args, "validate_only": True}, fake)
+    assert not out.failed and fake.calls == []
+    assert [(e["template"], e["rule"]) for e in out.result["exemptions"]] == [
+        ("cf/downloads.yaml", "BIO008"),
+        ("cf/monitoring.yaml", "BIO002"),
+    ]
+    sources = [e["source"] for e in out.result["exemptions"]]
+    assert sources[0] == "Resources.DownloadsBucketPolicy.Metadata.biomage.exemptions[0]"
+    assert sources[1].endswith("tests/fixtures/cf-platform/third-party-accounts.yaml")
+    listed = out.result["diff"][-1]["prepared"]
+    assert listed.startswith("Exemptions from the template rules (2):\n")
+    assert (
+        "cf/downloads.yaml: Resources.DownloadsBucketPolicy.Properties.PolicyDocument.Statement[0].Principal: "
+        in listed
+    )
+    assert "[BIO008 no-public-principal] exempt: The example data sets are published" in listed
+    assert "third-party account 464622532012: Datadog AWS integration" in listed
+
+    applied = run_module(args, fake)
+    assert not applied.failed and applied.result["changed"] is True
+    assert applied.result["exemptions"] == out.result["exemptions"]
+    assert applied.result["diff"][-1]["prepared"] == listed
+
+
+def test_without_the_allow_list_the_third_party_account_blocks_with_the_allow_list_fix() -> None:
+    fake = FakeCfn()
+    stack = {
+        **item("monitoring", (PLATFORM / "monitoring-role.template").read_text()),
+        "parameters": {"Environment": ENV, "ExternalId": "x"},
+    }
+    out = run_module({"stacks": [stack]}, fake)
+    assert out.failed and fake.calls == []
+    (problem,) = out.result["problems"]
+    assert problem.startswith("cf/monitoring.yaml: Resources.MonitoringRole.Properties.AssumeRolePolicyDocument.")
+    assert "[BIO002 no-literal-account-id]" in problem and "third-party-accounts.yaml" in problem.split("Fix: ")[1]

@@ -138,7 +138,11 @@ def test_prose_may_mention_regions_but_configuration_may_not() -> None:
     template = load_template((REPO_ROOT / "cf/sqs.yaml").read_text(), "cf/sqs.yaml")
     template["Description"] = "Queues (first deployed in eu-west-1 for account 123456789012)"
     assert cfn_rules.check_template(template, "cf/sqs.yaml") == []
+    # issue 11: a Default among the environments is accepted (the roles always pass Environment);
+    # one that is not an environment is still a finding
     template["Parameters"]["Environment"]["Default"] = "production"
+    assert cfn_rules.check_template(template, "cf/sqs.yaml") == []
+    template["Parameters"]["Environment"]["Default"] = "prod"
     assert [f.location for f in cfn_rules.check_template(template, "cf/sqs.yaml")] == ["Parameters.Environment.Default"]
 
 
