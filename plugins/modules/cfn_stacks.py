@@ -151,6 +151,12 @@ options:
     description: Validate the templates and inputs only; make no AWS call.
     type: bool
     default: false
+  option_variables:
+    description:
+      - The variables an operator sets for this module's options, named in error messages instead of the
+        options (for example C(recreate_rollback_complete) -> C(aws_resources_recreate_rollback_complete)).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -324,6 +330,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import ALLOWED_CAPABILITIES, prepare
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+from ansible_collections.biomage.iac.plugins.module_utils.option_names import name_variables
 
 STACK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -359,6 +366,7 @@ def argument_spec():
         "max_poll_delay": {"type": "float", "default": 15.0},
         "rules": {"type": "bool", "default": True},
         "validate_only": {"type": "bool", "default": False},
+        "option_variables": {"type": "dict", "default": {}},
     }
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     return spec
@@ -409,7 +417,7 @@ def main():
             )
         runner = converge(module, specs, counter)
     except BiomageError as exc:
-        fail(module, exc, changed=False)
+        fail(module, name_variables(exc, params["option_variables"]), changed=False)
 
     results = [runner.results[name] for name in sorted(runner.results)]
     result = {
