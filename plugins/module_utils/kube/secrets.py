@@ -18,7 +18,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     ApiException,
     KubeError,
     api_client,
-    first_line,
+    describe_failure,
     k8s_client,
 )
 
@@ -103,8 +103,7 @@ class KubernetesSecretStore:
 
     def _unreachable(self, exc):
         return KubeError(
-            f"the Kubernetes API server does not answer ({first_line(exc)}). "
-            "Fix: check the kubeconfig and that the cluster is up."
+            f"{describe_failure(getattr(self._core, 'api_client', None), exc)}. Fix: check the kubeconfig and that the cluster is up."
         )
 
     def _error(self, verb, exc, dry_run=False):
