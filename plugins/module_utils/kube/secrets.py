@@ -102,9 +102,8 @@ class KubernetesSecretStore:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc):
-        return KubeError(
-            f"{describe_failure(getattr(self._core, 'api_client', None), exc)}. Fix: check the kubeconfig and that the cluster is up."
-        )
+        what = describe_failure(getattr(self._core, "api_client", None), exc)
+        return KubeError(f"{what}. Fix: check the kubeconfig and that the cluster is up.")
 
     def _error(self, verb, exc, dry_run=False):
         # only the API's status message: never the request (it carries the Secret's data)
