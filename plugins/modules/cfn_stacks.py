@@ -151,6 +151,13 @@ options:
     description: Validate the templates and inputs only; make no AWS call.
     type: bool
     default: false
+  changed_before:
+    description:
+      - What earlier tasks of the same run changed (e.g. the stacks another role deployed), named in this
+        module's failure messages so that they say everything the run changed before failing.
+    type: list
+    elements: str
+    default: []
   option_variables:
     description:
       - The variables an operator sets for this module's options, named in error messages instead of the
@@ -367,6 +374,7 @@ def argument_spec():
         "rules": {"type": "bool", "default": True},
         "validate_only": {"type": "bool", "default": False},
         "option_variables": {"type": "dict", "default": {}},
+        "changed_before": {"type": "list", "elements": "str", "default": []},
     }
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     return spec
@@ -402,6 +410,7 @@ def main():
     params = module.params
     counter = ApiCallCounter()
     started = time.monotonic()
+    earlier = ", ".join(params["changed_before"])
     try:
         specs = prepare(
             params["stacks"], params["environment"], params["group"], module.region, apply_rules=params["rules"]
@@ -417,7 +426,11 @@ def main():
             )
         runner = converge(module, specs, counter)
     except BiomageError as exc:
-        fail(module, name_variables(exc, params["option_variables"]), changed=False)
+        exc = name_variables(exc, params["option_variables"])
+        if params["changed_before"]:
+            exc.message = f"{exc.message} (this task changed nothing; earlier in this run: {earlier})"
+            exc.args = (exc.message,)
+        fail(module, exc, changed=False)
 
     results = [runner.results[name] for name in sorted(runner.results)]
     result = {
@@ -438,7 +451,14 @@ def main():
     failed = [r for r in results if r.error]
     if failed:
         message = f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed)
-        fail(module, CfnError(message), **result)
+        changed = [f"{r.name} ({r.action})" for r in results if r.changed and not r.error]
+        message += (
+            f". Changed by this task before or while they failed: {', '.join(changed) or 'nothing'}"
+            + (f"; earlier in this run: {earlier}" if params["changed_before"] else "")
+            + ". A re-run plans again from what is deployed: it leaves the changed stacks as they are and "
+            "retries the failed ones."
+        )
+        fail(module, name_variables(CfnError(message), params["option_variables"]), **result)
     module.exit_json(**result)
 
 

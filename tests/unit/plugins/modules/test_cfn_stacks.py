@@ -78,3 +78,37 @@ def test_a_failed_stack_fails_the_task_with_the_whole_result() -> None:
     out = run_module({"stacks": [item("s", queue_template())]}, fake)
     assert out.failed and out.result["msg"].startswith("1 stack(s) failed: s: s: ended in ROLLBACK_COMPLETE")
     assert out.result["summary"] == {"failed": 1} and out.result["stacks"][0]["error"]
+
+
+def test_a_failure_says_what_was_changed_before_it_and_names_the_role_variables() -> None:
+    fake = FakeCfn()
+    fake.fail_on[("create_stack", "bad")] = "ROLLBACK_COMPLETE"
+    args = {
+        "stacks": [item("good", queue_template()), item("bad", queue_template())],
+        "changed_before": ["biomage-sqs-development (changed by aws_resources)"],
+        "option_variables": {"recreate_rollback_complete": "irsa_recreate_rollback_complete"},
+    }
+    out = run_module(args, fake)
+    assert out.failed and out.result["changed"] is True
+    message = out.result["msg"]
+    assert "Changed by this task before or while they failed: good (create)" in message
+    assert "earlier in this run: biomage-sqs-development (changed by aws_resources)" in message
+    assert "A re-run plans again from what is deployed" in message
+    assert "needs irsa_recreate_rollback_complete: true" in message
+
+
+def test_a_blocked_plan_names_what_earlier_tasks_changed() -> None:
+    fake = FakeCfn()
+    fake.fail_on[("create_stack", "s")] = "ROLLBACK_COMPLETE"
+    run_module({"stacks": [item("s", queue_template())]}, fake)
+    blocked = run_module(
+        {
+            "stacks": [item("s", queue_template())],
+            "changed_before": ["biomage-sqs-development (changed by aws_resources)"],
+        },
+        fake,
+    )
+    assert blocked.failed and blocked.result["changed"] is False
+    assert (
+        "block the run; nothing was changed (this task changed nothing; earlier in this run: " in blocked.result["msg"]
+    )
