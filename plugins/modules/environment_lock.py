@@ -51,12 +51,12 @@ options:
   state:
     description:
       - C(acquired) takes the lock (one try), C(released) releases it if this run holds it,
-        C(info) reads it, C(broken) removes it whoever holds it (needs O(reason)).
+        C(current) only reads it, C(broken) removes it whoever holds it (needs O(reason)).
     type: str
-    choices: [acquired, released, info, broken]
+    choices: [acquired, released, current, broken]
     default: acquired
   table:
-    description: The DynamoDB table of the locks (created when missing, except in check mode and by C(info)).
+    description: The DynamoDB table of the locks (created when missing, except in check mode and by C(current)).
     type: str
     default: biomage-iac-locks
   lease_seconds:
@@ -170,7 +170,7 @@ def _renewer_client_factory(module, settings):
 def main():
     spec = dict(
         environment=dict(type="str", required=True),
-        state=dict(type="str", choices=["acquired", "released", "info", "broken"], default="acquired"),
+        state=dict(type="str", choices=["acquired", "released", "current", "broken"], default="acquired"),
         table=dict(type="str", default=lock.DEFAULT_TABLE),
         lease_seconds=dict(type="int", default=300),
         renew=dict(type="bool", default=True),
@@ -196,7 +196,7 @@ def main():
             pid, start = params["watch_pid"], lock.process_start(params["watch_pid"])
         holder = lock.describe_holder(params["aws_identity"], params["playbook"], pid, start, argv)
         result["run_id"] = holder["run_id"]
-        if state == "info":
+        if state == "current":
             current = None
             if not lock.ensure_table(client, settings, table, check_mode=True):
                 current = lock.read(client, settings, table, environment)

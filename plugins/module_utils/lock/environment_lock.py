@@ -28,8 +28,9 @@ import socket
 import time
 
 from ansible_collections.biomage.iac.plugins.module_utils.aws import (
-    AWS_ERRORS,
     AwsError,
+    BotoCoreError,
+    ClientError,
     aws_error,
     is_error_code,
 )
@@ -194,7 +195,7 @@ def ensure_table(client, settings, table, check_mode=False, wait_seconds=60):
     try:
         client.describe_table(TableName=table)
         return False
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if not is_error_code(exc, "ResourceNotFoundException"):
             raise _error(exc, settings, f"read the lock table {table}") from exc
     if check_mode:
@@ -207,14 +208,14 @@ def ensure_table(client, settings, table, check_mode=False, wait_seconds=60):
             BillingMode="PAY_PER_REQUEST",
             Tags=[{"Key": "ManagedBy", "Value": "biomage.iac"}],
         )
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if not is_error_code(exc, "ResourceInUseException"):  # another run created it meanwhile
             raise _error(exc, settings, f"create the lock table {table}") from exc
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         try:
             status = client.describe_table(TableName=table)["Table"].get("TableStatus")
-        except AWS_ERRORS as exc:
+        except (BotoCoreError, ClientError) as exc:
             raise _error(exc, settings, f"read the lock table {table}") from exc
         if status == "ACTIVE":
             return True
@@ -230,7 +231,7 @@ def read(client, settings, table, environment):
     """The current holder of ``environment``'s lock (a dict) or None."""
     try:
         response = client.get_item(TableName=table, Key={KEY: {"S": environment}}, ConsistentRead=True)
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         raise _error(exc, settings, f"read the lock of {environment}") from exc
     return _from_item(response.get("Item"))
 
@@ -272,7 +273,7 @@ def acquire(client, settings, table, environment, holder, lease_seconds, now=Non
         kwargs["ConditionExpression"] = f"attribute_not_exists({KEY})"
     try:
         client.put_item(**kwargs)
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if is_error_code(exc, "ConditionalCheckFailedException"):
             return "held", read(client, settings, table, environment) or current
         raise _error(exc, settings, f"take the lock of {environment}") from exc
@@ -294,7 +295,7 @@ def renew(client, settings, table, environment, run_id, lease_seconds, now=None)
                 ":renewed": {"S": utc_iso(now)},
             },
         )
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if is_error_code(exc, "ConditionalCheckFailedException"):
             return False
         raise _error(exc, settings, f"renew the lock of {environment}") from exc
@@ -310,7 +311,7 @@ def set_renewer(client, settings, table, environment, run_id, renewer_pid):
             ConditionExpression="run_id = :me",
             ExpressionAttributeValues={":me": {"S": run_id}, ":pid": {"N": str(int(renewer_pid))}},
         )
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if not is_error_code(exc, "ConditionalCheckFailedException"):
             raise _error(exc, settings, f"record the lock renewer of {environment}") from exc
 
@@ -324,7 +325,7 @@ def release(client, settings, table, environment, run_id):
             ConditionExpression="run_id = :me",
             ExpressionAttributeValues={":me": {"S": run_id}},
         )
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if is_error_code(exc, "ConditionalCheckFailedException"):
             return False
         raise _error(exc, settings, f"release the lock of {environment}") from exc
@@ -355,7 +356,7 @@ def break_lock(client, settings, table, environment, reason, by, now=None):
                 ConditionExpression="run_id = :seen",
                 ExpressionAttributeValues={":seen": {"S": current["run_id"]}},
             )
-    except AWS_ERRORS as exc:
+    except (BotoCoreError, ClientError) as exc:
         if is_error_code(exc, "ConditionalCheckFailedException"):
             raise LockError(
                 f"the lock of {environment} changed hands while it was being broken; nothing was removed.",
