@@ -23,6 +23,12 @@ options:
     description: Whether to verify the API's TLS certificate.
     type: bool
     default: true
+  api_timeout:
+    description:
+      - Seconds to wait for the connection and for each read of a response. An API that accepts the
+        connection but never answers fails the task after this, naming the endpoint.
+    type: float
+    default: 20
 """
 
     # the repository a module acts on (GITHUB_REPOSITORY_SPEC)

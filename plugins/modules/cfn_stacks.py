@@ -163,6 +163,19 @@ options:
     description: Validate the templates and inputs only; make no AWS call.
     type: bool
     default: false
+  changed_before:
+    description:
+      - What earlier tasks of the same run changed (e.g. the stacks another role deployed), named in this
+        module's failure messages so that they say everything the run changed before failing.
+    type: list
+    elements: str
+    default: []
+  option_variables:
+    description:
+      - The variables an operator sets for this module's options, named in error messages instead of the
+        options (for example C(recreate_rollback_complete) -> C(aws_resources_recreate_rollback_complete)).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -364,6 +377,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import ALLOWED_CAPABILITIES, prepare
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+from ansible_collections.biomage.iac.plugins.module_utils.option_names import name_variables
 
 STACK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -400,6 +414,8 @@ def argument_spec():
         "rules": {"type": "bool", "default": True},
         "third_party_accounts": {"type": "path"},
         "validate_only": {"type": "bool", "default": False},
+        "option_variables": {"type": "dict", "default": {}},
+        "changed_before": {"type": "list", "elements": "str", "default": []},
     }
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     return spec
@@ -435,6 +451,7 @@ def main():
     params = module.params
     counter = ApiCallCounter()
     started = time.monotonic()
+    earlier = ", ".join(params["changed_before"])
     try:
         specs = prepare(
             params["stacks"],
@@ -460,6 +477,10 @@ def main():
             module.exit_json(**result)
         runner = converge(module, specs, counter)
     except BiomageError as exc:
+        exc = name_variables(exc, params["option_variables"])
+        if params["changed_before"]:
+            exc.message = f"{exc.message} (this task changed nothing; earlier in this run: {earlier})"
+            exc.args = (exc.message,)
         fail(module, exc, changed=False)
 
     results = [runner.results[name] for name in sorted(runner.results)]
@@ -484,7 +505,14 @@ def main():
     failed = [r for r in results if r.error]
     if failed:
         message = f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed)
-        fail(module, CfnError(message), **result)
+        changed = [f"{r.name} ({r.action})" for r in results if r.changed and not r.error]
+        message += (
+            f". Changed by this task before or while they failed: {', '.join(changed) or 'nothing'}"
+            + (f"; earlier in this run: {earlier}" if params["changed_before"] else "")
+            + ". A re-run plans again from what is deployed: it leaves the changed stacks as they are and "
+            "retries the failed ones."
+        )
+        fail(module, name_variables(CfnError(message), params["option_variables"]), **result)
     module.exit_json(**result)
 
 

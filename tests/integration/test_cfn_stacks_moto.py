@@ -196,7 +196,7 @@ def test_the_playbook_recovers_a_rollback_complete_stack_on_request(local_moto: 
     blocked = run_playbook("playbooks/resources.yml", env=env)
     assert blocked.returncode != 0
     assert "biomage-sqs-development: the stack is ROLLBACK_COMPLETE" in blocked.output
-    assert "Fix: set recreate_rollback_complete: true" in blocked.output
+    assert "Fix: set aws_resources_recreate_rollback_complete: true" in blocked.output
 
     recovered = run_playbook(
         "playbooks/resources.yml", env=env, extra_vars={"aws_resources_recreate_rollback_complete": "true"}

@@ -86,6 +86,30 @@ def test_dead_server_is_restarted_by_the_next_up(tmp_path: Path) -> None:
         stack.down()
 
 
+def test_a_restarted_emulator_says_its_state_is_gone_and_keeps_its_endpoint(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, ["moto"])
+    env = stack.up()
+    try:
+        assert stack.ctx.notices == []
+        _client(env, "s3").create_bucket(
+            Bucket="before-the-crash", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        pid = int((tmp_path / "moto.pid").read_text())
+        os.killpg(pid, 9)
+        deadline = time.monotonic() + 10
+        while port_in_use(_port(env)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        restarted = Stack(tmp_path, ["moto"])
+        again = restarted.up()
+        assert again["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL"]
+        (notice,) = restarted.ctx.notices
+        assert f"the AWS emulator had stopped (it served {env['AWS_ENDPOINT_URL']})" in notice
+        assert "is EMPTY" in notice and "Fix: run `make demo`" in notice
+        assert _client(again, "s3").list_buckets()["Buckets"] == []
+    finally:
+        stack.down()
+
+
 def test_running_server_whose_port_file_was_lost_is_replaced_not_orphaned(tmp_path: Path) -> None:
     stack = Stack(tmp_path, ["moto"])
     stack.up()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import botocore.exceptions
 import pytest
@@ -78,6 +79,7 @@ def test_the_server_lists_its_patches() -> None:
         "capabilities-reported",
         "execute-change-set-records-the-stack",
         "change-set-without-changes",
+        "create-stack-atomic",
     }
 
 
@@ -174,3 +176,40 @@ def test_capabilities_are_reported(devstack: dict) -> None:
     assert cfn.describe_change_set(ChangeSetName=change_set)["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
     cfn.execute_change_set(ChangeSetName=change_set)
     assert stack_of(cfn, stack_name)["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
+
+
+EXPORTING = """---
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+Outputs:
+  Arn:
+    Value: !Ref Topic
+    Export:
+      Name: {export}
+"""
+
+
+def test_a_create_stack_that_fails_creates_nothing(devstack: dict) -> None:
+    cfn = aws.client(devstack, "cloudformation")
+    export = name("export")
+    first, second = name("exporting"), name("duplicate")
+    cfn.create_stack(StackName=first, TemplateBody=EXPORTING.format(export=export))
+    with pytest.raises(botocore.exceptions.ClientError, match="Export names must be unique"):
+        cfn.create_stack(StackName=second, TemplateBody=EXPORTING.format(export=export))
+    with pytest.raises(botocore.exceptions.ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName=second)
+    assert stack_of(cfn, first)["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_concurrent_create_stacks_never_leave_create_pending(devstack: dict) -> None:
+    cfn = aws.client(devstack, "cloudformation")
+    names = [name("parallel") for _ in range(40)]
+
+    def create(stack_name: str) -> None:
+        cfn.create_stack(StackName=stack_name, TemplateBody=EXPORTING.format(export=f"{stack_name}-arn"))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(create, names))
+    statuses = {stack_of(cfn, stack_name)["StackStatus"] for stack_name in names}
+    assert statuses == {"CREATE_COMPLETE"}

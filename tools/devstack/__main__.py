@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
             for key in sorted(env):
                 if "SECRET" not in key:
                     print(f"  {key}={env[key]}")
+            for notice in stack.ctx.notices:
+                print(f"devstack: NOTE: {notice}", file=sys.stderr)
         elif args.action == "down":
             stopped = stack.down()
             print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")

@@ -105,6 +105,8 @@ class Context:
     region: str = "eu-west-1"
     startup_timeout: float = 60.0
     env: dict[str, str] = field(default_factory=dict)
+    # what `up` must tell the operator (e.g. an emulator restarted empty), printed by the command line
+    notices: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()

@@ -20,6 +20,8 @@ and writes the emulator's DNS name instead, so that roles which look the load ba
 ELBv2 (e.g. for a Route53 alias record's hosted zone id) find it, and deletes it there before it
 releases a deleted Service. It refuses any endpoint other than a loopback one: it never creates a
 real load balancer.
+When the emulator restarted (empty), a Service's load balancer is gone while the Service keeps the old
+hostname: the stand-in sees that on its next pass and provisions it again, with the new name.
 
 Run by the devstack ``kube`` component: ``python -m devstack.lb_standin --kubeconfig FILE``.
 """
@@ -93,6 +95,14 @@ class EmulatorLoadBalancers:
         )
         return str(created["LoadBalancers"][0]["DNSName"])
 
+    def exists(self, service: Any) -> bool:
+        """Whether the Service's load balancer is in the emulator (it is gone after the emulator restarted)."""
+        try:
+            self.elbv2.describe_load_balancers(Names=[load_balancer_name(service.metadata.uid)])
+        except self.elbv2.exceptions.LoadBalancerNotFoundException:
+            return False
+        return True
+
     def delete(self, service: Any) -> None:
         """Delete the Service's load balancer from the emulator (nothing when it has none)."""
         try:
@@ -112,6 +122,14 @@ def needs_hostname(service: Any) -> bool:
         return False
     ingress = service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
     return not ingress or CLEANUP_FINALIZER not in _finalizers(service)
+
+
+def has_hostname(service: Any) -> bool:
+    """A live LoadBalancer Service that was given an address (and holds the cleanup finalizer)."""
+    if service.spec is None or service.spec.type != "LoadBalancer" or service.metadata.deletion_timestamp:
+        return False
+    ingress = service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
+    return bool(ingress) and CLEANUP_FINALIZER in _finalizers(service)
 
 
 def needs_release(service: Any) -> bool:
@@ -142,6 +160,9 @@ class LoadBalancerStandIn:
                 step, act = "released", self._release
             elif needs_hostname(service):
                 step, act = "provisioned", self._provision
+            elif self.emulator is not None and has_hostname(service) and not self.emulator.exists(service):
+                # the emulator restarted empty: a stale hostname would fail the next run's DNS lookup
+                step, act = "re-provisioned (its load balancer vanished from the AWS emulator)", self._provision
             else:
                 continue
             key = (step, service.metadata.uid)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
-from .core import LOOPBACK, Component, Context, DevstackError, http_ok, wanted_port
+from .core import LOOPBACK, Component, Context, DevstackError, http_ok, port_in_use, wanted_port
 
 # Dummy credentials: moto accepts any; real ones must never be sent to the emulator. They live in a
 # credentials file of the stack's own (profile PROFILE), never in environment variables, so that no
@@ -52,10 +53,24 @@ class Moto(Component):
                     "Fix: run `make dev-down` then `make dev-up`."
                 )
         else:
-            port = wanted_port("BIOMAGE_MOTO_PORT")
+            # a port recorded without a running server: the emulator died (killed, crashed, reboot)
+            # without `make dev-down`; its state, in memory only, died with it
+            previous = port
+            if previous is not None and previous > 1024 and not os.environ.get("BIOMAGE_MOTO_PORT"):
+                # the same endpoint when it is free: the env file and the running stand-ins stay valid
+                port = previous if not port_in_use(previous) else wanted_port("BIOMAGE_MOTO_PORT")
+            else:
+                port = wanted_port("BIOMAGE_MOTO_PORT")
             ctx.spawn(self.name, _moto_server_argv(port))
             self._port_file(ctx).write_text(f"{port}\n", encoding="ascii")
             ctx.wait_until(lambda: self._healthy(port), f"answering on {self.url(port)}", self.name)
+            if previous is not None:
+                ctx.notices.append(
+                    f"the AWS emulator had stopped (it served {self.url(previous)}); a new one serves "
+                    f"{self.url(port)} and is EMPTY: the stacks, roles, load balancers and environment locks of "
+                    "earlier runs are gone (moto keeps its state in memory only). Fix: run `make demo` (or the "
+                    "playbooks you ran) again to re-create them."
+                )
         credentials, config = self._write_profile(ctx, port)
         return {
             "AWS_ENDPOINT_URL": self.url(port),

@@ -11,6 +11,7 @@ started by :mod:`devstack.moto_server` only.
 from __future__ import annotations
 
 import json
+import threading
 
 import yaml
 from moto.cloudformation.exceptions import CloudFormationError
@@ -180,6 +181,49 @@ def _change_set_without_changes() -> None:
     CloudFormationResponse.create_change_set = create_change_set
 
 
+@_patch(
+    "create-stack-atomic",
+    "A CreateStack that fails creates nothing, and concurrent CloudFormation calls do not interfere: "
+    "AWS never reports CREATE_PENDING. (moto stores the new stack in CREATE_PENDING before checking its "
+    "exports, with no lock in its threaded server: a failed check, or another request's export added "
+    "meanwhile ('dictionary changed size during iteration'), left the stack CREATE_PENDING forever.)",
+)
+def _create_stack_atomic() -> None:
+    # one lock for the CloudFormation backend's writes (the emulator's own lock, not moto's)
+    lock = threading.RLock()
+
+    def serialised(original):
+        def call(self, *args, **kwargs):
+            with lock:
+                return original(self, *args, **kwargs)
+
+        return call
+
+    original_create = CloudFormationBackend.create_stack
+
+    def create_stack(self, name, *args, **kwargs):
+        with lock:
+            before = set(self.stacks)
+            try:
+                return original_create(self, name, *args, **kwargs)
+            except Exception:
+                for stack_id in set(self.stacks) - before:
+                    stack = self.stacks[stack_id]
+                    if stack.status == "CREATE_PENDING":  # refused before any resource: no stack, as on AWS
+                        del self.stacks[stack_id]
+                        for export in list(stack.exports):
+                            if getattr(self.exports.get(export.name), "exporting_stack_id", None) == stack_id:
+                                del self.exports[export.name]
+                    elif stack.status == "CREATE_IN_PROGRESS":  # a resource failed: as AWS shows it
+                        stack.status = "CREATE_FAILED"
+                        stack._add_stack_event("CREATE_FAILED", resource_status_reason="emulator error")
+                raise
+
+    CloudFormationBackend.create_stack = create_stack
+    for operation in ("update_stack", "delete_stack", "create_change_set", "execute_change_set", "delete_change_set"):
+        setattr(CloudFormationBackend, operation, serialised(getattr(CloudFormationBackend, operation)))
+
+
 _APPLIED = False
 
 
@@ -192,6 +236,7 @@ def apply() -> list[tuple[str, str]]:
             _insufficient_capabilities,
             _capabilities_reported,
             _execute_change_set_records_the_stack,
+            _create_stack_atomic,
         ):
             patch()
         _APPLIED = True

@@ -48,7 +48,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.templat
     names_match,
     planned_resources,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.waiter import settled
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.waiter import settled, undocumented_state
 
 STABLE_STATES = (
     "CREATE_COMPLETE",
@@ -176,7 +176,8 @@ class Planner:
             return True
         else:
             problems.append(
-                f"{result.name}: the stack is {status}, which needs an operator. Fix: resolve it in CloudFormation "
+                undocumented_state(result.name, status)
+                or f"{result.name}: the stack is {status}, which needs an operator. Fix: resolve it in CloudFormation "
                 "(e.g. delete with retained resources) and run again."
             )
         return False

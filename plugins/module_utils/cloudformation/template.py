@@ -13,6 +13,7 @@ import fnmatch
 import json
 import re
 
+from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import TemplateError
 
 try:
@@ -60,8 +61,8 @@ IAM_NAME_PROPERTIES = {
 
 
 if HAS_YAML:
-
-    class _Loader(yaml.SafeLoader):
+    # bounded (aliases, depth, expanded size: module_utils/safe_yaml.py); .ci.yaml is read with it too
+    class _Loader(safe_yaml.limited_loader(yaml.SafeLoader)):
         """SafeLoader that understands CloudFormation short-form tags, keeps YAML timestamps as
         strings (CloudFormation does) and refuses duplicate keys (CloudFormation keeps one silently)."""
 
@@ -130,6 +131,7 @@ def load_yaml(text, source="<template>", short_forms=None, what="template"):
     if not text or not text.strip():
         raise TemplateError(f"{source}: the {what} is empty")
     loader = _Loader(text)
+    loader.source = source
     loader.short_form_tags_seen = short_forms
     try:
         return loader.get_single_data()

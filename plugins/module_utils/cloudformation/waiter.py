@@ -13,6 +13,48 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
 CHANGE_SET_DONE = ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED")
 
 
+# Every stack status the CloudFormation API documents (API Reference, "Stack" data type: StackStatus).
+DOCUMENTED_STATES = frozenset(
+    [
+        "CREATE_IN_PROGRESS",
+        "CREATE_FAILED",
+        "CREATE_COMPLETE",
+        "ROLLBACK_IN_PROGRESS",
+        "ROLLBACK_FAILED",
+        "ROLLBACK_COMPLETE",
+        "DELETE_IN_PROGRESS",
+        "DELETE_FAILED",
+        "DELETE_COMPLETE",
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+        "UPDATE_COMPLETE",
+        "UPDATE_FAILED",
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        "UPDATE_ROLLBACK_FAILED",
+        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+        "UPDATE_ROLLBACK_COMPLETE",
+        "REVIEW_IN_PROGRESS",
+        "IMPORT_IN_PROGRESS",
+        "IMPORT_COMPLETE",
+        "IMPORT_ROLLBACK_IN_PROGRESS",
+        "IMPORT_ROLLBACK_FAILED",
+        "IMPORT_ROLLBACK_COMPLETE",
+    ]
+)
+
+
+def undocumented_state(name, status):
+    """The message for a status CloudFormation never reports (e.g. the emulator's CREATE_PENDING), else None."""
+    if not status or status in DOCUMENTED_STATES:
+        return None
+    return (
+        f"{name}: the stack is {status}, a status CloudFormation does not have: the endpoint is an emulator that "
+        "failed while creating it (moto leaves a stack CREATE_PENDING when CreateStack fails half-way). "
+        "Nothing biomage.iac can do converges it. Fix: delete the stack from the emulator "
+        "(aws cloudformation delete-stack) or restart the local stack (make dev-down && make dev-up) and run again."
+    )
+
+
 def settled(stack):
     """True unless the stack is in an operation (REVIEW_IN_PROGRESS has none running: it waits for us)."""
     status = stack.get("StackStatus", "")
@@ -53,6 +95,9 @@ class Waiter:
                 if allow_missing:
                     return True
                 raise CfnError(f"{result.name}: the stack disappeared while waiting for it")
+            fault = undocumented_state(result.name, stack.get("StackStatus"))
+            if fault:
+                raise CfnError(fault)
             return settled(stack)
 
         return self._poll(

@@ -14,6 +14,7 @@ import copy
 import os
 import re
 
+from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
 from ansible_collections.biomage.iac.plugins.module_utils.eks.validation import (
     ADMIN_POLICY,
@@ -53,8 +54,11 @@ def parse_config(text, source):
     if not HAS_YAML:
         raise EksError(f"PyYAML is required to read {source}. Fix: install PyYAML.", kind="invalid")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        data = safe_yaml.load(text, source)
+    except safe_yaml.InputLimitError as exc:
+        raise EksError(str(exc), kind="invalid") from exc
+    except safe_yaml.YamlError as exc:
+        exc = exc.__cause__ or exc
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         raise EksError(

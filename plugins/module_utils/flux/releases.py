@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 
 try:
@@ -295,10 +296,18 @@ if HAS_YAML:
     }
 
 
-def load_documents(text: str) -> list:
-    """The non-empty YAML documents of ``text`` (raises ``yaml.YAMLError``)."""
+def load_documents(text: str, source: str | None = None) -> list:
+    """The non-empty YAML documents of ``text``.
+
+    With ``source`` (a release, a chart's values: files anyone may write) the text is parsed within
+    the limits of :mod:`..safe_yaml` and errors are ``safe_yaml.YamlError``/``InputLimitError``
+    naming ``source``; without it (the pinned CRDs this repository generates) plain PyYAML
+    (``yaml.YAMLError``).
+    """
     if not HAS_YAML:
         raise ReleaseError(f"PyYAML is required to read release files ({YAML_IMPORT_ERROR})")
+    if source is not None:
+        return [d for d in safe_yaml.load_all(text, source, base=_Loader) if d is not None]
     return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
 
 
@@ -900,10 +909,16 @@ class ReleaseChecker:
 
     def check_text(self, text, environment, label) -> FileReport:
         try:
-            documents = load_documents(text)
-        except yaml.YAMLError as exc:
+            documents = load_documents(text, label)
+        except safe_yaml.InputLimitError as exc:
             report = FileReport(label)
-            report.findings.append(Finding(label, "(file)", f"is not valid YAML ({exc});", FIX_TEMPLATE))
+            limit = exc.message.split(": ", 1)[-1].split(" Fix:")[0].rstrip(".")
+            report.findings.append(Finding(label, "(file)", f"{limit};", "make the file smaller, without alias chains"))
+            return report
+        except safe_yaml.YamlError as exc:
+            report = FileReport(label)
+            detail = exc.__cause__ or exc
+            report.findings.append(Finding(label, "(file)", f"is not valid YAML ({detail});", FIX_TEMPLATE))
             return report
         return self.check_documents(documents, environment, label)
 
@@ -1112,7 +1127,7 @@ class ReleaseChecker:
             inside = directory == self.repo_root.resolve() or self.repo_root.resolve() in directory.parents
             if inside and (directory / "Chart.yaml").is_file():
                 values_file = directory / "values.yaml"
-                defaults = (load_documents(values_file.read_text(encoding="utf-8")) or [{}])[0] or {}
+                defaults = (load_documents(values_file.read_text(encoding="utf-8"), str(values_file)) or [{}])[0] or {}
                 schema_file = directory / "values.schema.json"
                 validator = None
                 if schema_file.is_file():

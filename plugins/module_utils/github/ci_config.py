@@ -15,10 +15,13 @@ import fnmatch
 import json
 import re
 
+from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import TemplateError, load_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 
 CI_FILE = ".ci.yaml"
+# a .ci.yaml holds a few IAM policies (IAM caps a role's inline policies at 10,240 characters)
+MAX_BYTES = 256 * 1024
 TOP_KEY = "ci-policies"
 REPOSITORY_KEY = "container-repository"
 # the inline policy biomage.iac adds for the container repository (a name the file may not use)
@@ -83,8 +86,15 @@ def parse_file(text, owner, repo, path=CI_FILE):
     """
     source = source_of(owner, repo, path)
     problems = _Problems(source)
+    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text or b"")
+    if size > MAX_BYTES:
+        raise CiConfigError(
+            [f"{source}: {size} bytes exceeds the limit of {MAX_BYTES} bytes. Fix: keep only the CI policies in it."]
+        )
     try:
         data = load_yaml(text, source, what="file")
+    except safe_yaml.InputLimitError as exc:
+        raise CiConfigError([str(exc)]) from exc
     except TemplateError as exc:
         raise CiConfigError([f"{exc}. Fix: correct the YAML (CloudFormation syntax: !Sub and !Ref work)."]) from exc
     if not isinstance(data, dict) or not ({TOP_KEY, REPOSITORY_KEY} & set(data)):

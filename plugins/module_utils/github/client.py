@@ -43,7 +43,11 @@ GITHUB_ARGUMENT_SPEC = dict(
     api_url=dict(type="str", default=DEFAULT_API_URL),
     token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["GITHUB_TOKEN"])),
     validate_certs=dict(type="bool", default=True),
+    api_timeout=dict(type="float", default=20.0),
 )
+# seconds to connect and for each read of a response (docs/timeouts.md): an API that accepts the
+# connection and never answers fails the task after this, naming the endpoint
+DEFAULT_TIMEOUT = 20.0
 
 
 # the fix of an HTTP error status, where one is known
@@ -66,11 +70,12 @@ class GitHubError(BiomageError):
 def module_client(module):
     """The client of a module's GitHub connection options (GITHUB_ARGUMENT_SPEC)."""
     params = module.params
-    return GitHubClient(params["api_url"], params["token"], params["validate_certs"])
+    timeout = params.get("api_timeout") or DEFAULT_TIMEOUT
+    return GitHubClient(params["api_url"], params["token"], params["validate_certs"], timeout=timeout)
 
 
 class GitHubClient:
-    def __init__(self, api_url, token, validate_certs=True, timeout=30, retries=3):
+    def __init__(self, api_url, token, validate_certs=True, timeout=DEFAULT_TIMEOUT, retries=3):
         self.api_url = api_url.rstrip("/")
         self._token = token
         self.validate_certs = validate_certs
@@ -115,7 +120,21 @@ class GitHubClient:
                     f"cannot reach the GitHub API at {self.api_url}: {reason}.",
                     fix="check github_api_url and the network.",
                 ) from exc
+            except (TimeoutError, OSError) as exc:  # no answer within the timeout (not retried: see the message)
+                raise self._silent(method, url, exc) from exc
         raise GitHubError(f"GitHub API {method} {url} kept failing")  # pragma: no cover
+
+    def _silent(self, method, url, exc):
+        maybe = (
+            ""
+            if method in ("GET", "HEAD")
+            else " GitHub may have processed the request: a re-run reads the state back and converges."
+        )
+        return GitHubError(
+            f"the GitHub API at {self.api_url} did not answer {method} {url} within {self.timeout:g} s "
+            f"({type(exc).__name__}: {exc}).{maybe}",
+            fix="check the endpoint (github_api_url) and the network, or raise the module's api_timeout.",
+        )
 
     @staticmethod
     def _http_error(method, url, exc):

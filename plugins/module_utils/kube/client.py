@@ -16,6 +16,7 @@ try:
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.client.rest import ApiException
+    from urllib3.util.retry import Retry
 
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
@@ -30,15 +31,20 @@ except ImportError:  # pragma: no cover - reported by the modules
 
 
 __all__ = [
+    "DEFAULT_REQUEST_TIMEOUT",
     "HAS_KUBERNETES",
     "KUBECONFIG_ARGUMENT_SPEC",
     "KUBERNETES_IMPORT_ERROR",
     "ApiException",
     "KubeError",
     "api_client",
+    "describe_failure",
     "first_line",
     "k8s_client",
 ]
+
+# (connect, read) seconds of a Kubernetes API request that sets none (docs/timeouts.md)
+DEFAULT_REQUEST_TIMEOUT = (5, 20)
 
 # The cluster a module talks to (doc fragment biomage.iac.kubeconfig).
 KUBECONFIG_ARGUMENT_SPEC = {
@@ -59,18 +65,58 @@ class KubeError(BiomageError):
         self.kind = kind
 
 
-def api_client(kubeconfig=None, context=None):
-    """An ``ApiClient`` for ``context`` (None: the current one) of ``kubeconfig`` (None: the client's default)."""
+def api_client(kubeconfig=None, context=None, timeout=None):
+    """An ``ApiClient`` for ``context`` (None: the current one) of ``kubeconfig`` (None: the client's default).
+
+    Requests that give no ``_request_timeout`` wait ``timeout`` (default :data:`DEFAULT_REQUEST_TIMEOUT`:
+    (connect, read) seconds); reads are not retried.
+    """
     if not HAS_KUBERNETES:
         raise KubeError("the kubernetes Python client is required. Fix: pip install kubernetes.", kind="invalid")
     try:
-        return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+        configuration = k8s_client.Configuration()
+        k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        # one connect retry, no read retry: urllib3's default (3 retries of every read) turned one silent
+        # API server into minutes of waiting; the calls' own timeouts apply once (docs/timeouts.md)
+        configuration.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0, raise_on_status=False)
+        api = k8s_client.ApiClient(configuration=configuration)
     except Exception as exc:  # the client raises several unrelated types for a bad kubeconfig
         raise KubeError(
             f"cannot load the kubeconfig {kubeconfig or '(default)'}: {exc}. Fix: point kubeconfig to a valid file "
             "(in development: run `make dev-up` so that the stack writes one).",
             kind="invalid",
         ) from exc
+    _default_request_timeout(api, timeout or DEFAULT_REQUEST_TIMEOUT)
+    return api
+
+
+def _default_request_timeout(api, timeout):
+    """Every request of ``api`` without its own ``_request_timeout`` gets ``timeout`` (connect, read)."""
+    rest = api.rest_client  # both generations of the client pass _request_timeout by keyword here
+    request = rest.request
+
+    def request_with_timeout(*args, **kwargs):
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = timeout
+        return request(*args, **kwargs)
+
+    rest.request = request_with_timeout
+
+
+def describe_failure(api, exc):
+    """A request that failed without an answer, naming the API server (for messages)."""
+    host = getattr(getattr(api, "configuration", None), "host", "?")
+    if _is_timeout(exc):
+        return f"the Kubernetes API server at {host} did not answer in time ({first_line(exc)})"
+    return f"the Kubernetes API server at {host} does not answer ({first_line(exc)})"
+
+
+def _is_timeout(exc):
+    while exc is not None:
+        if isinstance(exc, TimeoutError) or type(exc).__name__ in ("ReadTimeoutError", "ConnectTimeoutError"):
+            return True
+        exc = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 def first_line(exc):

@@ -18,7 +18,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     ApiException,
     KubeError,
     api_client,
-    first_line,
+    describe_failure,
     k8s_client,
 )
 
@@ -102,10 +102,8 @@ class KubernetesSecretStore:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc):
-        return KubeError(
-            f"the Kubernetes API server does not answer ({first_line(exc)}). "
-            "Fix: check the kubeconfig and that the cluster is up."
-        )
+        what = describe_failure(getattr(self._core, "api_client", None), exc)
+        return KubeError(f"{what}. Fix: check the kubeconfig and that the cluster is up.")
 
     def _error(self, verb, exc, dry_run=False):
         # only the API's status message: never the request (it carries the Secret's data)

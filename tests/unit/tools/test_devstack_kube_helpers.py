@@ -12,7 +12,14 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from devstack.kube import Binaries, Ports, apiserver_argv, crd_files, etcd_argv, write_kubeconfig
 from devstack.kube_pki import ensure_pki
-from devstack.lb_standin import CLEANUP_FINALIZER, elb_hostname, needs_hostname, needs_release
+from devstack.lb_standin import (
+    CLEANUP_FINALIZER,
+    LoadBalancerStandIn,
+    elb_hostname,
+    has_hostname,
+    needs_hostname,
+    needs_release,
+)
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -122,3 +129,43 @@ def test_services_holding_the_cleanup_finalizer_are_released_once_deleted_or_no_
     assert needs_release(_service("ClusterIP", done, [CLEANUP_FINALIZER]))
     assert not needs_release(_service("LoadBalancer", done, [CLEANUP_FINALIZER]))
     assert not needs_release(_service("LoadBalancer", done, ["other"], deleted=True)), "not ours to remove"
+
+
+class _FakeEmulator:
+    def __init__(self) -> None:
+        self.balancers: set[str] = set()
+
+    def exists(self, service: SimpleNamespace) -> bool:
+        return service.metadata.uid in self.balancers
+
+    def hostname(self, service: SimpleNamespace) -> str:
+        self.balancers.add(service.metadata.uid)
+        return f"new-{service.metadata.uid}.elb.eu-west-1.amazonaws.com"
+
+
+class _FakeCore:
+    def __init__(self, services: list[SimpleNamespace]) -> None:
+        self.services = services
+        self.status_patches: list[tuple[str, dict]] = []
+
+    def list_service_for_all_namespaces(self) -> SimpleNamespace:
+        return SimpleNamespace(items=self.services)
+
+    def patch_namespaced_service_status(self, name: str, namespace: str, body: dict) -> None:
+        self.status_patches.append((f"{namespace}/{name}", body))
+
+
+def test_a_service_whose_emulator_load_balancer_vanished_is_provisioned_again() -> None:
+    service = _service("LoadBalancer", [SimpleNamespace(hostname="old.elb")], [CLEANUP_FINALIZER])
+    service.metadata.uid, service.metadata.name, service.metadata.namespace = "uid-1", "ingress", "ingress-nginx"
+    service.metadata.resource_version = "7"
+    emulator, core = _FakeEmulator(), _FakeCore([service])
+    standin = LoadBalancerStandIn(core, delay=0, region="eu-west-1", emulator=emulator)  # type: ignore[arg-type]
+    assert standin.poll_once(100.0) == [
+        "re-provisioned (its load balancer vanished from the AWS emulator) ingress-nginx/ingress"
+    ]
+    hostname = core.status_patches[0][1]["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    assert hostname == "new-uid-1.elb.eu-west-1.amazonaws.com"
+    # once it exists again, nothing more is done
+    assert standin.poll_once(101.0) == []
+    assert not has_hostname(_service("LoadBalancer", None, [CLEANUP_FINALIZER]))

@@ -134,3 +134,37 @@ def test_without_the_allow_list_the_third_party_account_blocks_with_the_allow_li
     (problem,) = out.result["problems"]
     assert problem.startswith("cf/monitoring.yaml: Resources.MonitoringRole.Properties.AssumeRolePolicyDocument.")
     assert "[BIO002 no-literal-account-id]" in problem and "third-party-accounts.yaml" in problem.split("Fix: ")[1]
+
+
+def test_a_failure_says_what_was_changed_before_it_and_names_the_role_variables() -> None:
+    fake = FakeCfn()
+    fake.fail_on[("create_stack", "bad")] = "ROLLBACK_COMPLETE"
+    args = {
+        "stacks": [item("good", queue_template()), item("bad", queue_template())],
+        "changed_before": ["biomage-sqs-development (changed by aws_resources)"],
+        "option_variables": {"recreate_rollback_complete": "irsa_recreate_rollback_complete"},
+    }
+    out = run_module(args, fake)
+    assert out.failed and out.result["changed"] is True
+    message = out.result["msg"]
+    assert "Changed by this task before or while they failed: good (create)" in message
+    assert "earlier in this run: biomage-sqs-development (changed by aws_resources)" in message
+    assert "A re-run plans again from what is deployed" in message
+    assert "needs irsa_recreate_rollback_complete: true" in message
+
+
+def test_a_blocked_plan_names_what_earlier_tasks_changed() -> None:
+    fake = FakeCfn()
+    fake.fail_on[("create_stack", "s")] = "ROLLBACK_COMPLETE"
+    run_module({"stacks": [item("s", queue_template())]}, fake)
+    blocked = run_module(
+        {
+            "stacks": [item("s", queue_template())],
+            "changed_before": ["biomage-sqs-development (changed by aws_resources)"],
+        },
+        fake,
+    )
+    assert blocked.failed and blocked.result["changed"] is False
+    assert (
+        "block the run; nothing was changed (this task changed nothing; earlier in this run: " in blocked.result["msg"]
+    )
