@@ -25,7 +25,7 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/install-actionlint.sh
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/install-actionlint.sh tools/renovate/package-lock.json
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \
@@ -34,6 +34,7 @@ $(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/insta
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	tools/kube/install-tools.sh $(BIN)
 	tools/install-actionlint.sh $(BIN)
+	tools/install-renovate.sh
 	touch $@
 
 lock: ## re-resolve requirements.in into the pinned requirements.txt
@@ -53,12 +54,13 @@ demo: setup dev-up ## converge the development environment on the local stack (p
 	ansible-playbook playbooks/ci.yml -i inventories/development
 	@echo 'The local stack stays up: make dev-down stops it.'
 
-lint: setup ## ruff, yamllint, ansible-lint (production profile), actionlint, cfn-lint + template rules, release rules
+lint: setup ## ruff, yamllint, ansible-lint (production profile), actionlint, renovate.json, cfn-lint + template rules, release rules
 	ruff check .
 	ruff format --check .
 	yamllint --strict .
 	ansible-lint --offline --profile production
 	actionlint
+	RENOVATE_X_IGNORE_RE2=true .cache/renovate/node_modules/.bin/renovate-config-validator --strict
 	$(PY) tools/lint_cf.py
 	$(PY) tools/check_releases.py
 

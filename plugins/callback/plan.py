@@ -20,6 +20,8 @@ description:
     callback (C(stdout_callback = biomage.iac.plan)), which prints the default output as well.
   - The Markdown is appended to E(GITHUB_STEP_SUMMARY) when set, and written to O(markdown_file);
     the JSON to O(json_file). No value of any variable, parameter, key or token is ever part of it.
+  - Findings of the support calendar (C(support) in a result, see M(biomage.iac.support_check)) that are not
+    C(ok) are listed under C(Support) after the plan (versions near or past their end of support).
 extends_documentation_fragment:
   - default_callback
   - result_format_callback
@@ -73,6 +75,7 @@ class CallbackModule(DefaultCallback):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.entries = []
+        self.support = {}
         self._check_mode = False
         # beside another stdout callback, this one prints only the plan at the end
         if C.DEFAULT_STDOUT_CALLBACK not in MY_NAMES:
@@ -80,6 +83,7 @@ class CallbackModule(DefaultCallback):
                 if method.startswith("v2_") and method not in (
                     "v2_runner_on_ok",
                     "v2_runner_item_on_ok",
+                    "v2_runner_on_failed",
                     "v2_playbook_on_start",
                     "v2_playbook_on_stats",
                 ):
@@ -107,7 +111,17 @@ class CallbackModule(DefaultCallback):
         if self._print_default:
             super().v2_runner_item_on_ok(result)
 
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._collect_support(result._result)
+        if self._print_default:
+            super().v2_runner_on_failed(result, ignore_errors=ignore_errors)
+
+    def _collect_support(self, res):
+        for item in support_findings(res):
+            self.support[item["product"]] = item
+
     def _collect(self, task, res):
+        self._collect_support(res)
         if res.get("results") is not None and isinstance(res.get("results"), list):
             return  # a loop: its items were collected one by one
         role = task._role.get_name() if task._role else "(playbook)"
@@ -120,23 +134,62 @@ class CallbackModule(DefaultCallback):
             super().v2_playbook_on_stats(stats)
         applied = not self._check_mode
         text = render_text(self.entries, applied)
+        support = list(self.support.values())
+        if support:
+            text += "\n" + render_support_text(support)
         self._display.banner("PLAN")
         for line in text.splitlines():
             color = C.COLOR_CHANGED if line.lstrip().startswith(("! ", "!")) else None
             self._display.display(line, color=color)
-        markdown = render_markdown(self.entries, applied, self.get_option("title"))
+        markdown = render_markdown(self.entries, applied, self.get_option("title")) + render_support_markdown(support)
         targets = [os.environ.get("GITHUB_STEP_SUMMARY"), self.get_option("markdown_file")]
         for target in filter(None, targets):
             with open(target, "a", encoding="utf-8") as handle:
                 handle.write(markdown)
         if self.get_option("json_file"):
             with open(self.get_option("json_file"), "w", encoding="utf-8") as handle:
-                json.dump(render_json(self.entries, applied), handle, indent=2, sort_keys=True)
+                json.dump({**render_json(self.entries, applied), "support": support}, handle, indent=2, sort_keys=True)
                 handle.write("\n")
 
 
 def _quiet(*_args, **_kwargs):
     return None
+
+
+def support_findings(res):
+    """The support-calendar findings of a result that need attention (status warning or expired)."""
+    found = res.get("support")
+    if not isinstance(found, list):
+        return []
+    return [
+        {key: item.get(key) for key in ("product", "version", "status", "end", "accepted", "message")}
+        for item in found
+        if isinstance(item, dict)
+        and item.get("status") in ("warning", "expired")
+        and isinstance(item.get("product"), str)
+    ]
+
+
+def _support_label(item):
+    return "expired (accepted)" if item["status"] == "expired" and item.get("accepted") else item["status"]
+
+
+def render_support_text(support):
+    lines = ["Support:"]
+    for item in support:
+        mark = "!" if item["status"] == "expired" else " "
+        lines.append(f"  {mark} {_support_label(item):<18} {item['message']}")
+    return "\n".join(lines)
+
+
+def render_support_markdown(support):
+    if not support:
+        return ""
+    out = ["#### Support", "", "| product | version | status | end | note |", "| --- | --- | --- | --- | --- |"]
+    for item in support:
+        cells = [item["product"], f"`{item['version']}`", _support_label(item), item.get("end") or "", item["message"]]
+        out.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join([*out, "", ""])
 
 
 def derive(action, task_name, res):
