@@ -59,7 +59,9 @@ from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
 
 K8S_MODULES = ("kubernetes.core.k8s", "k8s")
+HELM_MODULES = ("kubernetes.core.helm", "helm")
 K8S_METHODS = {"create": "create", "patch": "update", "update": "update", "replace": "replace", "delete": "delete"}
+# Helm release arguments are templated task args; only names and versions are read from them
 STANDOUT = ("replace", "delete")
 MY_NAMES = ("biomage.iac.plan", "plan")
 
@@ -111,7 +113,8 @@ class CallbackModule(DefaultCallback):
         if res.get("results") is not None and isinstance(res.get("results"), list):
             return  # a loop: its items were collected one by one
         role = task._role.get_name() if task._role else "(playbook)"
-        found = derive(task.resolved_action or task.action, task.get_name(), res)
+        args = (res.get("invocation") or {}).get("module_args") or task.args  # templated ones first
+        found = derive(task.resolved_action or task.action, task.get_name(), res, args)
         self.entries += [{**item, "role": role} for item in found]
 
     # -- output ------------------------------------------------------------------------------------
@@ -139,20 +142,57 @@ def _quiet(*_args, **_kwargs):
     return None
 
 
-def derive(action, task_name, res):
-    """The plan entries of one task result."""
-    reported = res.get("plan")
-    if isinstance(reported, list):
-        return [dict(item) for item in reported if plan_shape.is_entry(item)]
+def derive(action, task_name, res, args=None):
+    """The plan entries of one task result (``args``: the task's arguments, for Helm releases)."""
+    for key in ("plan", "plan_entries"):
+        reported = res.get(key)
+        if isinstance(reported, list):
+            return [dict(item) for item in reported if plan_shape.is_entry(item)]
     if not res.get("changed"):
         return []
     if action in K8S_MODULES or action.endswith(".k8s"):
-        obj = res.get("result") or {}
-        meta = obj.get("metadata") or {}
-        name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part) or task_name
-        method = K8S_METHODS.get(res.get("method", ""), "update")
-        return [plan_shape.entry(obj.get("kind", "Kubernetes object"), name, method, f"kubernetes.core.k8s {method}")]
+        nested = (res.get("result") or {}).get("results")
+        if isinstance(nested, list):  # several objects in one definition
+            return [found for one in nested if one.get("changed") for found in _k8s_entry(one, task_name)]
+        return _k8s_entry(res, task_name)
+    if action in HELM_MODULES or action.endswith(".helm"):
+        return _helm_entry(res, task_name, args or {})
     return [plan_shape.entry(action.split(".")[-1], task_name, "update", "the task reports a change")]
+
+
+def _k8s_entry(res, task_name):
+    """kubernetes.core.k8s (6.x) returns ``method`` (create, update, replace, delete, apply) and ``result``,
+    the object as it is (check mode: as it would be). Only kind, namespace and name are read from it."""
+    obj = res.get("result") or {}
+    meta = obj.get("metadata") or {}
+    name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part) or task_name
+    method = res.get("method", "")
+    if method == "apply":
+        # server-side apply says nothing about existence; the diff (when asked for) does
+        before = (res.get("diff") or {}).get("before")
+        action = "create" if isinstance(res.get("diff"), dict) and not before else "update"
+    else:
+        action = K8S_METHODS.get(method, "update")
+    kind = obj.get("kind", "Kubernetes object")
+    return [plan_shape.entry(kind, name, action, f"kubernetes.core.k8s {method or 'change'}")]
+
+
+def _helm_entry(res, task_name, args):
+    """kubernetes.core.helm returns ``status`` (the release as installed: none before a first install) and
+    ``command``; the command is never shown (it may name values)."""
+    name = args.get("release_name") or args.get("name") or task_name
+    namespace = args.get("release_namespace") or args.get("namespace")
+    shown = f"{namespace}/{name}" if namespace else str(name)
+    chart = args.get("chart_ref") or args.get("chart") or ""
+    version = args.get("chart_version") or ""
+    if args.get("release_state", args.get("state")) == "absent":
+        return [plan_shape.entry("Helm release", shown, "delete", "release_state=absent")]
+    status = res.get("status") or {}
+    if not status or str(status.get("status", "")).startswith("uninstall"):
+        return [plan_shape.entry("Helm release", shown, "create", f"install {chart} {version}".strip())]
+    installed = status.get("chart", "")
+    reason = f"{installed} -> {version}" if version and version not in installed else "values changed"
+    return [plan_shape.entry("Helm release", shown, "update", reason)]
 
 
 def _by_role(entries):

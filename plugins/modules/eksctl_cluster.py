@@ -180,6 +180,12 @@ plan:
     fargate_profiles: {create: [], delete: []}
     access_entries: {add: ["arn:aws:iam::123456789012:user/alice"], update: [], remove: []}
     kubeconfig: {path: /home/ops/.kube/biomage/biomage-staging.yaml, action: refresh}
+plan_entries:
+  description: The plan in the collection's shape (kind, name, action, reason) for the C(biomage.iac.plan) callback.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: EKS node group, name: workers, action: update, reason: "Kubernetes 1.32 -> 1.33"}]
 endpoint:
   description: The API server endpoint (null while the cluster does not exist yet).
   returned: always
@@ -239,6 +245,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks.validation import 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR
 from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import delete_load_balancer_services
+from ansible_collections.biomage.iac.plugins.module_utils.plan_entries import eksctl_entries
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -317,6 +324,8 @@ def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
     finally:
         reconciler.cleanup()
     diff = result.pop("diff")
+    # the plan-shape entries (docs/plan.md): ``plan`` was this module's own summary before the shape existed
+    result["plan_entries"] = eksctl_entries(params["name"], result.get("plan") or {})
     if module._diff:
         result["diff"] = diff
     return result
