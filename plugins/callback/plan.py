@@ -42,6 +42,18 @@ options:
     ini:
       - section: callback_plan
         key: json_file
+  plan_file:
+    description:
+      - In a check run, write the plan file here (the JSON plan plus the fingerprint of the inputs and
+        live stacks reported by C(biomage.iac.plan_fingerprint), and the planned CloudFormation change
+        sets); an apply given it (C(-e biomage_plan_in=<file>)) refuses when anything changed since.
+      - The extra variable C(biomage_plan_out) does the same.
+    type: path
+    env:
+      - name: BIOMAGE_PLAN_OUT
+    ini:
+      - section: callback_plan
+        key: plan_file
   title:
     description: The heading of the Markdown plan (for example the environment's name).
     type: str
@@ -76,6 +88,9 @@ class CallbackModule(DefaultCallback):
         super().__init__(*args, **kwargs)
         self.entries = []
         self._check_mode = False
+        self._fingerprint = None
+        self._change_sets = {}
+        self._plan_out = None
         # beside another stdout callback, this one prints only the plan at the end
         if C.DEFAULT_STDOUT_CALLBACK not in MY_NAMES:
             for method in dir(DefaultCallback):
@@ -83,6 +98,7 @@ class CallbackModule(DefaultCallback):
                     "v2_runner_on_ok",
                     "v2_runner_item_on_ok",
                     "v2_playbook_on_start",
+                    "v2_playbook_on_play_start",
                     "v2_playbook_on_stats",
                 ):
                     setattr(self, method, _quiet)
@@ -99,6 +115,14 @@ class CallbackModule(DefaultCallback):
         if self._print_default:
             super().v2_playbook_on_start(playbook)
 
+    def v2_playbook_on_play_start(self, play):
+        manager = play.get_variable_manager()
+        extra = getattr(manager, "extra_vars", None) or {}
+        if extra.get("biomage_plan_out"):
+            self._plan_out = str(extra["biomage_plan_out"])
+        if self._print_default:
+            super().v2_playbook_on_play_start(play)
+
     def v2_runner_on_ok(self, result):
         self._collect(result._task, result._result)
         if self._print_default:
@@ -110,6 +134,10 @@ class CallbackModule(DefaultCallback):
             super().v2_runner_item_on_ok(result)
 
     def _collect(self, task, res):
+        if isinstance(res.get("plan_fingerprint"), dict) and self._fingerprint is None:
+            self._fingerprint = res["plan_fingerprint"]  # the first one: taken before any change
+        if isinstance(res.get("planned_change_sets"), dict):
+            self._change_sets.update({str(k): str(v) for k, v in res["planned_change_sets"].items()})
         if res.get("results") is not None and isinstance(res.get("results"), list):
             return  # a loop: its items were collected one by one
         role = task._role.get_name() if task._role else "(playbook)"
@@ -136,6 +164,26 @@ class CallbackModule(DefaultCallback):
             with open(self.get_option("json_file"), "w", encoding="utf-8") as handle:
                 json.dump(render_json(self.entries, applied), handle, indent=2, sort_keys=True)
                 handle.write("\n")
+        self._write_plan_file(applied)
+
+    def _write_plan_file(self, applied):
+        target = self.get_option("plan_file") or self._plan_out
+        if not target:
+            return
+        if applied:
+            self._display.warning(f"plan file {target} not written: only a check run (--check) makes a plan.")
+            return
+        if self._fingerprint is None:
+            self._display.warning(
+                f"plan file {target} not written: no task reported a fingerprint (biomage.iac.preflight runs "
+                "biomage.iac.plan_fingerprint; was it skipped with --tags?)."
+            )
+            return
+        data = render_plan_file(self.entries, self._fingerprint, self._change_sets)
+        with open(target, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        self._display.display(f"Plan file written to {target}: apply it with -e biomage_plan_in={target}")
 
 
 def _quiet(*_args, **_kwargs):
@@ -231,6 +279,11 @@ def render_markdown(entries, applied, title):
         out += ["No changes.", ""]
     out += [f"**{plan_shape.summary_line(entries, applied=applied)}**", ""]
     return "\n".join(out)
+
+
+def render_plan_file(entries, fingerprint, change_sets):
+    """The plan file: the JSON plan, the fingerprint of its inputs and live state, the planned change sets."""
+    return {**render_json(entries, False), "fingerprint": fingerprint, "change_sets": dict(change_sets)}
 
 
 def render_json(entries, applied):
