@@ -19,7 +19,9 @@ description:
   - Usable beside the default output (C(callbacks_enabled = biomage.iac.plan)) or as the stdout
     callback (C(stdout_callback = biomage.iac.plan)), which prints the default output as well.
   - The Markdown is appended to E(GITHUB_STEP_SUMMARY) when set, and written to O(markdown_file);
-    the JSON to O(json_file). No value of any variable, parameter, key or token is ever part of it.
+    the JSON to O(json_file). Under ansible-runner (AWX jobs), unset files default to C(plan.md) and
+    C(plan.json) in the job's artifacts folder (E(AWX_ISOLATED_DATA_DIR)).
+  - No value of any variable, parameter, key or token is ever part of it.
 extends_documentation_fragment:
   - default_callback
   - result_format_callback
@@ -156,12 +158,17 @@ class CallbackModule(DefaultCallback):
             color = C.COLOR_CHANGED if line.lstrip().startswith(("! ", "!")) else None
             self._display.display(line, color=color)
         markdown = render_markdown(self.entries, applied, self.get_option("title"))
-        targets = [os.environ.get("GITHUB_STEP_SUMMARY"), self.get_option("markdown_file")]
+        markdown_file, json_file = self.get_option("markdown_file"), self.get_option("json_file")
+        artifacts = os.environ.get("AWX_ISOLATED_DATA_DIR")  # ansible-runner's artifacts folder of this job
+        if artifacts and os.path.isdir(artifacts):
+            markdown_file = markdown_file or os.path.join(artifacts, "plan.md")
+            json_file = json_file or os.path.join(artifacts, "plan.json")
+        targets = [os.environ.get("GITHUB_STEP_SUMMARY"), markdown_file]
         for target in filter(None, targets):
             with open(target, "a", encoding="utf-8") as handle:
                 handle.write(markdown)
-        if self.get_option("json_file"):
-            with open(self.get_option("json_file"), "w", encoding="utf-8") as handle:
+        if json_file:
+            with open(json_file, "w", encoding="utf-8") as handle:
                 json.dump(render_json(self.entries, applied), handle, indent=2, sort_keys=True)
                 handle.write("\n")
         self._write_plan_file(applied)
