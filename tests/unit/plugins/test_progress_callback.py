@@ -32,9 +32,12 @@ def test_long_waits_print_progress_at_the_interval(tmp_path: Path) -> None:
     for found in (command, wait):
         assert len(found) >= 2, result.stdout
         times = [seconds(m) for m in found]
-        assert times[0] <= 3
-        assert all(0 < later - earlier <= 3 for earlier, later in itertools.pairwise(times)), times
-    assert all("waiting for CloudFormation stack eksctl-demo-cluster: step" in m["status"] for m in command)
+        assert times[0] <= 4
+        assert all(0 < later - earlier <= 4 for earlier, later in itertools.pairwise(times)), times
+    # the status is the command's latest log line (before its first line, on a loaded machine: none yet)
+    step = "waiting for CloudFormation stack eksctl-demo-cluster: step"
+    assert all(step in m["status"] or m["status"] == "no status reported yet" for m in command)
+    assert step in command[-1]["status"]
     assert all(re.match(r"attempt \d+/\d+", m["status"]) for m in wait)
     assert not [m for m in lines if m["task"] in ("A short task", "Note when the wait starts")]
     log = tmp_path / "eksctl.log"
