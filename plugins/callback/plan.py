@@ -19,7 +19,9 @@ description:
   - Usable beside the default output (C(callbacks_enabled = biomage.iac.plan)) or as the stdout
     callback (C(stdout_callback = biomage.iac.plan)), which prints the default output as well.
   - The Markdown is appended to E(GITHUB_STEP_SUMMARY) when set, and written to O(markdown_file);
-    the JSON to O(json_file). No value of any variable, parameter, key or token is ever part of it.
+    the JSON to O(json_file). Under ansible-runner (AWX jobs), unset files default to C(plan.md) and
+    C(plan.json) in the job's artifacts folder (E(AWX_ISOLATED_DATA_DIR)).
+  - No value of any variable, parameter, key or token is ever part of it.
   - Findings of the support calendar (C(support) in a result, see M(biomage.iac.support_check)) that are not
     C(ok) are listed under C(Support) after the plan (versions near or past their end of support).
 extends_documentation_fragment:
@@ -44,6 +46,18 @@ options:
     ini:
       - section: callback_plan
         key: json_file
+  plan_file:
+    description:
+      - In a check run, write the plan file here (the JSON plan plus the fingerprint of the inputs and
+        live stacks reported by C(biomage.iac.plan_fingerprint), and the planned CloudFormation change
+        sets); an apply given it (C(-e biomage_plan_in=<file>)) refuses when anything changed since.
+      - The extra variable C(biomage_plan_out) does the same.
+    type: path
+    env:
+      - name: BIOMAGE_PLAN_OUT
+    ini:
+      - section: callback_plan
+        key: plan_file
   title:
     description: The heading of the Markdown plan (for example the environment's name).
     type: str
@@ -61,7 +75,9 @@ from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
 
 K8S_MODULES = ("kubernetes.core.k8s", "k8s")
+HELM_MODULES = ("kubernetes.core.helm", "helm")
 K8S_METHODS = {"create": "create", "patch": "update", "update": "update", "replace": "replace", "delete": "delete"}
+# Helm release arguments are templated task args; only names and versions are read from them
 STANDOUT = ("replace", "delete")
 MY_NAMES = ("biomage.iac.plan", "plan")
 
@@ -77,6 +93,9 @@ class CallbackModule(DefaultCallback):
         self.entries = []
         self.support = {}
         self._check_mode = False
+        self._fingerprint = None
+        self._change_sets = {}
+        self._plan_out = None
         # beside another stdout callback, this one prints only the plan at the end
         if C.DEFAULT_STDOUT_CALLBACK not in MY_NAMES:
             for method in dir(DefaultCallback):
@@ -85,6 +104,7 @@ class CallbackModule(DefaultCallback):
                     "v2_runner_item_on_ok",
                     "v2_runner_on_failed",
                     "v2_playbook_on_start",
+                    "v2_playbook_on_play_start",
                     "v2_playbook_on_stats",
                 ):
                     setattr(self, method, _quiet)
@@ -100,6 +120,14 @@ class CallbackModule(DefaultCallback):
         self._check_mode = bool(context.CLIARGS.get("check"))
         if self._print_default:
             super().v2_playbook_on_start(playbook)
+
+    def v2_playbook_on_play_start(self, play):
+        manager = play.get_variable_manager()
+        extra = getattr(manager, "extra_vars", None) or {}
+        if extra.get("biomage_plan_out"):
+            self._plan_out = str(extra["biomage_plan_out"])
+        if self._print_default:
+            super().v2_playbook_on_play_start(play)
 
     def v2_runner_on_ok(self, result):
         self._collect(result._task, result._result)
@@ -122,10 +150,15 @@ class CallbackModule(DefaultCallback):
 
     def _collect(self, task, res):
         self._collect_support(res)
+        if isinstance(res.get("plan_fingerprint"), dict) and self._fingerprint is None:
+            self._fingerprint = res["plan_fingerprint"]  # the first one: taken before any change
+        if isinstance(res.get("planned_change_sets"), dict):
+            self._change_sets.update({str(k): str(v) for k, v in res["planned_change_sets"].items()})
         if res.get("results") is not None and isinstance(res.get("results"), list):
             return  # a loop: its items were collected one by one
         role = task._role.get_name() if task._role else "(playbook)"
-        found = derive(task.resolved_action or task.action, task.get_name(), res)
+        args = (res.get("invocation") or {}).get("module_args") or task.args  # templated ones first
+        found = derive(task.resolved_action or task.action, task.get_name(), res, args)
         self.entries += [{**item, "role": role} for item in found]
 
     # -- output ------------------------------------------------------------------------------------
@@ -142,14 +175,39 @@ class CallbackModule(DefaultCallback):
             color = C.COLOR_CHANGED if line.lstrip().startswith(("! ", "!")) else None
             self._display.display(line, color=color)
         markdown = render_markdown(self.entries, applied, self.get_option("title")) + render_support_markdown(support)
-        targets = [os.environ.get("GITHUB_STEP_SUMMARY"), self.get_option("markdown_file")]
+        markdown_file, json_file = self.get_option("markdown_file"), self.get_option("json_file")
+        artifacts = os.environ.get("AWX_ISOLATED_DATA_DIR")  # ansible-runner's artifacts folder of this job
+        if artifacts and os.path.isdir(artifacts):
+            markdown_file = markdown_file or os.path.join(artifacts, "plan.md")
+            json_file = json_file or os.path.join(artifacts, "plan.json")
+        targets = [os.environ.get("GITHUB_STEP_SUMMARY"), markdown_file]
         for target in filter(None, targets):
             with open(target, "a", encoding="utf-8") as handle:
                 handle.write(markdown)
-        if self.get_option("json_file"):
-            with open(self.get_option("json_file"), "w", encoding="utf-8") as handle:
+        if json_file:
+            with open(json_file, "w", encoding="utf-8") as handle:
                 json.dump({**render_json(self.entries, applied), "support": support}, handle, indent=2, sort_keys=True)
                 handle.write("\n")
+        self._write_plan_file(applied)
+
+    def _write_plan_file(self, applied):
+        target = self.get_option("plan_file") or self._plan_out
+        if not target:
+            return
+        if applied:
+            self._display.warning(f"plan file {target} not written: only a check run (--check) makes a plan.")
+            return
+        if self._fingerprint is None:
+            self._display.warning(
+                f"plan file {target} not written: no task reported a fingerprint (biomage.iac.preflight runs "
+                "biomage.iac.plan_fingerprint; was it skipped with --tags?)."
+            )
+            return
+        data = render_plan_file(self.entries, self._fingerprint, self._change_sets)
+        with open(target, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        self._display.display(f"Plan file written to {target}: apply it with -e biomage_plan_in={target}")
 
 
 def _quiet(*_args, **_kwargs):
@@ -192,20 +250,57 @@ def render_support_markdown(support):
     return "\n".join([*out, "", ""])
 
 
-def derive(action, task_name, res):
-    """The plan entries of one task result."""
-    reported = res.get("plan")
-    if isinstance(reported, list):
-        return [dict(item) for item in reported if plan_shape.is_entry(item)]
+def derive(action, task_name, res, args=None):
+    """The plan entries of one task result (``args``: the task's arguments, for Helm releases)."""
+    for key in ("plan", "plan_entries"):
+        reported = res.get(key)
+        if isinstance(reported, list):
+            return [dict(item) for item in reported if plan_shape.is_entry(item)]
     if not res.get("changed"):
         return []
     if action in K8S_MODULES or action.endswith(".k8s"):
-        obj = res.get("result") or {}
-        meta = obj.get("metadata") or {}
-        name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part) or task_name
-        method = K8S_METHODS.get(res.get("method", ""), "update")
-        return [plan_shape.entry(obj.get("kind", "Kubernetes object"), name, method, f"kubernetes.core.k8s {method}")]
+        nested = (res.get("result") or {}).get("results")
+        if isinstance(nested, list):  # several objects in one definition
+            return [found for one in nested if one.get("changed") for found in _k8s_entry(one, task_name)]
+        return _k8s_entry(res, task_name)
+    if action in HELM_MODULES or action.endswith(".helm"):
+        return _helm_entry(res, task_name, args or {})
     return [plan_shape.entry(action.split(".")[-1], task_name, "update", "the task reports a change")]
+
+
+def _k8s_entry(res, task_name):
+    """kubernetes.core.k8s (6.x) returns ``method`` (create, update, replace, delete, apply) and ``result``,
+    the object as it is (check mode: as it would be). Only kind, namespace and name are read from it."""
+    obj = res.get("result") or {}
+    meta = obj.get("metadata") or {}
+    name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part) or task_name
+    method = res.get("method", "")
+    if method == "apply":
+        # server-side apply says nothing about existence; the diff (when asked for) does
+        before = (res.get("diff") or {}).get("before")
+        action = "create" if isinstance(res.get("diff"), dict) and not before else "update"
+    else:
+        action = K8S_METHODS.get(method, "update")
+    kind = obj.get("kind", "Kubernetes object")
+    return [plan_shape.entry(kind, name, action, f"kubernetes.core.k8s {method or 'change'}")]
+
+
+def _helm_entry(res, task_name, args):
+    """kubernetes.core.helm returns ``status`` (the release as installed: none before a first install) and
+    ``command``; the command is never shown (it may name values)."""
+    name = args.get("release_name") or args.get("name") or task_name
+    namespace = args.get("release_namespace") or args.get("namespace")
+    shown = f"{namespace}/{name}" if namespace else str(name)
+    chart = args.get("chart_ref") or args.get("chart") or ""
+    version = args.get("chart_version") or ""
+    if args.get("release_state", args.get("state")) == "absent":
+        return [plan_shape.entry("Helm release", shown, "delete", "release_state=absent")]
+    status = res.get("status") or {}
+    if not status or str(status.get("status", "")).startswith("uninstall"):
+        return [plan_shape.entry("Helm release", shown, "create", f"install {chart} {version}".strip())]
+    installed = status.get("chart", "")
+    reason = f"{installed} -> {version}" if version and version not in installed else "values changed"
+    return [plan_shape.entry("Helm release", shown, "update", reason)]
 
 
 def _by_role(entries):
@@ -244,6 +339,11 @@ def render_markdown(entries, applied, title):
         out += ["No changes.", ""]
     out += [f"**{plan_shape.summary_line(entries, applied=applied)}**", ""]
     return "\n".join(out)
+
+
+def render_plan_file(entries, fingerprint, change_sets):
+    """The plan file: the JSON plan, the fingerprint of its inputs and live state, the planned change sets."""
+    return {**render_json(entries, False), "fingerprint": fingerprint, "change_sets": dict(change_sets)}
 
 
 def render_json(entries, applied):

@@ -121,6 +121,12 @@ options:
     description: Seconds between two checks while waiting.
     type: int
     default: 15
+  log_dir:
+    description:
+      - Keep eksctl's whole log (stderr of every command) in a new file in this folder, returned as
+        RV(progress_log); its latest line is the task's progress (the C(biomage.iac.progress) callback).
+      - Unset, eksctl's output is captured as before.
+    type: path
 notes:
   - eksctl reads AWS credentials from the environment (E(AWS_PROFILE), SSO, instance roles); expired credentials
     fail with a message saying so.
@@ -180,6 +186,17 @@ plan:
     fargate_profiles: {create: [], delete: []}
     access_entries: {add: ["arn:aws:iam::123456789012:user/alice"], update: [], remove: []}
     kubeconfig: {path: /home/ops/.kube/biomage/biomage-staging.yaml, action: refresh}
+progress_log:
+  description: The file holding eksctl's whole log of this run (when O(log_dir) is set).
+  returned: when O(log_dir) is set
+  type: str
+  sample: /home/ops/.cache/biomage-iac/eksctl/biomage-staging-20261202T101500.log
+plan_entries:
+  description: The plan in the collection's shape (kind, name, action, reason) for the C(biomage.iac.plan) callback.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: EKS node group, name: workers, action: update, reason: "Kubernetes 1.32 -> 1.33"}]
 endpoint:
   description: The API server endpoint (null while the cluster does not exist yet).
   returned: always
@@ -222,9 +239,11 @@ deleted_load_balancer_services:
 """
 
 import os
+import time
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.biomage.iac.plugins.module_utils import progress
 from ansible_collections.biomage.iac.plugins.module_utils.eks.config import (
     HAS_YAML,
     apply_overrides,
@@ -239,6 +258,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks.validation import 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR
 from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import delete_load_balancer_services
+from ansible_collections.biomage.iac.plugins.module_utils.plan_entries import eksctl_entries
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -257,6 +277,7 @@ ARGUMENT_SPEC = {
     "work_dir": {"type": "path"},
     "wait_timeout": {"type": "int", "default": 1800},
     "poll_interval": {"type": "int", "default": 15},
+    "log_dir": {"type": "path"},
 }
 
 
@@ -292,8 +313,19 @@ def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
             kind="eksctl",
         )
     binary = params["eksctl_path"] or module.get_bin_path("eksctl")
+    log_file = None
+    if params["log_dir"]:
+        # eksctl's whole log in a file (named in the result and, by biomage.iac.progress, in the output); its last
+        # line is the task's progress line every 30 s
+        log_file = os.path.join(params["log_dir"], f"{params['name']}-{time.strftime('%Y%m%dT%H%M%S')}.log")
+
+    def run_command(argv):
+        if log_file is None:
+            return module.run_command(argv, check_rc=False)
+        return progress.run_logged(argv, log_file, secrets=runner.secrets)
+
     runner = runner_factory(
-        lambda argv: module.run_command(argv, check_rc=False),
+        run_command,
         binary,
         params["region"],
         check_mode=module.check_mode,
@@ -317,6 +349,10 @@ def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
     finally:
         reconciler.cleanup()
     diff = result.pop("diff")
+    if log_file and os.path.exists(log_file):
+        result["progress_log"] = log_file
+    # the plan-shape entries (docs/plan.md): ``plan`` was this module's own summary before the shape existed
+    result["plan_entries"] = eksctl_entries(params["name"], result.get("plan") or {})
     if module._diff:
         result["diff"] = diff
     return result

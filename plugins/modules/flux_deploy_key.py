@@ -115,6 +115,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: What was (in check mode, would be) changed, in the collection's plan shape; never a value.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: GitHub deploy key
+      name: biomage/iac flux-biomage-staging
+      action: rotate
+      reason: regenerate=always
 fingerprint:
   description: SHA256 fingerprint of the key the Secret holds afterwards (null for a key check mode would generate).
   returned: always
@@ -151,6 +161,7 @@ reasons:
 import base64
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.biomage.iac.plugins.module_utils import plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.flux import credentials as fc
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
@@ -224,6 +235,7 @@ def main():
         deleted=[deploy_keys.describe(k) for k in outcome.deleted],
         secret=dict(namespace=p["namespace"], name=p["secret_name"], action=outcome.secret_action),
         reasons=steps.reasons,
+        plan=plan_entries.flux_key_entries(p["owner"], p["repo"], p["title"], p["namespace"], p["secret_name"], steps),
     )
     if module._diff:
         after_keys = [k for k in keys if k not in outcome.deleted] + ([outcome.added] if outcome.added else [])

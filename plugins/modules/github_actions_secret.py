@@ -84,6 +84,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: What was (in check mode, would be) changed, in the collection's plan shape; never a value.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: GitHub Actions secret
+      name: biomage/ui DEPLOY_TOKEN
+      action: update
+      reason: value written (never read back)
 name:
   description: The secret's name as GitHub stores it (upper case).
   returned: always
@@ -103,6 +113,7 @@ existed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils import plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import actions as github_actions
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
@@ -140,6 +151,7 @@ def main():
     except BiomageError as exc:
         fail(module, exc)
     result = dict(changed=action != "unchanged", name=name, action=action, existed=current is not None)
+    result["plan"] = plan_entries.actions_setting_entry("GitHub Actions secret", owner, repo, name, action)
     if module._diff:
         result["diff"] = github_actions.secret_diff(owner, repo, name, current, action, state)
     module.exit_json(**result)

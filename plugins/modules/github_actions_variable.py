@@ -69,6 +69,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: What was (in check mode, would be) changed, in the collection's plan shape; never a value.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: GitHub Actions variable
+      name: biomage/ui AWS_REGION
+      action: create
+      reason: not set
 name:
   description: The variable's name as GitHub stores it (upper case).
   returned: always
@@ -86,6 +96,7 @@ value:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils import plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import actions as github_actions
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
@@ -115,6 +126,7 @@ def main():
     except BiomageError as exc:
         fail(module, exc)
     result = dict(changed=action != "unchanged", name=name, action=action, value=value if state == "present" else None)
+    result["plan"] = plan_entries.actions_setting_entry("GitHub Actions variable", owner, repo, name, action)
     if module._diff:
         result["diff"] = github_actions.variable_diff(owner, repo, name, current, value, state)
     module.exit_json(**result)

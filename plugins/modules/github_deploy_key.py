@@ -85,6 +85,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: What was (in check mode, would be) changed, in the collection's plan shape; never a value.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: GitHub deploy key
+      name: biomage/iac flux-biomage-staging
+      action: create
+      reason: the wanted key is not registered
 key:
   description: The key that is (or, in check mode, would be) registered.
   returned: state=present
@@ -114,6 +124,7 @@ deleted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.biomage.iac.plugins.module_utils import plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import (
@@ -158,6 +169,7 @@ def main():
         changed=deploy_keys.changed(steps),
         added=deploy_keys.describe(added or steps["add"]) if steps["add"] else None,
         deleted=[deploy_keys.describe(k) for k in steps["delete"]],
+        plan=plan_entries.deploy_key_entries(params["owner"], params["repo"], params["title"], steps),
     )
     if params["state"] == "present":
         result["key"] = deploy_keys.describe(added or steps["keep"] or steps["add"])

@@ -74,6 +74,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: What was (in check mode, would be) changed, in the collection's plan shape; never a value.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: IAM OIDC provider
+      name: https://token.actions.githubusercontent.com
+      action: create
+      reason: no provider for GitHub Actions
 arn:
   description: The provider's ARN (null when it would be created in check mode).
   returned: always
@@ -88,6 +98,7 @@ steps:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.biomage.iac.plugins.module_utils import plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     AWS_CLIENT_ARGUMENT_SPEC,
     module_client,
@@ -118,6 +129,7 @@ def main():
     except BiomageError as exc:
         fail(module, exc)
     result = dict(changed=bool(steps), arn=arn, steps=[op for op, _arg in steps])
+    result["plan"] = plan_entries.oidc_provider_entries(url, steps)
     if module._diff:
         result["diff"] = dict(before=current or {}, after=github_oidc.desired(current, url, client_ids, thumbprints))
     module.exit_json(**result)

@@ -55,6 +55,8 @@ def ansible_env(stack_env: dict[str, str] | None = None, **extra: str) -> dict[s
         "ANSIBLE_NOCOLOR": "1",
         "PYTHONPATH": str(REPO_ROOT / "tools"),
     }
+    # ansible.cfg enables biomage.iac.plan: the test suite's playbooks stay out of CI's step summary
+    env.pop("GITHUB_STEP_SUMMARY", None)
     env.update(stack_env or {})
     env.update(extra)
     return env

@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: plan_fingerprint
+short_description: Fingerprint a plan's inputs and live state; refuse an apply whose plan file is stale
+version_added: 0.2.0
+description:
+  - Computes one SHA-256 per input file (templates, cluster config, charts, release files, inventory)
+    and reads the status and last update time of the environment's CloudFormation stacks.
+  - The C(biomage.iac.plan) callback writes the result into the plan file of a check run
+    (C(-e biomage_plan_out=<file>)).
+  - Given O(plan_in) (C(-e biomage_plan_in=<file>)), it fails, naming every changed file and stack,
+    when the inputs or the live stacks differ from the plan file's, so an apply refuses before any change.
+  - Read-only. See docs/plan.md.
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - biomage.iac.aws_client
+  - biomage.iac.attributes
+  - biomage.iac.attributes.info_module
+author:
+  - Biomage platform team (@biomage-org)
+options:
+  root:
+    description: The repository root the O(inputs) are relative to.
+    type: path
+    required: true
+  inputs:
+    description: Files and folders (relative to O(root)) whose content the plan depends on.
+    type: list
+    elements: str
+    required: true
+  stack_prefix:
+    description: With O(stack_suffix), the CloudFormation stacks whose state is part of the fingerprint.
+    type: str
+    default: biomage-
+  stack_suffix:
+    description: The environment's stack name suffix (C(-staging)); unset, no stack is read.
+    type: str
+  plan_in:
+    description: A plan file to compare with; the module fails when it is stale.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Fingerprint the inputs; refuse a stale plan file
+  biomage.iac.plan_fingerprint:
+    root: "{{ playbook_dir | dirname }}"
+    inputs: [cf, infra, charts, releases/staging, inventories/staging]
+    stack_suffix: -staging
+    plan_in: "{{ biomage_plan_in | default(omit) }}"
+"""
+
+RETURN = r"""
+plan_fingerprint:
+  description: The fingerprint (the callback copies it into the plan file).
+  returned: success
+  type: dict
+  sample:
+    format: 1
+    inputs: {cf/dynamo.yaml: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}
+    inputs_digest: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+    live: {biomage-dynamo-staging: UPDATE_COMPLETE@2026-11-30T10:00:00+00:00}
+    live_digest: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9
+checked:
+  description: Whether a plan file was compared (and matched).
+  returned: success
+  type: bool
+change_sets:
+  description: The planned change sets recorded in O(plan_in) (stack name -> change set id).
+  returned: when O(plan_in) is given
+  type: dict
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.biomage.iac.plugins.module_utils import plan_file
+from ansible_collections.biomage.iac.plugins.module_utils.aws import (
+    AWS_CLIENT_ARGUMENT_SPEC,
+    aws_errors,
+    module_client,
+    module_settings,
+)
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
+
+
+def live_stacks(module):
+    suffix = module.params["stack_suffix"]
+    if not suffix:
+        return {}
+    settings = module_settings(module)
+    with aws_errors(settings, "list the CloudFormation stacks", needs="cloudformation:DescribeStacks"):
+        client = module_client(module, "cloudformation")
+        stacks = [s for page in client.get_paginator("describe_stacks").paginate() for s in page.get("Stacks", [])]
+    return plan_file.stack_states(stacks, module.params["stack_prefix"], suffix)
+
+
+def main():
+    spec = dict(
+        root=dict(type="path", required=True),
+        inputs=dict(type="list", elements="str", required=True),
+        stack_prefix=dict(type="str", default="biomage-"),
+        stack_suffix=dict(type="str"),
+        plan_in=dict(type="path"),
+    )
+    spec.update(AWS_CLIENT_ARGUMENT_SPEC)
+    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
+    params = module.params
+    result = dict(changed=False, checked=False)
+    try:
+        planned = plan_file.read(params["plan_in"]) if params["plan_in"] else None
+        current = plan_file.fingerprint(plan_file.input_digests(params["root"], params["inputs"]), live_stacks(module))
+        result["plan_fingerprint"] = current
+        if planned is not None:
+            reasons = plan_file.compare(planned["fingerprint"], current)
+            if reasons:
+                raise plan_file.refusal(params["plan_in"], reasons)
+            result.update(checked=True, change_sets=dict(planned.get("change_sets") or {}))
+    except BiomageError as exc:
+        fail(module, exc, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
