@@ -23,6 +23,7 @@ from devstack import Stack
 from tests.lib import aws
 from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
 from tests.lib.github import OWNER, call, commit_files
+from tests.lib.releases import irsa_template
 
 pytestmark = pytest.mark.slow
 EXAMPLE = REPO_ROOT / "docs/examples/ui.flux.ci"
@@ -30,32 +31,6 @@ ACCOUNT = "123456789012"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com"
 DOMAIN = "scp-staging.biomage.test"
 REPO = "releases-target"  # a repository of the stand-in holding releases/ only
-
-
-def irsa_template(app: str, environment: str) -> str:
-    return json.dumps(
-        {
-            "Resources": {
-                "Role": {
-                    "Type": "AWS::IAM::Role",
-                    "Properties": {
-                        "RoleName": f"biomage-{app}-{environment}-eu-west-1",
-                        "AssumeRolePolicyDocument": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Principal": {"Service": "ec2.amazonaws.com"},
-                                    "Action": "sts:AssumeRole",
-                                }
-                            ],
-                        },
-                    },
-                }
-            },
-            "Outputs": {"RoleArn": {"Value": {"Fn::GetAtt": ["Role", "Arn"]}}},
-        }
-    )
 
 
 @pytest.fixture(scope="module")
