@@ -161,3 +161,24 @@ def test_the_release_job_runs_against_the_local_stack(env: dict[str, str], tmp_p
     assert removed.returncode == 0, removed.stderr
     assert json.loads((tmp_path / "release.json").read_text())["action"] == "delete"
     assert call(env, "GET", f"/repos/{OWNER}/{REPO}/contents/releases/staging/ui-kit.yaml")[0] == 404
+
+
+def test_the_documented_caller_is_complete_and_actionlint_clean(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "docs/releases.md").read_text(encoding="utf-8")
+    caller = re.search(r"```yaml\n(---\nname: release\n.*?)```", text, re.S)
+    assert caller, "docs/releases.md has no example caller workflow"
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "release.yml").write_text(caller[1], encoding="utf-8")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    done = subprocess.run(
+        [shutil.which("actionlint") or "actionlint", ".github/workflows/release.yml"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = yaml.safe_load(caller[1])["jobs"]["release"]
+    call_spec = workflow()["on"]["workflow_call"]
+    required = {name for name, spec in call_spec["inputs"].items() if spec.get("required")}
+    assert required <= set(job["with"]) <= set(call_spec["inputs"])
+    assert set(job["secrets"]) == set(call_spec["secrets"])
+    assert job["uses"].endswith("/.github/workflows/service-release.yml@main")
