@@ -76,10 +76,16 @@ GITHUB_ARGUMENT_SPEC = dict(
 
 # the fix of an HTTP error status, where one is known
 STATUS_FIXES = {
-    401: "the token is missing, wrong or expired: provide a valid token (or the GitHub App's id and private key).",
+    401: "the token is missing, wrong or expired: provide a valid token.",
     403: "the token lacks the permission for this call (deploy keys and secrets need admin rights).",
     404: "check the owner and repository names, and that the token can see the repository.",
 }
+
+
+APP_401_FIX = (
+    "GitHub refused the App's credentials: check app_id and app_installation_id, and that the private key is "
+    "the App's current one (GitHub > Settings > Developer settings > GitHub Apps)."
+)
 
 
 class GitHubError(BiomageError):
@@ -296,7 +302,10 @@ class GitHubClient:
                     self.sleep(min(2**attempt, 10))
                     attempt += 1
                     continue
-                raise self._http_error(method, url, exc, payload) from exc
+                error = self._http_error(method, url, exc, payload)
+                if exc.code == 401 and (self.app is not None or bearer):
+                    error.fix = APP_401_FIX
+                raise error from exc
             except URLError as exc:
                 reason = getattr(exc, "reason", exc)
                 raise GitHubError(
@@ -419,7 +428,7 @@ class GitHubClient:
         content = self._get_or_none(self._contents_path(owner, repo, path) + suffix)
         if content is None or not isinstance(content, dict) or content.get("type", "file") != "file":
             return None
-        return base64.b64decode(content.get("content") or "").decode("utf-8"), content["sha"]
+        return base64.b64decode(content.get("content") or "").decode("utf-8"), content.get("sha")
 
     def put_file(self, owner, repo, path, text, message, sha=None, branch=None):
         """Create (``sha`` None) or replace (``sha`` the current blob's) a file in one commit; the
