@@ -58,7 +58,7 @@ options:
     default: https://api.github.com
   app_id:
     description:
-      - The id of the GitHub App to act as (required: no token is accepted). Falls back to E(GITHUB_APP_ID).
+      - The id of the GitHub App to act as (required, as no token is accepted). Falls back to E(GITHUB_APP_ID).
       - The client signs a JWT (RS256) with O(app_private_key_path), buys an installation token with
         it and renews that token before it expires.
     type: str

@@ -14,7 +14,7 @@ description:
   - Converges one repository ruleset (C(/repos/{owner}/{repo}/rulesets)) of target C(branch) on the
     default branch (or O(branches)) that requires the status checks O(required_checks), with the
     GitHub Apps O(bypass_app_ids) as the only actors allowed past it.
-  - The collection uses it for the releases guard (role C(biomage.iac.releases_guard)): a pull request
+  - The collection uses it for the releases guard (role C(biomage.iac.releases_guard)), so a pull request
     changing C(releases/) cannot merge, while the release GitHub App writes releases directly.
   - Target, enforcement, branches, rules and bypass actors are compared in a normal form; a ruleset
     loosened by hand shows the parts that differ and is put back.
@@ -115,7 +115,7 @@ def main():
         **GITHUB_REPOSITORY_SPEC,
         name=dict(type="str", default="releases guard"),
         required_checks=dict(type="list", elements="str", default=["releases-guard"]),
-        bypass_app_ids=dict(type="list", elements="int", default=[]),
+        bypass_app_ids=dict(type="list", elements="int", default=[], no_log=False),
         branches=dict(type="list", elements="str", default=[rulesets.DEFAULT_BRANCH]),
         enforcement=dict(type="str", choices=["active", "evaluate", "disabled"], default="active"),
         strict=dict(type="bool", default=False),
