@@ -205,17 +205,16 @@ def role_arn_from_stack(cfn, settings, app, environment):
     """The ``RoleArn`` output of the app's IRSA stack in ``environment`` (a CloudFormation client)."""
     stack = irsa_stack_name(app, environment)
     try:
-        stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
-    except aws.AWS_ERRORS as exc:
-        if aws.is_error_code(exc, "ValidationError") and "does not exist" in aws.error_message(exc):
+        with aws.aws_errors(settings, f"read the outputs of stack {stack}", needs="cloudformation:DescribeStacks"):
+            stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
+    except aws.AwsError as exc:
+        if exc.details.get("error_code") == "ValidationError" and "does not exist" in str(exc):
             raise ReleaseStepError(
                 f"stack {stack} does not exist: {app} has no IRSA role in {environment}.",
                 fix=f"add {app} to the irsa role's apps and converge {environment} (playbooks/site.yml), "
                 "or give role_arn",
             ) from exc
-        raise aws.aws_error(
-            exc, settings, f"read the outputs of stack {stack}", needs="cloudformation:DescribeStacks"
-        ) from exc
+        raise
     outputs = {o["OutputKey"]: o["OutputValue"] for o in (stacks[0].get("Outputs") or [])} if stacks else {}
     if "RoleArn" not in outputs:
         raise ReleaseStepError(
