@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except BiomageError as exc:
         print(f"release: {exc}", file=sys.stderr)
         for finding in exc.details.get("findings") or []:
-            print(f"  {finding['path']}: {finding['field']}: {finding['message']} Fix: {finding['fix']}", file=sys.stderr)
+            print(
+                f"  {finding['path']}: {finding['field']}: {finding['message']} Fix: {finding['fix']}", file=sys.stderr
+            )
         return 1
     if args.check and result["unified_diff"]:
         print(result["unified_diff"], file=sys.stderr)
