@@ -3,6 +3,7 @@ release tests."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,19 @@ def render_chart(
 def rendered_objects(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(result.stdout) if d}
+
+
+def irsa_template(app: str, environment: str, region: str = "eu-west-1") -> str:
+    """A CloudFormation template like cf/irsa-<app>-role.yaml, reduced to its role and RoleArn output
+    (for the release step's lookup of stack biomage-irsa-<app>-role-<environment>)."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    role = {"RoleName": f"biomage-{app}-{environment}-{region}", "AssumeRolePolicyDocument": trust}
+    return json.dumps(
+        {
+            "Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": role}},
+            "Outputs": {"RoleArn": {"Value": {"Fn::GetAtt": ["Role", "Arn"]}}},
+        }
+    )

@@ -4,6 +4,10 @@
 The stand-in's token is generated per stack and kept in a 0600 file whose path (never the token)
 goes into the env file, as GITHUB_TOKEN_FILE.
 
+A GitHub App is registered at start: its RSA private key (PEM, 0600) is ``github/app.pem`` of the
+state folder, and the env file gets GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and
+GITHUB_APP_PRIVATE_KEY_FILE (a path, never the key).
+
 Its SSH host key (ed25519, ``github/ssh_host_ed25519_key``, 0600) is made once per state folder and
 kept across restarts, like the SSH port when it is still free; ``github/known_hosts`` holds the one
 line a client needs (``[127.0.0.1]:<port> ssh-ed25519 AAAA...``). The env file gets GITHUB_SSH_URL
@@ -21,6 +25,7 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import github_spec
@@ -28,6 +33,21 @@ from .core import LOOPBACK, REPO_ROOT, Component, Context, DevstackError, free_p
 
 SEED = Path(__file__).with_name("github_seed.json")
 OWNER = "biomage-org"
+# the GitHub App the stand-in registers (the release step's identity)
+APP_ID = 4242
+APP_INSTALLATION_ID = 4343
+
+
+def app_private_key(key_file: Path) -> None:
+    """The App's RSA private key (PEM, 0600), made once per state folder, as GitHub hands it out."""
+    if key_file.is_file():
+        return
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.touch(mode=0o600)
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    key_file.write_bytes(pem)
 
 
 def host_public_key(key_file: Path) -> str:
@@ -87,6 +107,7 @@ class GitHub(Component):
                 token_file.touch(mode=0o600)
                 token_file.write_text(secrets.token_hex(20), encoding="ascii")
             host_public_key(host_key)
+            app_private_key(ctx.path("github", "app.pem"))
             port, ssh_port = free_port(), self._ssh_port(ssh_port_file)
             argv = [
                 sys.executable, "-m", "devstack.github_standin",
@@ -98,6 +119,9 @@ class GitHub(Component):
                 "--checkout", str(REPO_ROOT),
                 "--ssh-port", str(ssh_port),
                 "--ssh-host-key", str(host_key),
+                "--app-id", str(APP_ID),
+                "--app-installation-id", str(APP_INSTALLATION_ID),
+                "--app-key-file", str(ctx.path("github", "app.pem")),
             ]  # fmt: skip
             ctx.spawn(self.name, argv, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
             port_file.write_text(f"{port}\n", encoding="ascii")
@@ -115,6 +139,9 @@ class GitHub(Component):
             "BIOMAGE_GITHUB_OWNER": OWNER,
             "GITHUB_SSH_URL": f"ssh://git@{LOOPBACK}:{ssh_port}",
             "GITHUB_SSH_KNOWN_HOSTS_FILE": str(known_hosts),
+            "GITHUB_APP_ID": str(APP_ID),
+            "GITHUB_APP_INSTALLATION_ID": str(APP_INSTALLATION_ID),
+            "GITHUB_APP_PRIVATE_KEY_FILE": str(ctx.path("github", "app.pem")),
         }
 
     def stop(self, ctx: Context) -> bool:

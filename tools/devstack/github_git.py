@@ -133,6 +133,14 @@ class GitStore:
         )  # fmt: skip
         return out.stdout.strip() or None
 
+    def log(self, repo: Path, path: str | None = None) -> list[dict[str, str]]:
+        """Commits on ``main`` (newest first; those touching ``path`` when given): sha, author, subject."""
+        if self.head(repo) is None:
+            return []
+        args = ["log", "--format=%H%x1f%an%x1f%s", REF, *(["--", path] if path else [])]
+        lines = self._git(repo, *args).decode().splitlines()
+        return [dict(zip(("sha", "author", "subject"), line.split("\x1f"), strict=True)) for line in lines if line]
+
     def read(self, repo: Path, path: str) -> bytes | None:
         """The content of file ``path`` on ``main``; None when it is missing or not a file."""
         if not valid_path(path):
@@ -145,8 +153,10 @@ class GitStore:
         return rest[: int(fields[2])]
 
     # -- writing -------------------------------------------------------------------------------
-    def _commit_tree(self, repo: Path, tree: str, parent: str | None, message: str) -> str:
-        name, email = AUTHOR
+    def _commit_tree(
+        self, repo: Path, tree: str, parent: str | None, message: str, author: tuple[str, str] = AUTHOR
+    ) -> str:
+        name, email = author
         ident = {
             "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
             "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email,
@@ -154,7 +164,7 @@ class GitStore:
         parents = ["-p", parent] if parent else []
         return self._git(repo, "commit-tree", tree, *parents, "-m", message, env=ident).decode().strip()
 
-    def commit(self, repo: Path, changes: dict[str, str | None], message: str) -> str:
+    def commit(self, repo: Path, changes: dict[str, str | None], message: str, author: tuple[str, str] = AUTHOR) -> str:
         """Commit ``changes`` (path: new content, or None to delete) on ``main``; the new head.
 
         Raises KeyError naming a path to delete that does not exist, GitError for an invalid path,
@@ -180,7 +190,7 @@ class GitStore:
             tree = self._git(repo, "write-tree", env=index).decode().strip()
             if parent and tree == self._git(repo, "rev-parse", f"{parent}^{{tree}}").decode().strip():
                 return parent
-            commit = self._commit_tree(repo, tree, parent, message)
+            commit = self._commit_tree(repo, tree, parent, message, author)
             try:
                 self._git(repo, "update-ref", REF, commit, parent or ZERO)
             except GitError as exc:

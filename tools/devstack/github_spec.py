@@ -41,6 +41,17 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("get", "/repos/{owner}/{repo}/actions/variables/{name}"): "actions/get-repo-variable",
     ("patch", "/repos/{owner}/{repo}/actions/variables/{name}"): "actions/update-repo-variable",
     ("delete", "/repos/{owner}/{repo}/actions/variables/{name}"): "actions/delete-repo-variable",
+    # GitHub App authentication (the release step's identity)
+    ("get", "/repos/{owner}/{repo}/installation"): "apps/get-repo-installation",
+    ("post", "/app/installations/{installation_id}/access_tokens"): "apps/create-installation-access-token",
+    # the release step writes release files
+    ("put", "/repos/{owner}/{repo}/contents/{path}"): "repos/create-or-update-file-contents",
+    ("delete", "/repos/{owner}/{repo}/contents/{path}"): "repos/delete-file",
+    # the releases guard, required through a repository ruleset
+    ("get", "/repos/{owner}/{repo}/rulesets"): "repos/get-repo-rulesets",
+    ("post", "/repos/{owner}/{repo}/rulesets"): "repos/create-repo-ruleset",
+    ("get", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): "repos/get-repo-ruleset",
+    ("put", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): "repos/update-repo-ruleset",
 }
 
 

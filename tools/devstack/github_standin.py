@@ -26,6 +26,17 @@ Paths under ``/_standin/`` are not GitHub's (same token): for tests and the loca
   handler runs. ``GET /_standin/faults`` lists them (with ``hits``), ``DELETE /_standin/faults``
   removes all, ``DELETE /_standin/faults/<id>`` one.
 
+- ``GET /_standin/log/<owner>/<repo>[?path=P]``: ``main``'s commits (newest first): sha, author, subject.
+- ``POST /_standin/app`` ``{"token_ttl": seconds}``: how long new installation tokens live (3600).
+
+A GitHub App (``--app-id``, ``--app-key-file`` its RSA private key in PEM, ``--app-installation-id``)
+is installed on every repository: ``POST /app/installations/{id}/access_tokens`` takes a JWT signed
+with that key (RS256, ``iss`` the App's id, at most 10 minutes long, checked as GitHub does) and
+answers an installation token (``ghs_...``, 1 hour) that the API accepts like the stack token;
+commits made with it (contents API) are authored by ``<slug>[bot]``. Faults may carry ``headers``
+and a ``message`` (``{"status": 429, "headers": {"Retry-After": "1"}}``; a secondary rate limit is a
+403 with ``Retry-After``), so clients' rate-limit handling is tested as GitHub answers.
+
 Run: ``python -m devstack.github_standin --port P --token-file F --key-file F --git-dir D
 --ssh-port P --ssh-host-key F [--seed F] [--checkout DIR]``.
 """
@@ -39,12 +50,17 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 from openapi_schema_validator import OAS30Validator
@@ -62,9 +78,78 @@ DOCS = "https://docs.github.com/rest"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
+        self.status, self.message, self.errors, self.headers = status, message, errors, headers or {}
+
+
+def blob_sha(raw: bytes) -> str:
+    """git's blob id of ``raw`` (what the contents API calls a file's ``sha``)."""
+    return hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # noqa: S324 - git's blob id
+
+
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+@dataclass
+class App:
+    """The GitHub App of the local stack, installed on every repository."""
+
+    id: int
+    installation_id: int
+    public_key: rsa.RSAPublicKey
+    slug: str = "biomage-release"
+    token_ttl: int = 3600
+    tokens: dict[str, float] = field(default_factory=dict)  # installation token -> expiry (epoch)
+    minted: int = 0
+
+    def verify_jwt(self, token: str) -> None:
+        """Check a JWT as GitHub does: RS256 by the App's key, ``iss`` the App, ``exp`` at most 10
+        minutes after ``iat``, not expired, not issued in the future."""
+        try:
+            header_b64, claims_b64, signature_b64 = token.split(".")
+            header = json.loads(_b64url_decode(header_b64))
+            claims = json.loads(_b64url_decode(claims_b64))
+            signature = _b64url_decode(signature_b64)
+        except (ValueError, TypeError) as exc:
+            raise ApiError(401, "A JSON web token could not be decoded") from exc
+        if header.get("alg") != "RS256":
+            raise ApiError(401, "'Expiration time' claim ('exp') is invalid: JWTs must be signed with RS256")
+        try:
+            self.public_key.verify(
+                signature, f"{header_b64}.{claims_b64}".encode("ascii"), padding.PKCS1v15(), hashes.SHA256()
+            )
+        except InvalidSignature as exc:
+            raise ApiError(401, "A JSON web token could not be decoded") from exc
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int):
+            raise ApiError(401, "'Issued at' claim ('iat') and 'Expiration time' claim ('exp') are required")
+        if exp < now:
+            raise ApiError(401, "'Expiration time' claim ('exp') must be a numeric value representing the future time")
+        if exp - iat > 600 or iat > now + 60:
+            raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
+        if str(claims.get("iss")) != str(self.id):
+            raise ApiError(401, "'Issuer' claim ('iss') must be an Integer")
+
+    def mint(self) -> tuple[str, str]:
+        token = "ghs_" + secrets.token_urlsafe(27)
+        expiry = time.time() + self.token_ttl
+        self.tokens = {t: e for t, e in self.tokens.items() if e > time.time()}
+        self.tokens[token] = expiry
+        self.minted += 1
+        return token, dt.datetime.fromtimestamp(expiry, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def accepts(self, token: str) -> bool:
+        expiry = self.tokens.get(token)
+        return expiry is not None and expiry > time.time()
 
 
 def now() -> str:
@@ -109,6 +194,7 @@ class Repo:
     keys: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)
     id: int = 0
 
 
@@ -122,10 +208,13 @@ class Fault:
     status: int = 500
     remaining: int = 1  # 0: every matching request until removed
     hits: int = 0
+    message: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> dict[str, Any]:
         return {"id": self.id, "method": self.method, "path": self.path.pattern, "status": self.status,
-                "remaining": self.remaining, "hits": self.hits}  # fmt: skip
+                "remaining": self.remaining, "hits": self.hits, "message": self.message,
+                "headers": self.headers}  # fmt: skip
 
 
 def key_blob(openssh: str) -> bytes | None:
@@ -137,8 +226,10 @@ def key_blob(openssh: str) -> bytes | None:
 
 
 class GitHubStandin:
-    def __init__(self, spec: dict[str, Any], token: str, private_key: PrivateKey, git: GitStore) -> None:
-        self.spec, self.token, self.private_key, self.git = spec, token, private_key, git
+    def __init__(
+        self, spec: dict[str, Any], token: str, private_key: PrivateKey, git: GitStore, app: App | None = None
+    ) -> None:
+        self.spec, self.token, self.private_key, self.git, self.app = spec, token, private_key, git, app
         self.key_id = hashlib.sha256(bytes(private_key.public_key)).hexdigest()[:20]
         self.repos: dict[str, Repo] = {}
         self.faults: list[Fault] = []
@@ -163,7 +254,17 @@ class GitHubStandin:
             "actions/get-repo-variable": self.get_variable,
             "actions/update-repo-variable": self.update_variable,
             "actions/delete-repo-variable": self.delete_variable,
+            "apps/get-repo-installation": self.get_installation,
+            "apps/create-installation-access-token": self.create_installation_token,
+            "repos/create-or-update-file-contents": self.put_content,
+            "repos/delete-file": self.delete_content,
+            "repos/get-repo-rulesets": self.list_rulesets,
+            "repos/create-repo-ruleset": self.create_ruleset,
+            "repos/get-repo-ruleset": self.get_ruleset,
+            "repos/update-repo-ruleset": self.update_ruleset,
         }
+        # operations authenticated as the App itself (a JWT), not with a token
+        self.jwt_operations = {"apps/get-repo-installation", "apps/create-installation-access-token"}
 
     @staticmethod
     def _pattern(template: str) -> re.Pattern[str]:
@@ -183,29 +284,60 @@ class GitHubStandin:
             status, body = exc.status, {"message": exc.message, "documentation_url": DOCS}
             if exc.errors:
                 body["errors"] = exc.errors
+            extra_headers = exc.headers
+        else:
+            extra_headers = {}
         response = Response(status=status)
+        for name, value in extra_headers.items():
+            response.headers[name] = value
         if body is not None:
             response.set_data(json.dumps(body))
             response.content_type = "application/json; charset=utf-8"
         return response(environ, start_response)
 
-    def dispatch(self, request: Request) -> tuple[int, Any]:
+    def _actor(self, request: Request, operation_id: str | None) -> str:
+        """Who calls: ``token`` (the stack's token), ``app`` (a JWT) or ``installation`` (a token of
+        the App's installation). Anything else is a 401, as GitHub answers it."""
         auth = request.headers.get("Authorization", "")
         scheme, token = auth.partition(" ")[::2]
-        if scheme.lower() not in {"bearer", "token"} or token != self.token:
-            raise ApiError(401, "Bad credentials")
-        self._inject_fault(request)
+        if scheme.lower() not in {"bearer", "token"} or not token:
+            raise ApiError(401, "Requires authentication")
+        if operation_id in self.jwt_operations:
+            if self.app is None:
+                raise ApiError(404, "Not Found (the local stack registered no GitHub App)")
+            if token.count(".") != 2:
+                raise ApiError(401, "A JSON web token could not be decoded")
+            self.app.verify_jwt(token)
+            return "app"
+        if token == self.token:
+            return "token"
+        if self.app is not None and token.startswith("ghs_"):
+            with self.lock:
+                if self.app.accepts(token):
+                    return "installation"
+        if token.count(".") == 2:
+            raise ApiError(403, "A JSON web token cannot be used for this endpoint: use an installation token")
+        raise ApiError(401, "Bad credentials")
+
+    def dispatch(self, request: Request) -> tuple[int, Any]:
         method = request.method.lower()
         for pattern, template in self.routes:
             match = pattern.match(request.path)
             if match and method in self.spec["paths"][template]:
                 operation = self.spec["paths"][template][method]
+                actor = self._actor(request, operation["operationId"])
+                self._inject_fault(request)
                 params = self._parameters(operation, match.groupdict(), request)
                 body = self._body(operation, request)
+                handler = self.handlers[operation["operationId"]]
+                if "actor" in handler.__code__.co_varnames:
+                    params["actor"] = actor
                 with self.lock:
-                    status, payload = self.handlers[operation["operationId"]](body=body, **params)
+                    status, payload = handler(body=body, **params)
                 self._check_response(operation, status, payload)
                 return status, payload
+        self._actor(request, None)
+        self._inject_fault(request)
         raise ApiError(404, f"Not Found ({request.method} {request.path} is not served by the local GitHub stand-in)")
 
     def _parameters(self, operation: dict[str, Any], path: dict[str, str], request: Request) -> dict[str, Any]:
@@ -222,6 +354,8 @@ class GitHubStandin:
                 if not raw.isdigit():
                     raise ApiError(404 if where == "path" else 422, f"Invalid {name}: {raw!r} is not an integer")
                 value = int(raw)
+            elif schema.get("type") == "boolean" and raw in ("true", "false"):
+                value = raw == "true"
             errors = sorted(OAS30Validator(schema).iter_errors(value), key=str)
             if errors:
                 raise ApiError(422, f"Invalid request.\n\nInvalid {name}: {errors[0].message}")
@@ -297,7 +431,11 @@ class GitHubStandin:
                         fault.remaining -= 1
                         if not fault.remaining:
                             self.faults.remove(fault)
-                    raise ApiError(fault.status, f"Server Error (injected by the stand-in: fault {fault.id})")
+                    raise ApiError(
+                        fault.status,
+                        fault.message or f"Server Error (injected by the stand-in: fault {fault.id})",
+                        headers=fault.headers,
+                    )
 
     def _add_fault(self, body: Any) -> Fault:
         if not isinstance(body, dict) or not isinstance(body.get("path"), str):
@@ -309,6 +447,8 @@ class GitHubStandin:
                 method=body.get("method").upper() if body.get("method") else None,
                 status=int(body.get("status", 500)),
                 remaining=int(body.get("count", 1)),
+                message=str(body["message"]) if body.get("message") else None,
+                headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
             )
         except (re.error, TypeError, ValueError, AttributeError) as exc:
             raise ApiError(422, f"invalid fault: {exc}") from exc
@@ -368,7 +508,7 @@ class GitHubStandin:
         if raw is None:
             raise ApiError(404, "Not Found")
         url = f"https://api.github.com/repos/{found.owner}/{found.name}/contents/{path}"
-        sha = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # noqa: S324 - git's blob id
+        sha = blob_sha(raw)
         return 200, {
             "type": "file",
             "encoding": "base64",
@@ -534,6 +674,178 @@ class GitHubStandin:
             raise ApiError(404, "Not Found")
         return 204, None
 
+    # -- GitHub App ----------------------------------------------------------------------------
+    def _response_schema(self, operation_id: str, status: int) -> dict[str, Any]:
+        for methods in self.spec["paths"].values():
+            for operation in methods.values():
+                if operation.get("operationId") == operation_id:
+                    return operation["responses"][str(status)]["content"]["application/json"]["schema"]
+        raise KeyError(operation_id)  # pragma: no cover
+
+    def _installation_json(self) -> dict[str, Any]:
+        assert self.app is not None
+        account = {"login": "biomage-org", "id": 1, "type": "Organization"}
+        return synthesize(
+            self._response_schema("apps/get-repo-installation", 200),
+            {
+                "id": self.app.installation_id,
+                "app_id": self.app.id,
+                "app_slug": self.app.slug,
+                "target_id": 1,
+                "target_type": "Organization",
+                "repository_selection": "all",
+                "access_tokens_url": f"https://api.github.com/app/installations/{self.app.installation_id}"
+                "/access_tokens",
+                "account": synthesize(
+                    self._response_schema("apps/get-repo-installation", 200)["properties"]["account"], account
+                ),
+                "permissions": {"contents": "write", "metadata": "read", "administration": "write"},
+                "events": [],
+                "single_file_name": None,
+                "suspended_by": None,
+                "suspended_at": None,
+            },
+        )
+
+    def get_installation(self, owner: str, repo: str, body: Any) -> tuple[int, Any]:
+        self._repo(owner, repo)
+        return 200, self._installation_json()
+
+    def create_installation_token(self, installation_id: int, body: Any) -> tuple[int, Any]:
+        assert self.app is not None
+        if installation_id != self.app.installation_id:
+            raise ApiError(404, "Not Found")
+        token, expires_at = self.app.mint()
+        return 201, {
+            "token": token,
+            "expires_at": expires_at,
+            "permissions": {"contents": "write", "metadata": "read", "administration": "write"},
+            "repository_selection": "all",
+        }
+
+    def _author(self, actor: str) -> tuple[str, str]:
+        if actor == "installation" and self.app is not None:
+            return f"{self.app.slug}[bot]", f"{self.app.id}+{self.app.slug}[bot]@users.noreply.github.com"
+        return ("biomage stand-in", "standin@biomage.test")
+
+    # -- contents (writes) -----------------------------------------------------------------------
+    def _file_commit(self, found: Repo, path: str, raw: bytes | None, commit: str, message: str, status: int):
+        schema = self._response_schema("repos/create-or-update-file-contents", status)
+        url = f"https://api.github.com/repos/{found.owner}/{found.name}/contents/{path}"
+        content = None
+        if raw is not None:
+            content = synthesize(
+                schema["properties"]["content"],
+                {"name": path.rsplit("/", 1)[-1], "path": path, "sha": blob_sha(raw), "size": len(raw), "url": url,
+                 "type": "file"},
+            )  # fmt: skip
+        commit_json = synthesize(schema["properties"]["commit"], {"sha": commit, "message": message})
+        return {"content": content, "commit": commit_json}
+
+    def _check_branch(self, body: dict[str, Any]) -> None:
+        if body.get("branch") not in (None, "main"):
+            raise ApiError(404, f"Branch {body['branch']} not found")
+
+    def put_content(self, owner: str, repo: str, path: str, body: dict[str, Any], actor: str) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        self._check_branch(body)
+        try:
+            raw = base64.b64decode(body["content"], validate=True)
+            text = raw.decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(422, "Invalid request.\n\ncontent is not valid Base64 of UTF-8 text.") from exc
+        current = self.git.read(found.git_dir, path)
+        if current is not None and not body.get("sha"):
+            raise ApiError(422, 'Invalid request.\n\n"sha" wasn\'t supplied.')
+        if body.get("sha") and (current is None or body["sha"] != blob_sha(current)):
+            now_at = blob_sha(current) if current is not None else "nothing"
+            raise ApiError(409, f"{path} does not match {body['sha']} (it is at {now_at})")
+        commit = self._commit(owner, repo, {path: text}, body["message"], self._author(actor))
+        status = 201 if current is None else 200
+        return status, self._file_commit(found, path, raw, commit, body["message"], status)
+
+    def delete_content(self, owner: str, repo: str, path: str, body: dict[str, Any], actor: str) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        self._check_branch(body)
+        current = self.git.read(found.git_dir, path)
+        if current is None:
+            raise ApiError(404, "Not Found")
+        if body["sha"] != blob_sha(current):
+            raise ApiError(409, f"{path} does not match {body['sha']}")
+        commit = self._commit(owner, repo, {path: None}, body["message"], self._author(actor))
+        schema = self._response_schema("repos/delete-file", 200)
+        return 200, {"content": None, "commit": synthesize(schema["properties"]["commit"], {"sha": commit})}
+
+    # -- rulesets --------------------------------------------------------------------------------
+    def _ruleset_json(self, found: Repo, ruleset: dict[str, Any]) -> dict[str, Any]:
+        base = f"https://api.github.com/repos/{found.owner}/{found.name}/rulesets/{ruleset['id']}"
+        return {
+            **ruleset,
+            "source_type": "Repository",
+            "source": f"{found.owner}/{found.name}",
+            "_links": {"self": {"href": base}, "html": {"href": base.replace("api.github.com/repos", "github.com")}},
+        }
+
+    def _ruleset_body(self, found: Repo, body: dict[str, Any], ruleset_id: int | None) -> dict[str, Any]:
+        name = body.get("name")
+        if name is not None and any(r["name"] == name and r["id"] != ruleset_id for r in found.rulesets.values()):
+            raise ApiError(
+                422, "Validation Failed", [{"resource": "Ruleset", "code": "custom", "message": "Name must be unique"}]
+            )
+        for rule in body.get("rules") or []:
+            if rule.get("type") == "required_status_checks" and not (rule.get("parameters") or {}).get(
+                "required_status_checks"
+            ):
+                error = {"resource": "Ruleset", "code": "custom", "message": "required_status_checks needs a check"}
+                raise ApiError(422, "Validation Failed", [error])
+        return body
+
+    def list_rulesets(self, owner: str, repo: str, body: Any, page: int = 1, per_page: int = 30, **_: Any):
+        found = self._repo(owner, repo)
+        rulesets = [found.rulesets[i] for i in sorted(found.rulesets)][(page - 1) * per_page : page * per_page]
+        summary = ("id", "name", "target", "enforcement", "node_id", "created_at", "updated_at")
+        return 200, [{k: v for k, v in self._ruleset_json(found, r).items() if k in (*summary, "source",
+                      "source_type", "_links")} for r in rulesets]  # fmt: skip
+
+    def create_ruleset(self, owner: str, repo: str, body: dict[str, Any]) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        self._ruleset_body(found, body, None)
+        stamp = now()
+        ruleset = {
+            "id": self._new_id(),
+            "name": body["name"],
+            "target": body.get("target", "branch"),
+            "enforcement": body["enforcement"],
+            "bypass_actors": body.get("bypass_actors", []),
+            "conditions": body.get("conditions"),
+            "rules": body.get("rules", []),
+            "node_id": f"RRS_{secrets.token_hex(6)}",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        if ruleset["conditions"] is None:
+            del ruleset["conditions"]
+        found.rulesets[ruleset["id"]] = ruleset
+        return 201, self._ruleset_json(found, ruleset)
+
+    def get_ruleset(self, owner: str, repo: str, ruleset_id: int, body: Any, **_: Any) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        if ruleset_id not in found.rulesets:
+            raise ApiError(404, "Not Found")
+        return 200, self._ruleset_json(found, found.rulesets[ruleset_id])
+
+    def update_ruleset(self, owner: str, repo: str, ruleset_id: int, body: dict[str, Any] | None) -> tuple[int, Any]:
+        found = self._repo(owner, repo)
+        if ruleset_id not in found.rulesets:
+            raise ApiError(404, "Not Found")
+        body = self._ruleset_body(found, body or {}, ruleset_id)
+        ruleset = found.rulesets[ruleset_id]
+        for key in ("name", "target", "enforcement", "bypass_actors", "conditions", "rules"):
+            if key in body:
+                ruleset[key] = body[key]
+        ruleset["updated_at"] = now()
+        return 200, self._ruleset_json(found, ruleset)
+
     # -- stand-in only (not GitHub's API) --------------------------------------------------------
     def admin(self, request: Request) -> tuple[int, Any]:
         if request.headers.get("Authorization", "").partition(" ")[2] != self.token:
@@ -569,6 +881,18 @@ class GitHubStandin:
                     raise ApiError(422, 'a commit needs "files": {path: content or null}')
                 commit = self._commit(parts[1], parts[2], files, str(body.get("message") or "Update files"))
                 return 201, {"branch": "main", "commit": commit}
+        if request.method == "GET" and len(parts) == 3 and parts[0] == "log":
+            found = self._repo(parts[1], parts[2])
+            return 200, self.git.log(found.git_dir, request.args.get("path"))
+        if request.method == "POST" and parts == ["app"]:
+            if self.app is None:
+                raise ApiError(404, "Not Found (the local stack registered no GitHub App)")
+            body = request.get_json(force=True)
+            with self.lock:
+                if "token_ttl" in body:
+                    self.app.token_ttl = int(body["token_ttl"])
+                return 200, {"id": self.app.id, "installation_id": self.app.installation_id,
+                             "token_ttl": self.app.token_ttl, "minted": self.app.minted}  # fmt: skip
         if parts and parts[0] == "faults":
             with self.lock:
                 if request.method == "POST" and len(parts) == 1:
@@ -586,12 +910,14 @@ class GitHubStandin:
                     return 204, None
         raise ApiError(404, "Not Found")
 
-    def _commit(self, owner: str, name: str, files: dict[str, Any], message: str) -> str:
+    def _commit(
+        self, owner: str, name: str, files: dict[str, Any], message: str, author: tuple[str, str] | None = None
+    ) -> str:
         found = self._repo(owner, name)
         if not all(value is None or isinstance(value, str) for value in files.values()):
             raise ApiError(422, "file contents must be text (or null to delete)")
         try:
-            return self.git.commit(found.git_dir, files, message)
+            return self.git.commit(found.git_dir, files, message, *([author] if author else []))
         except KeyError as exc:
             raise ApiError(404, f"Not Found ({exc.args[0]} is not on main)") from exc
         except ConflictError as exc:
@@ -626,13 +952,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkout", type=Path, help="the git checkout whose HEAD seeds repositories with checkout")
     parser.add_argument("--ssh-port", type=int, required=True)
     parser.add_argument("--ssh-host-key", type=Path, required=True, help="OpenSSH private key file")
+    parser.add_argument("--app-id", type=int, help="the GitHub App's id (with --app-key-file)")
+    parser.add_argument("--app-installation-id", type=int, default=1)
+    parser.add_argument("--app-key-file", type=Path, help="the GitHub App's RSA private key (PEM)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     git = GitStore(args.git_dir)
     git.reset()
+    github_app = None
+    if args.app_id is not None and args.app_key_file is not None:
+        key = serialization.load_pem_private_key(args.app_key_file.read_bytes(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        github_app = App(args.app_id, args.app_installation_id, key.public_key())
     app = GitHubStandin(
-        github_spec.load(), args.token_file.read_text(encoding="ascii").strip(), load_private_key(args.key_file), git
+        github_spec.load(),
+        args.token_file.read_text(encoding="ascii").strip(),
+        load_private_key(args.key_file),
+        git,
+        github_app,
     )
     if args.seed and args.seed.is_file():
         for repo in json.loads(args.seed.read_text(encoding="utf-8")):
