@@ -69,7 +69,14 @@ RULES = {
     "BIO109": ("policy-format", "medium", "actions, resources and conditions well formed (parliament)"),
     "BIO110": ("analyser-available", "critical", "the IAM analysers are installed"),
     "BIO111": ("exemption-reason", "medium", "every exemption names a rule and gives a reason"),
+    "BIO112": (
+        "irsa-trust-owner",
+        "high",
+        "an irsa-<app>-role trusts only service accounts in namespaces <app>-<ref> (exact, or <app>-*)",
+    ),
 }
+IRSA_FILE = re.compile(r"(?:^|/)irsa-(?P<app>[a-z0-9-]+)-role\.ya?ml$")
+SUBJECT = re.compile(r"^system:serviceaccount:(?P<namespace>[^:]+):(?P<account>[^:]+)$")
 
 # The grants of the AWS-managed policies a template might attach (the policy documents AWS
 # publishes, reduced to what the analysis needs). Anything else under arn:<partition>:iam::aws:policy/
@@ -573,6 +580,56 @@ def _managed_policy(arn, path, where, analysers):
     return out
 
 
+def _owned_namespace(namespace, app):
+    """``<app>-<ref>`` exactly, or the pattern ``<app>-*`` (service names are prefix-free, docs/tenants.md)."""
+    rest = namespace[len(app) + 1 :] if namespace.startswith(app + "-") else ""
+    return rest == "*" or (bool(rest) and "*" not in rest and "?" not in rest)
+
+
+def trust_owner_findings(template, path, resolver):
+    """BIO112: the subjects an irsa-<app>-role.yaml trusts, resolved, are in <app>'s namespaces only
+    (releases.py gives <app>-<ref> namespaces to <app>'s releases alone, docs/tenants.md)."""
+    match = IRSA_FILE.search(path.replace("\\", "/"))
+    if not match:
+        return []
+    app = match.group("app")
+    out = []
+    resources = template.get("Resources") if isinstance(template.get("Resources"), dict) else {}
+    for logical_id, resource in sorted(resources.items()):
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::IAM::Role":
+            continue
+        props = resource.get("Properties") if isinstance(resource.get("Properties"), dict) else {}
+        where = f"Resources.{logical_id}.Properties.AssumeRolePolicyDocument"
+        for document in _documents(resolver.resolve(props.get("AssumeRolePolicyDocument"))):
+            for index, statement in enumerate(_statements(document)):
+                condition = statement.get("Condition") if isinstance(statement.get("Condition"), dict) else {}
+                for operator, block in condition.items():
+                    for key, values in block.items() if isinstance(block, dict) else ():
+                        if not str(key).endswith(":sub"):
+                            continue
+                        for subject in _flatten(values):
+                            found = SUBJECT.match(str(subject))
+                            if (
+                                found
+                                and _owned_namespace(found.group("namespace"), app)
+                                and "*" not in str(found.group("account"))
+                            ):
+                                continue
+                            finding = IamFinding(
+                                "BIO112",
+                                path,
+                                f"{where}.Statement[{index}].Condition.{operator}",
+                                f"trusts {subject!r}, which is not a service account of {app}'s namespaces "
+                                f"({app}-<ref>)",
+                                f"system:serviceaccount:{app}-${{Environment}}:<service account> (StringEquals), "
+                                f"or system:serviceaccount:{app}-*:<service account> (StringLike) where sandboxes "
+                                "need it",
+                            )
+                            finding.resource = logical_id
+                            out.append(finding)
+    return out
+
+
 def exemptions_of(template, path):
     """``({rule: reason}, {logical_id: {rule: reason}}, findings)`` from the Metadata exemptions."""
 
@@ -654,6 +711,7 @@ def analyse_template(
         for finding in _managed_policy(arn, path, where, analysers):
             finding.resource = logical_id
             findings.append(finding)
+    findings.extend(trust_owner_findings(template, path, resolver))
     top, per_resource, problems = exemptions_of(template, path) if exemptions else ({}, {}, [])
     kept = [
         f for f in findings if f.rule not in top and f.rule not in per_resource.get(getattr(f, "resource", None), {})

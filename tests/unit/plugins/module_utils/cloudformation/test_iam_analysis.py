@@ -169,3 +169,23 @@ def test_missing_analysers_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
     (finding,) = iam_analysis.analyse_template(yaml.safe_load(IRSA), "cf/irsa-ui-role.yaml")
     assert finding.rule == "BIO110"
     assert "make setup" in str(finding)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["system:serviceaccount:u*:deployment-runner", "system:serviceaccount:api-*:deployment-runner"],
+)
+def test_irsa_trust_names_only_the_owning_services_namespaces(pattern: str) -> None:
+    body = IRSA.replace("system:serviceaccount:ui-*:deployment-runner", pattern)
+    assert body != IRSA
+    problems = refused(body)
+    hits = [p for p in problems if "[BIO112 irsa-trust-owner" in p]
+    assert hits, problems
+    assert f"trusts '{pattern}', which is not a service account of ui's namespaces" in hits[0]
+    assert "AssumeRolePolicyDocument.Statement[0].Condition.StringLike" in hits[0]
+
+
+def test_service_names_are_prefix_free_so_app_star_matches_only_that_apps_namespaces() -> None:
+    apps = [p.name[len("irsa-") : -len("-role.yaml")] for p in (REPO_ROOT / "cf").glob("irsa-*-role.yaml")]
+    assert apps
+    assert [(a, b) for a in apps for b in apps if a != b and b.startswith(a + "-")] == []
