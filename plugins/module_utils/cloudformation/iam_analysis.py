@@ -257,7 +257,7 @@ class Resolver:
     def _lookup(self, name):
         if name in self.variables:
             return self.variables[name]
-        logical, _, attribute = name.partition(".")
+        logical, _dot, attribute = name.partition(".")
         return self._resource_value(logical, attribute or None)
 
     def _sub(self, text, extra):

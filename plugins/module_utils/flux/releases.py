@@ -895,6 +895,7 @@ class ReleaseChecker:
         self.schemas = crd_schemas(crd_dir or self.repo_root / CRD_DIR)
         self.template = template
         self._charts: dict = {}
+        self._services = None
 
     # files
 
@@ -1124,7 +1125,7 @@ class ReleaseChecker:
 
     def services(self):
         """The platform's services: the <app> of every cf/irsa-<app>-role.yaml of the checkout."""
-        if not hasattr(self, "_services"):
+        if self._services is None:
             self._services = sorted(
                 p.name[len("irsa-") : -len("-role.yaml")] for p in (self.repo_root / "cf").glob("irsa-*-role.yaml")
             )
