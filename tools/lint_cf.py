@@ -1,4 +1,5 @@
-"""Lint the CloudFormation templates: cfn-lint, then the repository's own template rules.
+"""Lint the CloudFormation templates: cfn-lint, then the repository's own template rules and the IAM
+analysis of every identity policy (cloudsplaining and parliament, docs/iam-analysis.md).
 
     python tools/lint_cf.py                 # cf/*.yaml and infra/cf-*.yaml (what `make lint` runs)
     python tools/lint_cf.py path/a.yaml ... # given templates
@@ -26,7 +27,29 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "collections"))
 
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import iam_analysis  # noqa: E402
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import rules as cfn_rules  # noqa: E402
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (  # noqa: E402
+    TemplateError,
+    load_template,
+)
+
+
+def _iam_findings(path: Path, label: str, threshold: str) -> list:
+    """The IAM analysis (docs/iam-analysis.md) of one template, for each environment it can deploy to."""
+    try:
+        template = load_template(path.read_text(encoding="utf-8"), label)
+    except (OSError, TemplateError):
+        return []  # the template rules report it (BIO000)
+    seen, out = set(), []
+    for environment in cfn_rules.ENVIRONMENTS:
+        for finding in iam_analysis.analyse_template(
+            template, label, {"Environment": environment}, threshold=threshold
+        ):
+            if str(finding) not in seen:
+                seen.add(str(finding))
+                out.append(finding)
+    return out
 
 
 def _cfn_lint(paths: list[Path]) -> int:
@@ -60,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="the allow-list for every template (default: the nearest third-party-accounts.yaml above each)",
     )
+    parser.add_argument(
+        "--iam-threshold",
+        choices=iam_analysis.SEVERITIES,
+        default=iam_analysis.DEFAULT_THRESHOLD,
+        help="report IAM analysis findings at or above this severity (default: %(default)s, what deployments refuse)",
+    )
     args = parser.parse_args(argv)
     paths = args.templates or default_templates()
     if not paths:
@@ -75,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         review = cfn_rules.review_file(str(path), _label(path), allow_lists.for_template(str(path)))
         findings.extend(review.findings)
         exemptions.extend(review.exemptions)
-        blocked += 1 if review.findings else 0
+        iam = _iam_findings(path, _label(path), args.iam_threshold)
+        findings.extend(iam)
+        blocked += 1 if review.findings or iam else 0
     findings.extend(allow_lists.findings)
     for finding in findings:
         print(finding)

@@ -35,6 +35,7 @@ def staging(env: dict[str, str], tmp_path: Path, state: dict, **extra: str) -> t
     env = {**env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}"}
     extra_vars = {
         "biomage_aws_endpoint_url": env["AWS_ENDPOINT_URL"],  # staging's AWS is the local emulator here
+        **aws.EMULATOR_ACCOUNT_VARS,
         "eks_cluster_kubeconfig_path": str(tmp_path / "kube" / "biomage-staging.yaml"),
         **extra,
     }

@@ -29,6 +29,7 @@ from devstack.lb_standin import CLEANUP_FINALIZER
 from kubernetes import client, config
 
 from tests.lib.ansible_run import run_playbook
+from tests.lib.aws import EMULATOR_ACCOUNT_VARS
 from tests.lib.eks_scenarios import desired, live
 from tests.lib.fake_eksctl import MUTATING, install, logged_argv
 from tests.lib.kubeconfig import dead as dead_kubeconfig
@@ -171,6 +172,7 @@ def test_state_absent_deletes_the_load_balancers_then_the_cluster(
     env = {**stack_ansible_env, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{stack_ansible_env['PATH']}"}
     extra = {
         "biomage_aws_endpoint_url": env["AWS_ENDPOINT_URL"],
+        **EMULATOR_ACCOUNT_VARS,
         "eks_cluster_kubeconfig_path": str(tmp_path / "kube" / "biomage-staging.yaml"),
         "eks_cluster_state": "absent",
     }

@@ -18,3 +18,9 @@ def session(env: dict[str, str]) -> boto3.Session:
 
 def client(env: dict[str, str], service: str) -> Any:
     return session(env).client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+# The account of the local AWS emulator (moto's default): staging and production inventories run
+# against the emulator in tests get it with -e biomage_aws_account_id=... (preflight checks it).
+EMULATOR_ACCOUNT = "123456789012"
+EMULATOR_ACCOUNT_VARS = {"biomage_aws_account_id": EMULATOR_ACCOUNT}

@@ -27,6 +27,7 @@ import json
 import os
 import re
 
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.iam_analysis import RULES as IAM_RULES
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
     TemplateError,
     load_template,
@@ -464,6 +465,8 @@ def _declared_exemptions(template, path):
         seen = set()
         for index, entry in enumerate(entries):
             keys = (*where, "exemptions", index)
+            if isinstance(entry, dict) and entry.get("rule") in IAM_RULES:
+                continue  # the IAM analysis (iam_analysis.py) reads and judges its own exemptions
             problem, fix = _exemption_problem(entry, shape)
             if problem is None and entry["rule"] in seen:
                 problem, fix = f"{entry['rule']} is exempted twice here", "keep one exemption (one reason) per rule"

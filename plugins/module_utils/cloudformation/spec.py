@@ -15,6 +15,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
     TemplateError,
     ValidationFailed,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.iam_analysis import analyse_template
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.rules import AllowLists, review_text
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
     MAX_TEMPLATE_BODY_BYTES,
@@ -132,6 +133,12 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
         if template is None:
             continue
         parameters = _effective_parameters(item, label, template, problems)
+        if apply_rules:
+            # what the template's IAM policies grant, resolved with this stack's values (docs/iam-analysis.md)
+            findings = analyse_template(template, label, parameters, region=region, stack_name=name)
+            if findings:
+                problems.extend(str(f) for f in findings)
+                continue
         spec = StackSpec(
             name=name,
             label=label,

@@ -904,6 +904,7 @@ class ReleaseChecker:
         self.schemas = crd_schemas(crd_dir or self.repo_root / CRD_DIR)
         self.template = template
         self._charts: dict = {}
+        self._services = None
 
     # files
 
@@ -1137,6 +1138,14 @@ class ReleaseChecker:
             self._charts[key] = chart
         return self._charts[key]
 
+    def services(self):
+        """The platform's services: the <app> of every cf/irsa-<app>-role.yaml of the checkout."""
+        if self._services is None:
+            self._services = sorted(
+                p.name[len("irsa-") : -len("-role.yaml")] for p in (self.repo_root / "cf").glob("irsa-*-role.yaml")
+            )
+        return self._services
+
     def own_charts(self):
         return sorted(
             "./" + p.parent.relative_to(self.repo_root).as_posix() for p in self.repo_root.glob("charts/*/Chart.yaml")
@@ -1146,6 +1155,7 @@ class ReleaseChecker:
         label, where = report.label, f"document {index}"
         namespace = _get(release, "metadata", "namespace")
         identity = (str(namespace), str(_get(release, "metadata", "name")))
+        report.findings += tenant_findings(release, label, where, self.services())
         chart_spec = _get(release, "spec", "chart", "spec")
         if not isinstance(chart_spec, dict):
             return  # chartRef, or a missing chart: the schema and its rules said so
@@ -1289,6 +1299,82 @@ class ReleaseChecker:
             findings += _duplicates(env_reports)
             findings += _shared_hosts(env_reports)
         return findings
+
+
+# --- tenants: each service's releases in its own namespaces (docs/tenants.md) -------------------
+
+
+def service_of(release):
+    """``(service, where)``: which service a HelmRelease belongs to (its releaseName, else the repository
+    of its biomage.net/ci-repo annotation or values.biomageCi.repo); ``(None, None)`` when none says."""
+    candidates = (
+        ("spec.releaseName", _get(release, "spec", "releaseName")),
+        ("metadata.annotations.biomage.net/ci-repo", _get(release, "metadata", "annotations", "biomage.net/ci-repo")),
+        ("spec.values.biomageCi.repo", _get(release, "spec", "values", "biomageCi", "repo")),
+    )
+    for where, value in candidates:
+        if isinstance(value, str) and value and PLACEHOLDER not in value:
+            return value.rsplit("/", 1)[-1], where
+    return None, None
+
+
+def tenant_findings(release, label, where, services):
+    """A HelmRelease of service <app> lives only in a namespace <app>-<ref> that no other service's
+    prefix matches, names no other service's repository and runs with no other service's IRSA role."""
+    findings = []
+    namespace = _get(release, "metadata", "namespace")
+    app, source = service_of(release)
+    if app is None:
+        return findings
+    if isinstance(namespace, str) and namespace and PLACEHOLDER not in namespace:
+        owner = namespace_owner(namespace, services)
+        if not namespace.startswith(app + "-") or (owner is not None and owner != app):
+            findings.append(
+                Finding(
+                    label,
+                    f"{where} metadata.namespace",
+                    f"{namespace!r} is "
+                    + (f"a namespace of service {owner}" if owner and owner != app else "not a namespace of " + app)
+                    + f", but the release belongs to {app} ({source}): a service's releases live only in its own "
+                    f"namespaces {app}-<ref>",
+                    f"use namespace {app}-<ref> (e.g. {app}-master)",
+                )
+            )
+    for key, value in (
+        ("metadata.annotations.biomage.net/ci-repo", _get(release, "metadata", "annotations", "biomage.net/ci-repo")),
+        ("spec.values.biomageCi.repo", _get(release, "spec", "values", "biomageCi", "repo")),
+    ):
+        if isinstance(value, str) and value and PLACEHOLDER not in value and value.rsplit("/", 1)[-1] != app:
+            findings.append(
+                Finding(
+                    label,
+                    f"{where} {key}",
+                    f"names repository {value}, but the release belongs to {app} ({source})",
+                    f"the {app} repository's CI pushes {app}'s releases; another service's are not its to write",
+                )
+            )
+    role = _get(release, "spec", "values", "serviceAccount", "iamRole")
+    if isinstance(role, str) and role and PLACEHOLDER not in role:
+        match = ROLE_ARN.match(role)
+        name = match.group("name") if match else role
+        role_app = IRSA_ROLE_NAME.match(name)
+        if role_app and role_app.group("app") != app:
+            findings.append(
+                Finding(
+                    label,
+                    f"{where} spec.values.serviceAccount.iamRole",
+                    f"is the IAM role of service {role_app.group('app')}, but the release belongs to {app}: its pods "
+                    f"would run with {role_app.group('app')}'s permissions",
+                    f"the RoleArn output of stack biomage-irsa-{app}-role-<environment>",
+                )
+            )
+    return findings
+
+
+def namespace_owner(namespace, services):
+    """The service whose namespaces ``namespace`` is (the longest ``<service>-`` prefix), or None."""
+    owners = [s for s in services if namespace.startswith(s + "-")]
+    return max(owners, key=len) if owners else None
 
 
 def _object_name(identity):

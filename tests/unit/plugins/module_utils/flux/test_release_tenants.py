@@ -1,0 +1,65 @@
+"""Tenants (docs/tenants.md): a service's releases live only in its own namespaces <app>-<ref>, name only
+its own repository and run only with its own IRSA role; the checker refuses the rest."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.flux import releases as rel
+
+from tests.lib.ansible_run import REPO_ROOT
+from tests.lib.releases import filled_release
+
+LABEL = "releases/staging/ui-x.yaml"
+
+
+@pytest.fixture(scope="module")
+def checker() -> rel.ReleaseChecker:
+    return rel.ReleaseChecker(REPO_ROOT)
+
+
+def in_namespace(namespace: str) -> list[dict]:
+    ns, release = filled_release("staging")
+    ns["metadata"]["name"] = namespace
+    release["metadata"]["namespace"] = namespace
+    return [ns, release]
+
+
+def messages(checker: rel.ReleaseChecker, documents: list[dict]) -> list[str]:
+    return [str(f) for f in checker.check_documents(documents, "staging", LABEL).findings]
+
+
+def test_the_services_come_from_the_irsa_templates(checker: rel.ReleaseChecker) -> None:
+    assert checker.services() == ["api", "pipeline", "ui", "worker"]
+
+
+def test_a_release_in_its_own_namespace_passes(checker: rel.ReleaseChecker) -> None:
+    assert messages(checker, in_namespace("ui-feature-x")) == []
+
+
+def test_a_ui_release_in_an_api_namespace_is_refused(checker: rel.ReleaseChecker) -> None:
+    (finding,) = messages(checker, in_namespace("api-x"))
+    assert "document 2 metadata.namespace" in finding
+    assert "'api-x' is a namespace of service api, but the release belongs to ui (spec.releaseName)" in finding
+    assert "use namespace ui-<ref>" in finding
+
+
+def test_a_namespace_of_no_service_prefix_is_refused(checker: rel.ReleaseChecker) -> None:
+    (finding,) = messages(checker, in_namespace("team-x"))
+    assert "'team-x' is not a namespace of ui" in finding
+
+
+def test_another_services_role_or_repository_is_refused(checker: rel.ReleaseChecker) -> None:
+    ns, release = filled_release("staging")
+    release["spec"]["values"]["serviceAccount"]["iamRole"] = (
+        "arn:aws:iam::000000000000:role/biomage-api-staging-eu-west-1"
+    )
+    release["metadata"]["annotations"]["biomage.net/ci-repo"] = "biomage-org/api"
+    found = messages(checker, [ns, release])
+    assert any("iamRole: is the IAM role of service api, but the release belongs to ui" in f for f in found), found
+    assert any("ci-repo: names repository biomage-org/api, but the release belongs to ui" in f for f in found), found
+
+
+def test_the_owner_is_the_longest_matching_service() -> None:
+    assert rel.namespace_owner("ui-admin-x", ["ui", "ui-admin"]) == "ui-admin"
+    assert rel.namespace_owner("ui-x", ["ui", "ui-admin"]) == "ui"
+    assert rel.namespace_owner("kube-system", ["ui"]) is None
