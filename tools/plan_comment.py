@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Post the Markdown plan of one environment as a pull request comment, updated (not duplicated) on
 every push: the comment is found by a hidden marker naming the environment and PATCHed; without one a
-comment is created. Used by .github/workflows/playbook.yml on pull requests (docs/plan.md).
+comment is created. Used by .github/workflows/plan-comment.yml after each plan of a pull request (docs/plan.md).
 
     GITHUB_TOKEN=... python tools/plan_comment.py --repository owner/name --pull-request 12 \\
         --environment staging --markdown plan.md
