@@ -18,6 +18,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.rules import check_text
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
     MAX_TEMPLATE_BODY_BYTES,
+    MAX_TEMPLATE_URL_BYTES,
     exports_of,
     imports_of,
     load_template,
@@ -52,6 +53,8 @@ class StackSpec:
         self.capabilities = capabilities
         self.depends_on = set(depends_on)
         self.deploy = deploy
+        # over MAX_TEMPLATE_BODY_BYTES: deployed through S3 (TemplateURL)
+        self.large = len(body.encode("utf-8")) > MAX_TEMPLATE_BODY_BYTES
         self.exports = []
         self.imports = []
         self.external_imports = []
@@ -102,11 +105,12 @@ def _check_parameter(name, declaration, value):
     return problems
 
 
-def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=None):
+def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=None, template_bucket=None):
     """Validate the desired stacks; return ``[StackSpec]`` or raise ValidationFailed with every problem.
 
     ``stacks``: dicts with name, template (path) or template_body, template_label, parameters, tags,
-    capabilities, depends_on, deploy.
+    capabilities, depends_on, deploy. ``template_bucket``: the S3 bucket templates over 51,200 bytes
+    are uploaded to (without one, such a template is a problem).
     """
     problems = []
     specs = []
@@ -123,7 +127,7 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
             problems.append(f"{where}: stack {name} is listed twice")
             continue
         seen.add(name)
-        body, template = _read_template(item, label, where, read_file, apply_rules, problems)
+        body, template = _read_template(item, label, where, read_file, apply_rules, problems, template_bucket)
         if template is None:
             continue
         parameters = _effective_parameters(item, label, template, problems)
@@ -152,7 +156,7 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
     return specs
 
 
-def _read_template(item, label, where, read_file, apply_rules, problems):
+def _read_template(item, label, where, read_file, apply_rules, problems, template_bucket=None):
     """``(body, template)``; ``(body or None, None)`` after adding the problem to ``problems``."""
     if item.get("template_body") is not None:
         body = item["template_body"]
@@ -166,10 +170,18 @@ def _read_template(item, label, where, read_file, apply_rules, problems):
         problems.append(f"{where}: give template (a path) or template_body")
         return None, None
     size = len(body.encode("utf-8"))
-    if size > MAX_TEMPLATE_BODY_BYTES:
+    if size > MAX_TEMPLATE_URL_BYTES:
+        problems.append(
+            f"{label}: the template is {size} bytes; CloudFormation takes at most {MAX_TEMPLATE_URL_BYTES} "
+            "even from S3. Fix: split it into several templates (one group of resources each)."
+        )
+        return body, None
+    if size > MAX_TEMPLATE_BODY_BYTES and not template_bucket:
         problems.append(
             f"{label}: the template is {size} bytes; CloudFormation takes at most {MAX_TEMPLATE_BODY_BYTES} "
-            "in a request. Fix: split it into several templates (one group of resources each)."
+            "in a request body, a larger one only from S3. Fix: give an S3 bucket for large templates "
+            "(module option template_bucket; in the roles aws_resources_template_bucket, irsa_template_bucket), "
+            "which is created if missing with template_bucket_create, or split the template."
         )
         return body, None
     if apply_rules:

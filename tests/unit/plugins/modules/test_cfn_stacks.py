@@ -49,7 +49,7 @@ def test_validate_only_makes_no_aws_call() -> None:
     out = run_module({"stacks": [item("s", queue_template())], "validate_only": True}, fake)
     assert not out.failed and fake.calls == []
     assert out.result["stacks"] == [{"name": "s", "template": "cf/s.yaml", "action": "validated"}]
-    assert out.result["summary"] == {"validated": 1}
+    assert out.result["summary"] == {"validated": 1} and out.result["plan"] == []
 
 
 def test_bad_inputs_fail_with_every_problem_before_any_call() -> None:
@@ -68,8 +68,12 @@ def test_a_converge_reports_stacks_outputs_and_calls_and_is_idempotent() -> None
     assert [(s["name"], s["action"], s["status"]) for s in out.result["stacks"]] == [("s", "create", "CREATE_COMPLETE")]
     assert out.result["outputs"] == {"s": {}} and out.result["orphans"] == []
     assert out.result["summary"] == {"create": 1} and out.result["api_calls"]["shared"] == 1
+    assert out.result["plan"] == [
+        {"kind": "CloudFormation stack", "name": "s", "action": "create", "reason": "stack does not exist"}
+    ]
     again = run_module({"stacks": [item("s", queue_template())]}, fake)
     assert again.result["changed"] is False and again.result["summary"] == {"unchanged": 1}
+    assert again.result["plan"] == [{"kind": "CloudFormation stack", "name": "s", "action": "unchanged", "reason": ""}]
 
 
 def test_a_failed_stack_fails_the_task_with_the_whole_result() -> None:
@@ -78,3 +82,20 @@ def test_a_failed_stack_fails_the_task_with_the_whole_result() -> None:
     out = run_module({"stacks": [item("s", queue_template())]}, fake)
     assert out.failed and out.result["msg"].startswith("1 stack(s) failed: s: s: ended in ROLLBACK_COMPLETE")
     assert out.result["summary"] == {"failed": 1} and out.result["stacks"][0]["error"]
+
+
+def test_an_import_nobody_exports_fails_the_task_naming_exactly_the_blocked_stacks() -> None:
+    fake = FakeCfn()
+    items = [
+        item("redis", queue_template("r", import_="eksctl-biomage-development-cluster::VPC")),
+        item("other", queue_template("o")),
+        item("another", queue_template("a")),
+    ]
+    out = run_module({"stacks": items}, fake)
+    assert out.failed
+    assert out.result["msg"].startswith(
+        "1 stack(s) blocked, not deployed: redis: cf/redis.yaml: imports eksctl-biomage-development-cluster::VPC, "
+        "which no stack exports. Fix: deploy the stack that exports it first"
+    )
+    assert out.result["msg"].endswith("(the other stacks were converged)")
+    assert sorted(fake.stacks) == ["another", "other"]
