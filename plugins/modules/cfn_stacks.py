@@ -134,7 +134,8 @@ options:
       - C(change_set) creates, describes and executes a change set per changed stack (the resource
         changes are returned).
       - C(direct) calls CreateStack/UpdateStack (the resource changes of a create are listed from the
-        template). Use it with emulators whose ExecuteChangeSet does not record parameters and tags.
+        template). No environment of this repository uses it (the development emulator is patched to
+        execute change sets as AWS does); it is there for an endpoint whose change sets cannot be used.
     type: str
     choices: [change_set, direct]
     default: change_set

@@ -97,7 +97,11 @@ plan:
   returned: always
   type: list
   elements: dict
-  sample: [{"kind": "EKS cluster (emulator)", "name": "biomage-development", "action": "create", "reason": "not registered with the emulator"}]
+  sample:
+    - kind: EKS cluster (emulator)
+      name: biomage-development
+      action: create
+      reason: not registered with the emulator
 cluster:
   description: The cluster as the emulator's DescribeCluster reports it after the run (the desired one in check mode).
   returned: always

@@ -15,7 +15,9 @@ import re
 from typing import Any
 
 import yaml
+from moto.cloudformation import models as cloudformation_models
 from moto.cloudformation import parsing
+from moto.cloudformation import responses as cloudformation_responses
 from moto.cloudformation.exceptions import CloudFormationError, UnformattedGetAttTemplateException
 from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
 from moto.cloudformation.responses import CloudFormationResponse, transform_dict
@@ -294,7 +296,12 @@ _RESOLVE_SECRET = re.compile(r"\{\{resolve:secretsmanager:(?P<id>.+?):SecretStri
 
 
 def _resolve_secrets(value: Any, account_id: str, region_name: str) -> Any:
-    """CloudFormation's ``{{resolve:secretsmanager:<id>:SecretString[:<json key>]}}`` references."""
+    """CloudFormation's ``{{resolve:secretsmanager:<id>:SecretString[:<json key>]}}`` references, in
+    every string of ``value`` (a property value, list or mapping)."""
+    if isinstance(value, dict):
+        return {k: _resolve_secrets(v, account_id, region_name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_secrets(v, account_id, region_name) for v in value]
     if not isinstance(value, str) or "{{resolve:secretsmanager:" not in value:
         return value
     backend = secretsmanager_backends[account_id][region_name]
@@ -497,6 +504,8 @@ def _cloudformation_elasticache_and_secrets() -> None:
 
         @staticmethod
         def _create(group_id: str, properties: dict, account_id: str, region_name: str) -> None:
+            properties = _resolve_secrets(properties, account_id, region_name)
+
             def flag(name: str) -> bool | None:
                 value = properties.get(name)
                 return None if value is None else str(value).lower() == "true"
@@ -529,7 +538,7 @@ def _cloudformation_elasticache_and_secrets() -> None:
                 "auto_minor_version_upgrade": flag("AutoMinorVersionUpgrade"),
                 "snapshot_retention_limit": int(properties.get("SnapshotRetentionLimit") or 0),
                 "snapshot_window": properties.get("SnapshotWindow"),
-                "auth_token": _resolve_secrets(properties.get("AuthToken"), account_id, region_name),
+                "auth_token": properties.get("AuthToken"),
                 "transit_encryption_enabled": flag("TransitEncryptionEnabled"),
                 "at_rest_encryption_enabled": flag("AtRestEncryptionEnabled"),
                 "kms_key_id": properties.get("KmsKeyId"),
@@ -580,6 +589,33 @@ def _cloudformation_elasticache_and_secrets() -> None:
     _cloudformation_elasticache_and_secrets.models = (CfnSecret, CfnCacheSubnetGroup, CfnReplicationGroup)
 
 
+@_patch(
+    "short-form-intrinsics",
+    "YAML templates' short-form intrinsic functions read as their long form, whatever their argument: "
+    "!GetAtt Resource.Attribute.Path splits at the first dot only (Fn::GetAtt [Resource, Attribute.Path]), "
+    "a mapping or nested sequence argument (!ImportValue {Fn::Sub: ...}, !Join [',', [...]]) is read in full, "
+    "!Ref and !Condition become Ref and Condition.",
+)
+def _short_form_intrinsics() -> None:
+
+    def tag_constructor(loader, tag, node):
+        if isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_scalar(node)
+        if tag == "!GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+        if tag in ("!Ref", "!Condition"):
+            return {tag[1:]: value}
+        return {f"Fn::{tag[1:]}": value}
+
+    # moto registers its constructor again before every parse, by these module-level names
+    cloudformation_models.yaml_tag_constructor = tag_constructor
+    cloudformation_responses.yaml_tag_constructor = tag_constructor
+
+
 _APPLIED = False
 
 
@@ -596,6 +632,7 @@ def apply() -> list[tuple[str, str]]:
             _stack_tags_are_a_change,
             _eks_cluster_reports_its_issuer,
             _cloudformation_elasticache_and_secrets,
+            _short_form_intrinsics,
         ):
             patch()
         _APPLIED = True
