@@ -35,13 +35,13 @@ description:
     environment and group that is not in O(stacks) is an orphan. It is reported (and warned about)
     and deleted only with O(prune=true); a stack without these tags is never deleted.
   - B(Adoption.) A stack with a desired name but no ownership tags (for example created by an earlier
-    pipeline) is planned as C(adopt): applying adds the tags and changes nothing else (its template
-    and parameter values stay as deployed). From then on it is managed like any other stack: the next
+    pipeline) is planned as C(adopt); applying adds the tags and changes nothing else (its template
+    and parameter values stay as deployed). From then on it is managed like any other stack; the next
     run plans its remaining differences, and it is an orphan once its template is gone.
-  - B(Imports.) A stack importing another stack's export (C(Fn::ImportValue)) is deployed after it:
+  - B(Imports.) A stack importing another stack's export (C(Fn::ImportValue)) is deployed after it,
     after the exporting stack of the same call, or, for an export of another stack (another group's,
     or eksctl's cluster stack), once that stack is no longer being changed. An export nobody provides
-    blocks the importing stack and the stacks that depend on it, and only those: the others are
+    blocks the importing stack and the stacks that depend on it, and only those; the others are
     converged and the task then fails naming exactly the blocked ones.
   - B(Large templates.) A template over 51,200 bytes (CloudFormation's limit for a request body) is
     uploaded to the S3 bucket O(template_bucket) and deployed by C(TemplateURL), as AWS requires;
