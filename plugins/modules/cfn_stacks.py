@@ -37,8 +37,19 @@ description:
   - B(Ownership.) Every stack gets the tags C(biomage:managed-by=biomage.iac),
     C(biomage:environment), C(biomage:group) and C(biomage:template). A stack with the tags of this
     environment and group that is not in O(stacks) is an orphan. It is reported (and warned about)
-    and deleted only with O(prune=true). A stack with the desired name but no ownership tags (for
-    example created by an earlier pipeline) is adopted.
+    and deleted only with O(prune=true); a stack without these tags is never deleted.
+  - B(Adoption.) A stack with a desired name but no ownership tags (for example created by an earlier
+    pipeline) is planned as C(adopt); applying adds the tags and changes nothing else (its template
+    and parameter values stay as deployed). From then on it is managed like any other stack; the next
+    run plans its remaining differences, and it is an orphan once its template is gone.
+  - B(Imports.) A stack importing another stack's export (C(Fn::ImportValue)) is deployed after it,
+    after the exporting stack of the same call, or, for an export of another stack (another group's,
+    or eksctl's cluster stack), once that stack is no longer being changed. An export nobody provides
+    blocks the importing stack and the stacks that depend on it, and only those; the others are
+    converged and the task then fails naming exactly the blocked ones.
+  - B(Large templates.) A template over 51,200 bytes (CloudFormation's limit for a request body) is
+    uploaded to the S3 bucket O(template_bucket) and deployed by C(TemplateURL), as AWS requires;
+    without a bucket it is refused before any AWS call with that fix.
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -127,7 +138,8 @@ options:
       - C(change_set) creates, describes and executes a change set per changed stack (the resource
         changes are returned).
       - C(direct) calls CreateStack/UpdateStack (the resource changes of a create are listed from the
-        template). Use it with emulators whose ExecuteChangeSet does not record parameters and tags.
+        template). No environment of this repository uses it (the development emulator is patched to
+        execute change sets as AWS does); it is there for an endpoint whose change sets cannot be used.
     type: str
     choices: [change_set, direct]
     default: change_set
@@ -176,13 +188,28 @@ options:
         options (for example C(recreate_rollback_complete) -> C(aws_resources_recreate_rollback_complete)).
     type: dict
     default: {}
+  template_bucket:
+    description:
+      - S3 bucket that templates over 51,200 bytes are uploaded to (key
+        C(biomage-iac/cloudformation/<stack>/<sha256>.template), written once per template version) and
+        deployed from with C(TemplateURL). Templates up to 1 MB are accepted this way.
+      - Without it such a template is refused before any AWS call. Smaller templates never use it.
+    type: str
+  template_bucket_create:
+    description:
+      - Create O(template_bucket) when it does not exist (in the module's region; all public access
+        blocked, SSE-S3 encryption, uploaded templates expire after 30 days since CloudFormation keeps
+        its own copy). Only happens when a large template is deployed; the plan lists it.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
     details:
       - Nothing is created, updated or deleted. For a stack whose template, parameters or tags changed,
         a change set is created, described (its resource changes are returned) and deleted again. A new
-        stack is planned from its template without any write. CloudFormation deciding a difference is
+        stack is planned from its template without any write, and so is an update of a template over
+        51,200 bytes (nothing is uploaded to S3 in check mode). CloudFormation deciding a difference is
         not deployable (for example only a description changed) is reported as unchanged, as in a real run.
   diff_mode:
     support: full
@@ -194,7 +221,7 @@ attributes:
 notes:
   - The module reads template files on the node that runs it; run it on the control node
     (a local connection), as the biomage.iac roles do.
-  - Template bodies larger than 51,200 bytes are refused (CloudFormation needs S3 for those).
+  - Template bodies larger than 51,200 bytes need O(template_bucket) (CloudFormation takes them only from S3).
   - Termination protection, stack policies, notification ARNs and service roles are not managed.
 seealso:
   - name: Template rules and how to add a template
@@ -240,6 +267,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description:
+    - Every stack of the call and every orphan in the collection's plan shape (the C(biomage.iac.plan)
+      callback sums them), sorted by name; first the S3 bucket for large templates when it is created.
+    - C(action) is C(create), C(update) (also a continued rollback), C(replace) (a failed creation deleted
+      and created again), C(delete) (a pruned orphan), C(adopt) or C(unchanged) (also C(deploy=false) and
+      orphans kept); C(reason) names what differs (never a value).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "CloudFormation stack", "name": "biomage-sqs-staging", "action": "update", "reason": "template"}]
 stacks:
   description: One entry per stack of the call and per orphan, sorted by name.
   returned: always
@@ -257,8 +295,8 @@ stacks:
     action:
       description:
         - What was (or in check mode would be) done - C(create), C(update), C(unchanged),
-          C(recreate), C(continue_rollback), C(delete) (pruned orphan) or C(skipped)
-          (C(deploy=false), or an orphan without O(prune)).
+          C(recreate), C(continue_rollback), C(delete) (pruned orphan), C(adopt) (a stack created
+          outside biomage.iac, tagged) or C(skipped) (C(deploy=false), or an orphan without O(prune)).
       type: str
       sample: update
     changed:
@@ -283,8 +321,16 @@ stacks:
       type: list
       elements: str
     error:
-      description: Why this stack failed, if it did.
+      description: Why this stack failed or was blocked (not deployed), if it was.
       type: str
+    imports:
+      description: Exports of stacks outside the call that this stack imports (for stacks being deployed).
+      type: list
+      elements: dict
+      sample:
+        - name: eksctl-biomage-staging-cluster::VPC
+          value: vpc-0a1b2c
+          exporter: eksctl-biomage-staging-cluster
     outputs:
       description: The stack outputs (C(OutputKey) to value).
       type: dict
@@ -376,6 +422,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import CfnError
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import ALLOWED_CAPABILITIES, prepare
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.upload import TemplateUploader
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 from ansible_collections.biomage.iac.plugins.module_utils.option_names import name_variables
 
@@ -416,6 +463,8 @@ def argument_spec():
         "validate_only": {"type": "bool", "default": False},
         "option_variables": {"type": "dict", "default": {}},
         "changed_before": {"type": "list", "elements": "str", "default": []},
+        "template_bucket": {"type": "str"},
+        "template_bucket_create": {"type": "bool", "default": False},
     }
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     return spec
@@ -427,6 +476,16 @@ def converge(module, specs, counter):
     client = module_client(
         module, "cloudformation", counter=counter, max_pool_connections=max(10, params["max_workers"] * 2)
     )
+    uploader = None
+    if params["template_bucket"]:
+        uploader = TemplateUploader(
+            lambda: module_client(module, "s3"),
+            params["template_bucket"],
+            module.region,
+            create=params["template_bucket_create"],
+            check_mode=module.check_mode,
+            settings=module_settings(module),
+        )
     runner = CfnStacks(
         client,
         params["environment"],
@@ -440,6 +499,7 @@ def converge(module, specs, counter):
         wait_timeout=params["wait_timeout"],
         poll_delay=params["poll_delay"],
         max_poll_delay=params["max_poll_delay"],
+        uploader=uploader,
     )
     runner.plan(specs)
     runner.apply()
@@ -460,11 +520,13 @@ def main():
             module.region,
             apply_rules=params["rules"],
             third_party_accounts=params["third_party_accounts"],
+            template_bucket=params["template_bucket"],
         )
         exemptions = [e for spec in specs for e in spec.exemptions]
         if params["validate_only"]:
             result = {
                 "changed": False,
+                "plan": [],
                 "stacks": [{"name": s.name, "template": s.label, "action": "validated"} for s in specs],
                 "outputs": {},
                 "orphans": [],
@@ -485,7 +547,8 @@ def main():
 
     results = [runner.results[name] for name in sorted(runner.results)]
     result = {
-        "changed": any(r.changed for r in results),
+        "changed": any(r.changed for r in results) or bool(runner.uploader and runner.uploader.bucket_created),
+        "plan": runner.plan_entries(),
         "stacks": [r.to_dict() for r in results],
         "outputs": {r.name: r.outputs for r in results if r.spec is not None},
         "orphans": sorted(runner.orphans),
@@ -513,6 +576,19 @@ def main():
             "retries the failed ones."
         )
         fail(module, name_variables(CfnError(message), params["option_variables"]), **result)
+    blocked = [r for r in results if r.error and r.blocked]
+    failed = [r for r in results if r.error and not r.blocked]
+    if blocked or failed:
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed))
+        if blocked:
+            parts.append(
+                f"{len(blocked)} stack(s) blocked, not deployed: "
+                + "; ".join(f"{r.name}: {r.error}" for r in blocked)
+                + (" (the other stacks were converged)" if not module.check_mode else "")
+            )
+        fail(module, CfnError(". ".join(parts)), **result)
     module.exit_json(**result)
 
 

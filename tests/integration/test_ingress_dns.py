@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from tests.lib import aws
-from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
+from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, converge_local_cluster, run_playbook
 
 pytestmark = pytest.mark.slow
 PLAY = """---
@@ -46,6 +46,8 @@ def playbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def applied(playbook: Path, stack_ansible_env: dict[str, str]) -> PlaybookResult:
+    # the cluster first, as in the cloud (in development it registers the local API server with the emulator)
+    converge_local_cluster(stack_ansible_env)
     return run_playbook(playbook, env=stack_ansible_env).assert_ok()
 
 

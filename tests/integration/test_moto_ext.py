@@ -45,6 +45,95 @@ Resources:
 """
 
 
+EXPORTER = """---
+Parameters:
+  Suffix:
+    Type: String
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "moto-ext-${Suffix}"
+Outputs:
+  Arn:
+    Value: !GetAtt Queue.Arn
+    Export:
+      Name: !Sub "moto-ext-${Suffix}-arn"
+"""
+IMPORTER = """---
+Parameters:
+  Suffix:
+    Type: String
+Resources:
+  Imported:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/moto-ext/${Suffix}"
+      Type: String
+      Value: !ImportValue {"Fn::Sub": "moto-ext-${Suffix}-arn"}
+"""
+REDIS = """---
+Parameters:
+  Suffix:
+    Type: String
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties:
+      CidrBlock: 10.0.0.0/16
+  SubnetA:
+    Type: AWS::EC2::Subnet
+    Properties:
+      VpcId: !Ref Vpc
+      CidrBlock: 10.0.1.0/24
+  SubnetB:
+    Type: AWS::EC2::Subnet
+    Properties:
+      VpcId: !Ref Vpc
+      CidrBlock: 10.0.2.0/24
+  Token:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: !Sub "moto-ext-${Suffix}"
+      GenerateSecretString:
+        PasswordLength: 40
+        ExcludePunctuation: true
+  Plain:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: !Sub "moto-ext-plain-${Suffix}"
+      SecretString: s3cr3t
+  Subnets:
+    Type: AWS::ElastiCache::SubnetGroup
+    Properties:
+      Description: moto-ext
+      SubnetIds: !Split [",", !Join [",", [!Ref SubnetA, !Ref SubnetB]]]
+  Group:
+    Type: AWS::ElastiCache::ReplicationGroup
+    Properties:
+      ReplicationGroupDescription: !Sub "token {{resolve:secretsmanager:${Plain}:SecretString}}"
+      Engine: redis
+      CacheNodeType: cache.t4g.small
+      NumCacheClusters: 2
+      AutomaticFailoverEnabled: true
+      TransitEncryptionEnabled: true
+      AtRestEncryptionEnabled: true
+      AuthToken: !Sub "{{resolve:secretsmanager:${Token}:SecretString}}"
+      CacheSubnetGroupName: !Ref Subnets
+Outputs:
+  Primary:
+    Value: !GetAtt Group.PrimaryEndPoint.Address
+  Reader:
+    Value: !GetAtt [Group, ReaderEndPoint.Address]
+  Port:
+    Value: {"Fn::GetAtt": [Group, PrimaryEndPoint.Port]}
+  TokenArn:
+    Value: !Ref Token
+  SubnetGroupName:
+    Value: !Ref Subnets
+"""
+
+
 def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -80,6 +169,11 @@ def test_the_server_lists_its_patches() -> None:
         "execute-change-set-records-the-stack",
         "change-set-without-changes",
         "create-stack-atomic",
+        "change-set-stacks-export",
+        "stack-tags-are-a-change",
+        "eks-cluster-reports-its-issuer",
+        "cloudformation-elasticache-and-secrets",
+        "short-form-intrinsics",
     }
 
 
@@ -213,3 +307,119 @@ def test_concurrent_create_stacks_never_leave_create_pending(devstack: dict) -> 
         list(pool.map(create, names))
     statuses = {stack_of(cfn, stack_name)["StackStatus"] for stack_name in names}
     assert statuses == {"CREATE_COMPLETE"}
+
+
+def create_by_change_set(cfn: object, stack_name: str, body: str, suffix: str) -> dict:
+    change_set = cfn.create_change_set(
+        StackName=stack_name,
+        ChangeSetName=name("cs"),
+        ChangeSetType="CREATE",
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": "Suffix", "ParameterValue": suffix}],
+    )["Id"]
+    cfn.execute_change_set(ChangeSetName=change_set)
+    return stack_of(cfn, stack_name)
+
+
+def test_change_set_stacks_publish_and_import_exports(devstack: dict) -> None:
+    # AWS: a stack created by ExecuteChangeSet exports its outputs (ListExports) and a change set of
+    # another stack imports them (Fn::ImportValue) as with CreateStack; importing a missing export fails
+    # (the importer's short-form !ImportValue of a mapping reads as AWS reads it: short-form-intrinsics)
+    cfn = aws.client(devstack, "cloudformation")
+    suffix = name("x")
+    exporter = create_by_change_set(cfn, f"moto-ext-exp-{suffix}", EXPORTER, suffix)
+    exports = {e["Name"]: e for e in cfn.list_exports()["Exports"]}
+    export = exports[f"moto-ext-{suffix}-arn"]
+    assert export["ExportingStackId"] == exporter["StackId"] and export["Value"].endswith(f":moto-ext-{suffix}")
+    create_by_change_set(cfn, f"moto-ext-imp-{suffix}", IMPORTER, suffix)
+    imported = aws.client(devstack, "ssm").get_parameter(Name=f"/moto-ext/{suffix}")["Parameter"]["Value"]
+    assert imported == export["Value"]
+    cfn.delete_stack(StackName=f"moto-ext-imp-{suffix}")
+    cfn.delete_stack(StackName=f"moto-ext-exp-{suffix}")
+    assert f"moto-ext-{suffix}-arn" not in {e["Name"] for e in cfn.list_exports()["Exports"]}
+    with pytest.raises(botocore.exceptions.ClientError):
+        create_by_change_set(cfn, f"moto-ext-orphan-{suffix}", IMPORTER, suffix)
+
+
+def test_a_change_of_the_stack_tags_alone_is_a_change(devstack: dict) -> None:
+    # AWS: a change set changing only the stack's tags is created and, executed, tags the stack;
+    # UpdateStack changing only the tags updates them
+    cfn = aws.client(devstack, "cloudformation")
+    stack_name = name("moto-ext-tags")
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=QUEUE.format(description="tags"),
+        Parameters=[{"ParameterKey": "Suffix", "ParameterValue": stack_name}],
+    )
+    keep = {"UsePreviousTemplate": True, "Parameters": [{"ParameterKey": "Suffix", "UsePreviousValue": True}]}
+    change_set = cfn.create_change_set(
+        StackName=stack_name,
+        ChangeSetName="tags",
+        ChangeSetType="UPDATE",
+        Tags=[{"Key": "owner", "Value": "a"}],
+        **keep,
+    )["Id"]
+    assert cfn.describe_change_set(ChangeSetName=change_set)["Status"] == "CREATE_COMPLETE"
+    cfn.execute_change_set(ChangeSetName=change_set)
+    stack = stack_of(cfn, stack_name)
+    assert stack["Tags"] == [{"Key": "owner", "Value": "a"}]
+    assert stack["Parameters"] == [{"ParameterKey": "Suffix", "ParameterValue": stack_name}]
+    cfn.update_stack(StackName=stack_name, Tags=[{"Key": "owner", "Value": "b"}], **keep)
+    assert stack_of(cfn, stack_name)["Tags"] == [{"Key": "owner", "Value": "b"}]
+    with pytest.raises(botocore.exceptions.ClientError, match="No updates are to be performed"):
+        cfn.update_stack(StackName=stack_name, Tags=[{"Key": "owner", "Value": "b"}], **keep)
+
+
+def test_eks_reports_the_registered_clusters_own_issuer(devstack: dict) -> None:
+    # AWS: DescribeCluster reports the cluster's own issuer and endpoint; the devstack's cluster is
+    # the local API server, whose issuer and endpoint it registers as tags
+    eks = aws.client(devstack, "eks")
+    config = {"roleArn": "arn:aws:iam::123456789012:role/eks", "resourcesVpcConfig": {"subnetIds": []}}
+    local = name("moto-ext-local")
+    eks.create_cluster(
+        name=local,
+        tags={
+            "biomage.devstack/oidc-issuer": "https://kubernetes.default.svc.cluster.local",
+            "biomage.devstack/endpoint": "https://127.0.0.1:6443",
+        },
+        **config,
+    )
+    cluster = eks.describe_cluster(name=local)["cluster"]
+    assert cluster["identity"]["oidc"]["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    assert cluster["endpoint"] == "https://127.0.0.1:6443"
+    other = eks.create_cluster(name=name("moto-ext-other"), **config)["cluster"]
+    assert other["identity"]["oidc"]["issuer"].startswith("https://oidc.eks.")
+
+
+def test_cloudformation_creates_elasticache_and_secrets(devstack: dict) -> None:
+    # AWS: CloudFormation creates Secrets Manager secrets (generated values included), ElastiCache subnet
+    # groups and replication groups, resolves {{resolve:secretsmanager:...}} references, reports the
+    # endpoints as attributes, and deletes all of them with the stack (the template's short forms,
+    # !GetAtt Group.PrimaryEndPoint.Address and a nested !Split/!Join, read as AWS reads them)
+    cfn = aws.client(devstack, "cloudformation")
+    suffix = name("r")
+    stack = create_by_change_set(cfn, f"moto-ext-redis-{suffix}", REDIS, suffix)
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    secrets = aws.client(devstack, "secretsmanager")
+    token = secrets.get_secret_value(SecretId=outputs["TokenArn"])["SecretString"]
+    assert len(token) == 40 and token.isalnum()
+    elasticache = aws.client(devstack, "elasticache")
+    (group,) = [
+        g
+        for g in elasticache.describe_replication_groups()["ReplicationGroups"]
+        if g["NodeGroups"][0]["PrimaryEndpoint"]["Address"] == outputs["Primary"]
+    ]
+    assert group["Description"] == "token s3cr3t"
+    assert group["AuthTokenEnabled"] and group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"]
+    assert outputs["Reader"].startswith("replica.") and outputs["Port"] == "6379"
+    (subnet_group,) = elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=outputs["SubnetGroupName"])[
+        "CacheSubnetGroups"
+    ]
+    assert len(subnet_group["Subnets"]) == 2
+    cfn.delete_stack(StackName=f"moto-ext-redis-{suffix}")
+    assert group["ReplicationGroupId"] not in {
+        g["ReplicationGroupId"] for g in elasticache.describe_replication_groups()["ReplicationGroups"]
+    }
+    with pytest.raises(botocore.exceptions.ClientError):
+        secrets.get_secret_value(SecretId=outputs["TokenArn"])

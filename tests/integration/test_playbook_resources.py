@@ -1,5 +1,7 @@
-"""playbooks/resources.yml against the session's local stack (moto): deploy, idempotence, honest
-check/diff, template edits, orphans and pruning, IRSA issuer changes, validation before change."""
+"""playbooks/resources.yml against the session's local stack (moto): deploy by change set after the
+cluster (IRSA issuer and Redis network read from it), idempotence, honest check/diff, template edits,
+orphans and pruning, adopting the original pipeline's stacks, large templates through S3, IRSA issuer
+changes, validation before change."""
 
 from __future__ import annotations
 
@@ -14,14 +16,23 @@ import pytest
 from devstack import free_port
 
 from tests.lib import aws
-from tests.lib.ansible_run import BIN_DIR, REPO_ROOT, PlaybookResult, ansible_env, run_playbook
+from tests.lib.ansible_run import (
+    BIN_DIR,
+    REPO_ROOT,
+    PlaybookResult,
+    ansible_env,
+    converge_local_cluster,
+    run_playbook,
+)
 
 pytestmark = pytest.mark.slow
 PLAYBOOK = "playbooks/resources.yml"
 ACCOUNT = "123456789012"
-DEV_PROVIDER = "oidc.eks.eu-west-1.amazonaws.com/id/DEVELOPMENT00000000000000000000000"
+# the local API server's service-account issuer, read from the cluster (issue 11: no fixed fake issuer)
+DEV_PROVIDER = "kubernetes.default.svc.cluster.local"
 RESOURCE_STACKS = [
     "biomage-dynamo-development",
+    "biomage-redis-development",
     "biomage-s3-development",
     "biomage-sns-development",
     "biomage-sqs-development",
@@ -62,6 +73,7 @@ def api_calls(result: PlaybookResult, role: str) -> str:
 
 @pytest.fixture(scope="module")
 def applied(stack_ansible_env: dict[str, str]) -> PlaybookResult:
+    converge_local_cluster(stack_ansible_env)
     return run(stack_ansible_env).assert_ok()
 
 
@@ -71,6 +83,44 @@ def template_copy(tmp_path: Path) -> Iterator[Path]:
     copy = tmp_path / "cf"
     shutil.copytree(REPO_ROOT / "cf", copy)
     yield copy
+
+
+def test_the_irsa_issuer_is_read_from_the_local_cluster(applied: PlaybookResult, devstack: dict[str, str]) -> None:
+    # resources.yml runs no eksctl_cluster role: irsa read the issuer with eks:DescribeCluster, as in the cloud
+    cluster = aws.client(devstack, "eks").describe_cluster(name="biomage-development")["cluster"]
+    assert cluster["identity"]["oidc"]["issuer"] == f"https://{DEV_PROVIDER}"
+    assert cluster["endpoint"] == devstack["BIOMAGE_KUBE_SERVER"]
+    providers = aws.client(devstack, "iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    assert f"arn:aws:iam::{ACCOUNT}:oidc-provider/{DEV_PROVIDER}" in {p["Arn"] for p in providers}
+    assert "OIDC provider trusted by the IRSA roles: " + DEV_PROVIDER in applied.stdout
+
+
+def test_redis_is_in_the_clusters_network(applied: PlaybookResult, devstack: dict[str, str]) -> None:
+    cfn = aws.client(devstack, "cloudformation")
+    exports = {e["Name"]: e["Value"] for e in cfn.list_exports()["Exports"]}
+    cluster = "eksctl-biomage-development-cluster"
+
+    def physical_id(logical_id: str) -> str:
+        resource = cfn.describe_stack_resource(StackName="biomage-redis-development", LogicalResourceId=logical_id)
+        return resource["StackResourceDetail"]["PhysicalResourceId"]
+
+    elasticache = aws.client(devstack, "elasticache")
+    (group,) = elasticache.describe_replication_groups(ReplicationGroupId=physical_id("ReplicationGroup"))[
+        "ReplicationGroups"
+    ]
+    assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"] and group["AuthTokenEnabled"]
+    (subnets,) = elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=physical_id("SubnetGroup"))[
+        "CacheSubnetGroups"
+    ]
+    assert subnets["VpcId"] == exports[f"{cluster}::VPC"]
+    assert sorted(s["SubnetIdentifier"] for s in subnets["Subnets"]) == sorted(
+        exports[f"{cluster}::SubnetsPrivate"].split(",")
+    )
+    ec2 = aws.client(devstack, "ec2")
+    (redis_group,) = ec2.describe_security_groups(GroupIds=[physical_id("SecurityGroup")])["SecurityGroups"]
+    assert redis_group["VpcId"] == exports[f"{cluster}::VPC"]
+    sources = {pair["GroupId"] for rule in redis_group["IpPermissions"] for pair in rule["UserIdGroupPairs"]}
+    assert sources == {exports[f"{cluster}::ClusterSecurityGroupId"], exports[f"{cluster}::SharedNodeSecurityGroup"]}
 
 
 def test_resources_exist_as_the_templates_describe(applied: PlaybookResult, devstack: dict[str, str]) -> None:
@@ -122,7 +172,7 @@ def test_a_second_run_and_check_mode_report_no_change(
     # one DescribeStacks for all stacks, one GetTemplate per deployed stack, nothing else
     assert api_calls(again, "aws_resources") == f"DescribeStacks=1 GetTemplate={len(RESOURCE_STACKS)}"
     assert api_calls(again, "irsa") == f"DescribeStacks=1 GetTemplate={len(IRSA_STACKS)}"
-    assert set(actions(again).values()) == {"unchanged", "skipped"}
+    assert set(actions(again).values()) == {"unchanged"}  # issue 11: redis is deployed, no longer skipped
     check = run(stack_ansible_env, check=True, diff=True).assert_ok()
     assert check.total("changed") == 0
 
@@ -153,6 +203,11 @@ def test_a_template_edit_shows_in_check_diff_and_the_next_run_applies_it(
         applied_edit = run(stack_ansible_env, extra_vars=edited).assert_ok()
         assert actions(applied_edit)["biomage-sqs-development"] == "update"
         assert applied_edit.total("changed") == 1
+        # by change set, as in staging and production (issue 11: development no longer deploys directly)
+        said = " ".join(applied_edit.stdout.split())  # the YAML callback folds long lines
+        calls = said.split("API calls aws_resources: ", 1)[1].split("'", 1)[0]
+        assert "CreateChangeSet=1" in calls and "ExecuteChangeSet=1" in calls, calls
+        assert "UpdateStack" not in calls, calls
         assert timeout() == "600"
         assert run(stack_ansible_env, extra_vars=edited).assert_ok().total("changed") == 0
     finally:
@@ -178,13 +233,22 @@ def test_a_removed_template_is_an_orphan_until_pruned(
     assert "orphans: biomage-itestextra-development" in without.stdout
     assert cfn.describe_stacks(StackName="biomage-itestextra-development")["Stacks"]
 
+    # a stack of the same naming that is not ours (no ownership tags) is never pruned
+    cfn.create_stack(
+        StackName="biomage-itestlegacy-development",
+        TemplateBody=EXTRA_TEMPLATE.replace("itest-extra", "itest-legacy"),
+        Parameters=[{"ParameterKey": "Environment", "ParameterValue": "development"}],
+    )
     pruned = run(
         stack_ansible_env, extra_vars={"aws_resources_template_dir": str(template_copy), "aws_resources_prune": "true"}
     ).assert_ok()
     assert actions(pruned)["biomage-itestextra-development"] == "delete"
+    assert "biomage-itestlegacy-development" not in actions(pruned)
     remaining = {s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
     assert "biomage-itestextra-development" not in remaining
+    assert "biomage-itestlegacy-development" in remaining
     assert set(RESOURCE_STACKS + IRSA_STACKS) <= remaining
+    cfn.delete_stack(StackName="biomage-itestlegacy-development")
 
 
 def test_an_issuer_change_redeploys_the_irsa_stacks_only(
@@ -281,6 +345,94 @@ def test_a_bad_irsa_template_fails_the_run_before_the_resource_stacks_change(
     assert "biomage-irsa-bad-role-development" not in names
     template = cfn.get_template(StackName="biomage-sqs-development")["TemplateBody"]
     assert "VisibilityTimeout: 302" not in template, "aws_resources applied its edit before the IRSA set was validated"
+
+
+def test_a_stack_of_the_original_pipeline_is_adopted(
+    applied: PlaybookResult, stack_ansible_env: dict[str, str], devstack: dict[str, str], template_copy: Path
+) -> None:
+    cfn = aws.client(devstack, "cloudformation")
+    dynamodb = aws.client(devstack, "dynamodb")
+    name = "biomage-dynamo-development"
+    # the account as the original pipeline left it: the stack of cf/dynamo.yaml without our tags
+    cfn.delete_stack(StackName=name)
+    for table in ("experiments-development", "plots-tables-development"):  # retained by the deleted stack
+        dynamodb.delete_table(TableName=table)
+    body = (REPO_ROOT / "cf/dynamo.yaml").read_text()
+    parameters = [{"ParameterKey": "Environment", "ParameterValue": "development"}]
+    change_set = cfn.create_change_set(
+        StackName=name, ChangeSetName="pipeline", ChangeSetType="CREATE", TemplateBody=body, Parameters=parameters
+    )["Id"]
+    cfn.execute_change_set(ChangeSetName=change_set)
+    before = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert not any(t["Key"].startswith("biomage:") for t in before.get("Tags", []))
+    tables = {
+        t: dynamodb.describe_table(TableName=t)["Table"]["TableArn"] for t in dynamodb.list_tables()["TableNames"]
+    }
+
+    plan = run(stack_ansible_env, check=True, diff=True).assert_ok()
+    assert actions(plan)[name] == "adopt" and plan.total("changed") == 1
+    assert f"{name}: adopt (adds the tags; template and parameters stay as deployed)" in plan.stdout
+    assert '+biomage:managed-by: "biomage.iac"' in plan.stdout
+    assert not any(
+        t["Key"].startswith("biomage:") for t in cfn.describe_stacks(StackName=name)["Stacks"][0].get("Tags", [])
+    )
+
+    adopted = run(stack_ansible_env).assert_ok()
+    assert actions(adopted)[name] == "adopt" and adopted.total("changed") == 1
+    after = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert {t["Key"]: t["Value"] for t in after["Tags"]} == {
+        "biomage:managed-by": "biomage.iac",
+        "biomage:environment": "development",
+        "biomage:group": "aws-resources",
+        "biomage:template": "cf/dynamo.yaml",
+    }
+    # nothing else changed: the template, the parameters, the outputs, the tables
+    assert cfn.get_template(StackName=name)["TemplateBody"] == body
+    assert after["Parameters"] == before["Parameters"] and after["Outputs"] == before["Outputs"]
+    assert {t: dynamodb.describe_table(TableName=t)["Table"]["TableArn"] for t in tables} == tables
+
+    assert run(stack_ansible_env).assert_ok().total("changed") == 0
+    # managed from now on: without its template it is an orphan like any other
+    (template_copy / "dynamo.yaml").unlink()
+    without = run(stack_ansible_env, extra_vars={"aws_resources_template_dir": str(template_copy)}).assert_ok()
+    assert f"orphans: {name}" in without.stdout
+
+
+LARGE_TEMPLATE_PADDING = "".join(f"# {'a comment line to make the template large ' * 3}{i}\n" for i in range(420))
+
+
+def test_a_template_over_51200_bytes_goes_through_s3_or_is_refused_with_the_fix(
+    applied: PlaybookResult, stack_ansible_env: dict[str, str], devstack: dict[str, str], template_copy: Path
+) -> None:
+    large = EXTRA_TEMPLATE.replace("itest-extra", "itest-large") + LARGE_TEMPLATE_PADDING
+    assert len(large.encode()) > 51200
+    (template_copy / "itestlarge.yaml").write_text(large)
+    dirs = {"aws_resources_template_dir": str(template_copy)}
+    cfn = aws.client(devstack, "cloudformation")
+
+    refused = run(stack_ansible_env, extra_vars=dirs)
+    assert refused.returncode != 0 and "nothing was changed" in refused.output
+    assert "cf/itestlarge.yaml: the template is" in refused.output
+    assert "Fix: give an S3 bucket for large templates" in refused.output
+    assert "biomage-itestlarge-development" not in {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
+
+    bucket = "biomage-itest-templates"
+    with_bucket = {**dirs, "aws_resources_template_bucket": bucket}
+    plan = run(stack_ansible_env, extra_vars=with_bucket, check=True).assert_ok()
+    assert actions(plan)["biomage-itestlarge-development"] == "create"
+    s3 = aws.client(devstack, "s3")
+    assert bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}, "check mode created the bucket"
+
+    created = run(stack_ansible_env, extra_vars=with_bucket).assert_ok()
+    assert actions(created)["biomage-itestlarge-development"] == "create"
+    assert cfn.get_template(StackName="biomage-itestlarge-development")["TemplateBody"] == large
+    (uploaded,) = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert uploaded["Key"].startswith("biomage-iac/cloudformation/biomage-itestlarge-development/")
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"]
+    assert run(stack_ansible_env, extra_vars=with_bucket).assert_ok().total("changed") == 0
+    (template_copy / "itestlarge.yaml").unlink()
+    pruned = run(stack_ansible_env, extra_vars={**dirs, "aws_resources_prune": "true"}).assert_ok()
+    assert actions(pruned)["biomage-itestlarge-development"] == "delete"
 
 
 def test_the_module_names_an_unreachable_endpoint_with_the_fix(tmp_path: Path) -> None:

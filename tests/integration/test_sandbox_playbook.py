@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.lib import aws
-from tests.lib.ansible_run import PlaybookResult, run_playbook
+from tests.lib.ansible_run import PlaybookResult, converge_local_cluster, run_playbook
 
 pytestmark = pytest.mark.slow
 PLAYBOOK = "playbooks/sandbox.yml"
@@ -53,7 +53,8 @@ def tags(stack: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def created(stack_ansible_env: dict[str, str]) -> PlaybookResult:
-    # the environment's own stacks (group aws-resources), and a neighbouring sandbox
+    # the environment's own stacks (group aws-resources, after the cluster), and a neighbouring sandbox
+    converge_local_cluster(stack_ansible_env)
     run_playbook("playbooks/resources.yml", env=stack_ansible_env).assert_ok()
     sandbox(stack_ansible_env, NEIGHBOUR).assert_ok()
     return sandbox(stack_ansible_env, SANDBOX).assert_ok()

@@ -85,3 +85,10 @@ def run_playbook(
         argv, cwd=REPO_ROOT, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout, check=False
     )
     return PlaybookResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def converge_local_cluster(env: dict[str, str]) -> PlaybookResult:
+    """The development cluster first, as in the cloud: `base.yml --tags eks_cluster` registers the local
+    API server with the emulator (EKS cluster, IAM OIDC provider, eksctl's network stack), which
+    resources.yml then reads (the IRSA issuer, Redis's network)."""
+    return run_playbook("playbooks/base.yml", env=env, args=["--tags", "eks_cluster"]).assert_ok()

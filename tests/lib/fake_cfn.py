@@ -36,6 +36,7 @@ class FakeCfn:
         self.exports: list[str] = []
         self.order: list[str] = []
         self.refuse_empty_change_sets = False  # moto's behaviour: ValidationError instead of a FAILED change set
+        self.templates_in_s3: dict[str, str] = {}  # TemplateURL -> body (written by FakeS3)
         self._lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -70,6 +71,31 @@ class FakeCfn:
     def _public(self, stack: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in stack.items() if not k.startswith("_")}
 
+    def _resolved(self, stack: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with UsePreviousTemplate/UsePreviousValue replaced by the stack's template and values,
+        and a TemplateURL by the uploaded body."""
+        out = dict(kwargs)
+        if "TemplateURL" in out:
+            if len(self.templates_in_s3.get(out["TemplateURL"], "")) == 0:
+                raise client_error("CreateStack", f"S3 error: Access Denied for {out['TemplateURL']}")
+            out["TemplateBody"] = self.templates_in_s3[out.pop("TemplateURL")]
+        elif "TemplateBody" in out and len(out["TemplateBody"].encode()) > 51200:
+            raise client_error(
+                "CreateStack",
+                "1 validation error detected: Value at 'templateBody' failed to satisfy "
+                "constraint: Member must have length less than or equal to 51200",
+            )
+        if out.pop("UsePreviousTemplate", False):
+            out["TemplateBody"] = stack["_template"]
+        previous = {p["ParameterKey"]: p["ParameterValue"] for p in (stack or {}).get("Parameters", [])}
+        out["Parameters"] = [
+            {"ParameterKey": p["ParameterKey"], "ParameterValue": previous[p["ParameterKey"]]}
+            if p.get("UsePreviousValue")
+            else p
+            for p in out.get("Parameters", [])
+        ]
+        return out
+
     def _apply(self, op: str, name: str, stack: dict[str, Any], success: str) -> None:
         stack["StackStatus"] = self.fail_on.get((op, name), success)
         with self._lock:
@@ -98,6 +124,7 @@ class FakeCfn:
 
     def create_stack(self, **kwargs: Any) -> dict[str, Any]:
         self._record("create_stack", kwargs)
+        kwargs = self._resolved(None, kwargs)
         name = kwargs["StackName"]
         self.add(
             name,
@@ -112,6 +139,7 @@ class FakeCfn:
     def update_stack(self, **kwargs: Any) -> dict[str, Any]:
         self._record("update_stack", kwargs)
         stack = self._find("UpdateStack", kwargs["StackName"])
+        kwargs = self._resolved(stack, kwargs)
         if stack["StackStatus"] == "ROLLBACK_COMPLETE":
             raise client_error("UpdateStack", "is in ROLLBACK_COMPLETE state and can not be updated")
         parameters = {p["ParameterKey"]: p["ParameterValue"] for p in kwargs.get("Parameters", [])}
@@ -125,6 +153,7 @@ class FakeCfn:
         stack["_template"] = kwargs["TemplateBody"]
         stack["Parameters"] = kwargs.get("Parameters", [])
         stack["Tags"] = kwargs.get("Tags", [])
+        stack["Capabilities"] = kwargs.get("Capabilities", [])
         self._apply("update_stack", stack["StackName"], stack, "UPDATE_COMPLETE")
         return {"StackId": stack["StackId"]}
 
@@ -145,6 +174,8 @@ class FakeCfn:
     def create_change_set(self, **kwargs: Any) -> dict[str, Any]:
         self._record("create_change_set", kwargs)
         name = kwargs["StackName"]
+        stack = self._find("CreateChangeSet", name) if kwargs["ChangeSetType"] == "UPDATE" else None
+        kwargs = self._resolved(stack, kwargs)
         if self.refuse_empty_change_sets and kwargs["ChangeSetType"] == "UPDATE":
             stack = self._find("CreateChangeSet", name)
             if stack["_template"] == kwargs["TemplateBody"]:
@@ -177,6 +208,7 @@ class FakeCfn:
         stack["_template"] = kwargs["TemplateBody"]
         stack["Parameters"] = kwargs.get("Parameters", [])
         stack["Tags"] = kwargs.get("Tags", [])
+        stack["Capabilities"] = kwargs.get("Capabilities", [])
         success = "CREATE_COMPLETE" if kwargs["ChangeSetType"] == "CREATE" else "UPDATE_COMPLETE"
         self._apply("execute_change_set", stack["StackName"], stack, success)
         return {}
@@ -201,3 +233,57 @@ class FakeCfn:
                 }
             ]
         }
+
+
+class FakeS3:
+    """An in-memory S3 client with the calls of the large-template upload; objects land in ``cfn``."""
+
+    def __init__(self, cfn: FakeCfn, buckets: tuple[str, ...] = ()) -> None:
+        self.cfn = cfn
+        self.buckets: dict[str, dict[str, Any]] = {b: {} for b in buckets}
+        self.calls: list[str] = []
+
+    def _bucket(self, op: str, name: str) -> dict[str, Any]:
+        if name not in self.buckets:
+            raise ClientError(
+                {"Error": {"Code": "404" if op == "HeadBucket" else "NoSuchBucket", "Message": "Not Found"}}, op
+            )
+        return self.buckets[name]
+
+    def head_bucket(self, Bucket: str) -> dict[str, Any]:
+        self.calls.append("head_bucket")
+        self._bucket("HeadBucket", Bucket)
+        return {}
+
+    def create_bucket(self, Bucket: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append("create_bucket")
+        self.buckets[Bucket] = {"_config": kwargs}
+        return {}
+
+    def put_public_access_block(self, Bucket: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append("put_public_access_block")
+        self._bucket("PutPublicAccessBlock", Bucket)["_public_access_block"] = kwargs
+        return {}
+
+    def put_bucket_encryption(self, Bucket: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append("put_bucket_encryption")
+        self._bucket("PutBucketEncryption", Bucket)["_encryption"] = kwargs
+        return {}
+
+    def put_bucket_lifecycle_configuration(self, Bucket: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append("put_bucket_lifecycle_configuration")
+        self._bucket("PutBucketLifecycleConfiguration", Bucket)["_lifecycle"] = kwargs
+        return {}
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.calls.append("head_object")
+        if Key not in self._bucket("HeadObject", Bucket):
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+        return {}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append("put_object")
+        self._bucket("PutObject", Bucket)[Key] = Body
+        for region in ("eu-west-1",):
+            self.cfn.templates_in_s3[f"https://{Bucket}.s3.{region}.amazonaws.com/{Key}"] = Body.decode()
+        return {}

@@ -27,6 +27,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.planner
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.pool import bounded_map
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.render import template_changes
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import (
+    ADOPT,
     CHANGING_ACTIONS,
     CONTINUE_ROLLBACK,
     CREATE,
@@ -36,6 +37,13 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results
     stack_exports,
     stack_outputs,
     stack_parameters,
+    stack_tags,
+)
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import (
+    ENVIRONMENT_TAG,
+    GROUP_TAG,
+    OWNER_TAG,
+    OWNER_VALUE,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import imports_of, names_match
 
@@ -52,18 +60,35 @@ def failure_text(exc):
 class Applier:
     """Deploys planned results (``deploy_method`` change_set or direct) and prunes orphans."""
 
-    def __init__(self, api, waiter, *, deploy_method="change_set", max_workers=4, clock=time.monotonic):
+    def __init__(
+        self,
+        api,
+        waiter,
+        *,
+        environment=None,
+        group=None,
+        deploy_method="change_set",
+        max_workers=4,
+        uploader=None,
+        clock=time.monotonic,
+    ):
         self.api = api
         self.waiter = waiter
+        self.environment = environment
+        self.group = group
         self.deploy_method = deploy_method
         self.max_workers = max_workers
+        self.uploader = uploader
         self.clock = clock
 
     def apply(self, results):
         """Deploy the planned changes in dependency order, then prune. Returns ``results``."""
-        deploys = {n: r for n, r in results.items() if r.spec is not None and r.action in CHANGING_ACTIONS}
-        finished = {n for n, r in results.items() if r.spec is not None and n not in deploys}
-        failed = set()
+        blocked = {n for n, r in results.items() if r.spec is not None and r.error}
+        deploys = {
+            n: r for n, r in results.items() if r.spec is not None and r.action in CHANGING_ACTIONS and n not in blocked
+        }
+        finished = {n for n, r in results.items() if r.spec is not None and n not in deploys and n not in blocked}
+        failed = set(blocked)
         pending = dict(deploys)
         running = {}
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
@@ -104,7 +129,11 @@ class Applier:
     def _deploy(self, result):
         result.started = self.clock()
         try:
-            if result.action == CONTINUE_ROLLBACK:
+            if result.spec.large and result.action != ADOPT:
+                result.template_location = self.uploader.location(result.name, result.spec.body)
+            if result.action == ADOPT:
+                self._adopt(result)
+            elif result.action == CONTINUE_ROLLBACK:
                 self._continue_rollback(result)
             elif result.action == RECREATE or result.delete_first:
                 self._delete(result, result.deployed["StackId"])
@@ -164,12 +193,30 @@ class Applier:
             result.changes = template_changes(result.deployed_template, result.spec.template)
         self._finish(result, stack_id, ("UPDATE_COMPLETE",))
 
-    def _change_set(self, result, change_set_type):
+    def _adopt(self, result):
+        """Add the tags to a stack created outside biomage.iac; its template and parameters stay."""
+        stack_id = result.deployed["StackId"]
+        if self.deploy_method == "change_set":
+            name, _change_set = self._change_set(result, "UPDATE", adopt=True)
+            if name is None:
+                return
+            self.api.execute_change_set(result, name, f"tag {result.name}")
+        else:
+            try:
+                self.api.adopt_stack(result, stack_id)
+            except ClientError as exc:
+                if nothing_to_deploy(error_message(exc)):
+                    result.nothing_to_deploy()
+                    return
+                raise CfnError(f"{result.name}: adding the ownership tags was refused: {error_message(exc)}") from exc
+        self._finish(result, stack_id, ("UPDATE_COMPLETE",))
+
+    def _change_set(self, result, change_set_type, adopt=False):
         """Create a change set and wait for it; ``(name, created)``, or ``(None, None)`` when an update
         has nothing to deploy. Its resource changes become ``result.changes``."""
         name = change_set_name()
         try:
-            created = self.api.create_change_set(result, name, change_set_type)
+            created = self.api.create_change_set(result, name, change_set_type, adopt=adopt)
         except ClientError as exc:
             if change_set_type == "UPDATE" and nothing_to_deploy(error_message(exc)):
                 result.nothing_to_deploy()
@@ -240,6 +287,14 @@ class Applier:
                 del remaining[result.name]
 
     def _delete_orphan(self, result):
+        tags = stack_tags(result.deployed)
+        if (
+            tags.get(OWNER_TAG) != OWNER_VALUE
+            or tags.get(ENVIRONMENT_TAG) != self.environment
+            or tags.get(GROUP_TAG) != self.group
+        ):
+            # the planner only ever makes orphans of our own stacks: never delete anything else
+            return f"{result.name}: not deleted: the stack is not owned by biomage.iac {self.environment}/{self.group}"
         result.started = self.clock()
         try:
             self._delete(result, result.deployed["StackId"])

@@ -30,7 +30,10 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.render import change_of
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import stack_tags
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import TEMPLATE_TAG
-from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import load_template
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
+    load_template,
+    required_capabilities,
+)
 
 # what the caller's role must be allowed to manage (the hint when AWS denies a request)
 NEEDS = "CloudFormation stacks and the resources in the templates"
@@ -49,13 +52,37 @@ def change_set_name():
     return f"biomage-iac-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
-def stack_request(spec):
-    """The template, parameters, capabilities and tags of a CreateStack/UpdateStack/CreateChangeSet."""
+def stack_request(spec, location=None):
+    """The template, parameters, capabilities and tags of a CreateStack/UpdateStack/CreateChangeSet.
+
+    ``location`` (``{"TemplateURL": ...}``) replaces the body of a template uploaded to S3."""
+    request = dict(location) if location else {"TemplateBody": spec.body}
+    request.update(
+        {
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(spec.parameters.items())],
+            "Capabilities": spec.capabilities,
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(spec.tags.items())],
+        }
+    )
+    return request
+
+
+def adopt_request(result):
+    """An update that changes only the tags of a deployed stack: its own template and parameter values,
+    the capabilities it was deployed with (or its template needs), its tags plus the desired ones."""
+    tags = stack_tags(result.deployed)
+    tags.update(result.spec.tags)
+    capabilities = set(result.deployed.get("Capabilities") or [])
+    if result.deployed_template is not None:
+        capabilities |= set(required_capabilities(result.deployed_template))
     return {
-        "TemplateBody": spec.body,
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(spec.parameters.items())],
-        "Capabilities": spec.capabilities,
-        "Tags": [{"Key": k, "Value": v} for k, v in sorted(spec.tags.items())],
+        "UsePreviousTemplate": True,
+        "Parameters": [
+            {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+            for p in result.deployed.get("Parameters") or []
+        ],
+        "Capabilities": sorted(capabilities),
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
     }
 
 
@@ -152,9 +179,9 @@ class CfnClient:
             "StackEvents", []
         )
 
-    def export_names(self):
-        """The names of every export of the account/region."""
-        return [e["Name"] for e in self._pages("list_exports", "list CloudFormation exports", "Exports")]
+    def exports(self):
+        """Every export of the account/region: ``{"Name", "Value", "ExportingStackId"}``."""
+        return list(self._pages("list_exports", "list CloudFormation exports", "Exports"))
 
     def create_stack(self, result):
         """CreateStack; when its response is unreadable, look: created (ours) -> go on, absent -> once more."""
@@ -167,7 +194,7 @@ class CfnClient:
                     action,
                     StackName=result.name,
                     OnFailure="ROLLBACK",
-                    **stack_request(result.spec),
+                    **stack_request(result.spec, result.template_location),
                 )["StackId"]
             except AwsError as exc:
                 if not unreadable_response(exc.__cause__):
@@ -185,8 +212,16 @@ class CfnClient:
 
     def update_stack(self, result, stack_id):
         return self.call(
-            result, "update_stack", f"update {result.name}", StackName=stack_id, **stack_request(result.spec)
+            result,
+            "update_stack",
+            f"update {result.name}",
+            StackName=stack_id,
+            **stack_request(result.spec, result.template_location),
         )
+
+    def adopt_stack(self, result, stack_id):
+        """UpdateStack changing only the tags (see :func:`adopt_request`)."""
+        return self.call(result, "update_stack", f"tag {result.name}", StackName=stack_id, **adopt_request(result))
 
     def delete_stack(self, result, stack_id):
         return self.call(result, "delete_stack", f"delete {result.name}", StackName=stack_id)
@@ -197,7 +232,9 @@ class CfnClient:
         )
 
     # -- change sets -----------------------------------------------------------------------------
-    def create_change_set(self, result, name, change_set_type):
+    def create_change_set(self, result, name, change_set_type, adopt=False):
+        """CreateChangeSet of the desired stack (``adopt``: of the deployed one with only the tags added)."""
+        request = adopt_request(result) if adopt else stack_request(result.spec, result.template_location)
         return self.call(
             result,
             "create_change_set",
@@ -206,7 +243,7 @@ class CfnClient:
             ChangeSetName=name,
             ChangeSetType=change_set_type,
             Description=self.description,
-            **stack_request(result.spec),
+            **request,
         )
 
     def describe_change_set(self, result, name, token=None):

@@ -22,10 +22,13 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.client 
 )
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import PlanFailed
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.pool import bounded_map
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.render import template_changes
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import (
+    ADOPT,
     CONTINUE_ROLLBACK,
     CREATE,
     DELETE,
+    DEPLOYING_ACTIONS,
     RECREATE,
     SKIPPED,
     UNCHANGED,
@@ -50,6 +53,8 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.templat
 )
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.waiter import settled, undocumented_state
 
+# the actions of desired stacks that a blocked dependency stops
+CHANGING_ACTIONS_OF_SPECS = (CREATE, UPDATE, RECREATE, CONTINUE_ROLLBACK, ADOPT)
 STABLE_STATES = (
     "CREATE_COMPLETE",
     "UPDATE_COMPLETE",
@@ -75,8 +80,10 @@ class Planner:
         prune=False,
         recreate_rollback_complete=False,
         max_workers=4,
+        uploader=None,
     ):
         self.api = api
+        self.uploader = uploader
         self.waiter = waiter
         self.environment = environment
         self.group = group
@@ -87,6 +94,7 @@ class Planner:
         self.results = {}
         self.orphans = []
         self.warnings = []
+        self._deployed = {}
 
     def _map(self, func, items):
         return bounded_map(func, items, self.max_workers)
@@ -94,6 +102,7 @@ class Planner:
     def plan(self, specs):
         """Classify every stack; raise PlanFailed (before any change) when something blocks the run."""
         deployed = self.api.describe_all()
+        self._deployed = deployed
         problems = []
         for spec in specs:
             self._add(spec, deployed.get(spec.name), problems)
@@ -102,17 +111,34 @@ class Planner:
         for result, fetched in zip(to_compare, self._map(self._deployed_template, to_compare), strict=True):
             result.deployed_body, result.deployed_template = fetched
             compare(result)
+            if result.adopting:
+                adopt(result)
 
         self._find_orphans(deployed, specs, problems)
         doomed = [r for r in self.results.values() if r.spec is None and r.action == DELETE]
         for result, fetched in zip(doomed, self._map(self.api.template_or_none, doomed), strict=True):
             result.deployed_body, result.deployed_template = fetched
-        self._check_external_imports(specs, problems)
         if problems:
-            raise PlanFailed(f"{len(problems)} stack(s) block the run; nothing was changed", problems=problems)
+            raise PlanFailed(f"{_blocking(problems)} stack(s) block the run; nothing was changed", problems=problems)
+        self._check_external_imports(specs)
 
+        large = [r for r in self.results.values() if r.spec is not None and r.spec.large and _deploys(r)]
+        if large:
+            if self.uploader is None:
+                raise PlanFailed(
+                    f"{large[0].name}: the template is too large for a request body and no S3 bucket was given"
+                )
+            # the bucket must exist (or be creatable) before anything changes
+            self.uploader.check()
         if self.check_mode:
-            self._map(self._preview_change_set, [r for r in self.results.values() if r.action == UPDATE])
+            updates = [r for r in self.results.values() if r.action == UPDATE and not r.error]
+            self._map(self._preview_change_set, [r for r in updates if not r.spec.large])
+            for result in updates:
+                if result.spec.large:
+                    result.changes = template_changes(result.deployed_template, result.spec.template)
+                    result.notes.append(
+                        "planned from the template (a large template is uploaded to S3 only when applied)"
+                    )
             for result in self.results.values():
                 if result.action in (CREATE, RECREATE):
                     plan_from_template(result)
@@ -129,6 +155,9 @@ class Planner:
             result.outputs = stack_outputs(stack)
             return
         owner = stack_tags(stack)
+        if stack and owner.get(OWNER_TAG) != OWNER_VALUE:
+            # a stack of the desired name that biomage.iac did not create (an earlier pipeline's)
+            result.adopting = True
         if (
             stack
             and owner.get(OWNER_TAG) == OWNER_VALUE
@@ -160,6 +189,12 @@ class Planner:
             result.action = CREATE
             result.delete_first = True
             result.reasons.append("stack exists only as an unexecuted change set (REVIEW_IN_PROGRESS)")
+        elif result.adopting and status not in STABLE_STATES and status != "REVIEW_IN_PROGRESS":
+            problems.append(
+                f"{result.name}: the stack is {status} and was not created by biomage.iac (no ownership tags), so "
+                "it is neither deleted nor repaired here. Fix: resolve or delete it yourself, then run again "
+                "(a stable stack of this name is adopted)."
+            )
         elif status in RECREATE_STATES:
             if self.recreate_rollback_complete:
                 result.action = RECREATE
@@ -223,20 +258,77 @@ class Planner:
                     "Fix: remove those imports first."
                 )
 
-    def _check_external_imports(self, specs, problems):
-        needed = [(s, i) for s in specs if s.deploy for i in s.external_imports]
+    def _check_external_imports(self, specs):
+        """Imports of exports no stack of this run makes: each found export is recorded (name, value,
+        exporting stack) and its stack, if another operation is changing it, waited for; an import
+        nobody exports blocks its stack and the stacks that depend on it, and only those."""
+        needed = [
+            s
+            for s in specs
+            if s.external_imports
+            and self.results[s.name].action in DEPLOYING_ACTIONS
+            and not self.results[s.name].error
+        ]
         if not needed:
             return
-        names = self.api.export_names()
-        for spec, wanted in needed:
-            if any(names_match(wanted, n) for n in names):
-                continue
-            message = f"{spec.label}: imports {wanted}, which no stack exports yet"
+        exports = self.api.exports()
+        exporters = {}
+        missing = {}
+        for spec in needed:
+            result = self.results[spec.name]
+            for wanted in spec.external_imports:
+                found = [e for e in exports if names_match(wanted, e["Name"])]
+                if not found:
+                    missing.setdefault(spec.name, []).append(wanted)
+                    continue
+                for export in found:
+                    exporter = _stack_name_of(export.get("ExportingStackId"))
+                    result.imports.append({"name": export["Name"], "value": export.get("Value"), "exporter": exporter})
+                    result.notes.append(f"imports {export['Name']} = {export.get('Value')} (from stack {exporter})")
+                    if export.get("ExportingStackId"):
+                        exporters.setdefault(export["ExportingStackId"], result)
+        self._wait_for_exporters(exporters)
+        for name, wanted in sorted(missing.items()):
+            result = self.results[name]
+            message = f"{result.spec.label}: imports {', '.join(wanted)}, which no stack exports"
             if self.check_mode:
-                self.results[spec.name].notes.append(message + " (an earlier step of a real run may create it)")
+                result.notes.append(message + " yet (an earlier step of a real run may create it)")
                 self.warnings.append(message)
             else:
-                problems.append(message + ". Fix: deploy the exporting stack first or fix the import.")
+                result.blocked = True
+                result.error = (
+                    message + ". Fix: deploy the stack that exports it first (for eksctl's exports, the "
+                    "cluster: playbooks/base.yml), or correct the import."
+                )
+        if not self.check_mode:
+            self._block_dependants()
+
+    def _wait_for_exporters(self, exporters):
+        """A stack this run imports from that another operation is changing: wait until it settles."""
+        by_id = {stack["StackId"]: stack for stack in self._deployed.values()}
+        for stack_id, importer in sorted(exporters.items()):
+            stack = by_id.get(stack_id)
+            if stack is not None and not settled(stack):
+                settled_stack = self.waiter.stack(importer, stack_id, True)
+                importer.notes.append(
+                    f"waited for {stack['StackName']} ({stack['StackStatus']}), whose exports it imports"
+                )
+                if settled_stack is None:
+                    importer.notes.append(f"{stack['StackName']} was deleted while waiting for it")
+
+    def _block_dependants(self):
+        """Every stack that depends (directly or not) on a blocked stack is blocked too."""
+        changed = True
+        while changed:
+            changed = False
+            for result in self.results.values():
+                if result.spec is None or result.blocked:
+                    continue
+                blockers = sorted(d for d in result.spec.depends_on if d in self.results and self.results[d].blocked)
+                if blockers and result.action in CHANGING_ACTIONS_OF_SPECS:
+                    result.blocked = True
+                    result.error = f"not deployed: it depends on {', '.join(blockers)}, which is blocked"
+                    changed = True
 
     def _preview_change_set(self, result):
         """Check mode: the resource-level plan of an update from a change set that is then deleted."""
@@ -263,6 +355,38 @@ class Planner:
                 self.api.delete_change_set(result, name, f"delete the preview change set of {result.name}")
             except (ClientError, AwsError) as exc:
                 self.warnings.append(f"{result.name}: could not delete preview change set {name}: {exc}")
+
+
+def _deploys(result):
+    return result.action in DEPLOYING_ACTIONS and not result.error
+
+
+def adopt(result):
+    """An unowned stack of a desired name: the only change is adding the tags (ownership and the
+    desired ones). Its other differences are left for the run after the adoption, when the stack is
+    ours and is updated like any other."""
+    pending = [r for r in result.reasons if not r.startswith("tags: ")]
+    extra = sorted(set(stack_tags(result.deployed)) - set(result.spec.tags))
+    if extra:
+        pending.append(f"tags: {', '.join(extra)} (not desired: removed)")
+    result.pending = pending
+    result.action = ADOPT
+    result.reasons = ["no ownership tags (created outside biomage.iac): adopted by adding them"]
+    if result.pending:
+        result.notes.append(
+            "adoption changes only the tags; the next run plans the other differences: " + "; ".join(result.pending)
+        )
+
+
+def _blocking(problems):
+    """How many stacks the problems name (a stack may have several): each starts with ``<name>:``."""
+    return len({problem.split(":", 1)[0] for problem in problems})
+
+
+def _stack_name_of(stack_id):
+    """``arn:aws:cloudformation:<region>:<account>:stack/<name>/<id>`` -> ``<name>``."""
+    parts = str(stack_id or "").split(":stack/", 1)
+    return parts[1].split("/", 1)[0] if len(parts) == 2 else (stack_id or "?")
 
 
 def compare(result):

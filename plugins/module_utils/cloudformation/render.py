@@ -9,13 +9,18 @@ import difflib
 import json
 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import (
+    ADOPT,
     CREATE,
     DELETE,
     RECREATE,
     stack_parameters,
     stack_tags,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import canonical
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
+    canonical,
+    imports_of,
+    names_match,
+)
 
 MASK = "****"
 
@@ -30,7 +35,39 @@ def diffs(results):
     return out
 
 
+def _adopt_diffs(name, result):
+    """An adoption changes the tags only: the tags before and after, and what the next run plans."""
+    before = stack_tags(result.deployed)
+    after = dict(before, **result.spec.tags)
+    lines = [f"{name}: adopt (adds the tags; template and parameters stay as deployed)"]
+    lines += [f"  pending for the next run: {p}" for p in result.pending]
+    return [
+        {
+            "before_header": f"{name} tags (deployed, not created by biomage.iac)",
+            "after_header": f"{name} tags (adopted)",
+            "before": _render_tags(before),
+            "after": _render_tags(after),
+        },
+        {"prepared": "\n".join(lines) + "\n"},
+    ]
+
+
+def _deployed_imports(result):
+    """The imports of ``result`` that its deployed template makes already."""
+    if not result.imports or result.deployed_template is None:
+        return ()
+    variables = dict(stack_parameters(result.deployed), **{"AWS::StackName": result.name})
+    deployed = imports_of(result.deployed_template, variables)
+    return [i for i in result.imports if any(names_match(pattern, i["name"]) for pattern in deployed)]
+
+
+def _render_tags(tags):
+    return "".join(f"{k}: {json.dumps(v)}\n" for k, v in sorted(tags.items()))
+
+
 def _stack_diffs(name, result):
+    if result.action == ADOPT:
+        return _adopt_diffs(name, result)
     out = []
     spec = result.spec
     before_body = result.deployed_body or ""
@@ -58,9 +95,16 @@ def _stack_diffs(name, result):
             lines.append(f"  {change['action']} {change['logical_id']} ({change['type']}{extra})")
         out.append({"prepared": "\n".join(lines) + "\n"})
     before_meta = _render_settings(
-        stack_parameters(result.deployed), stack_tags(result.deployed), spec.noecho if spec else set()
+        stack_parameters(result.deployed),
+        stack_tags(result.deployed),
+        spec.noecho if spec else set(),
+        _deployed_imports(result),
     )
-    after_meta = _render_settings(spec.parameters, spec.tags, spec.noecho) if spec and result.action != DELETE else ""
+    after_meta = (
+        _render_settings(spec.parameters, spec.tags, spec.noecho, result.imports)
+        if spec and result.action != DELETE
+        else ""
+    )
     if before_meta != after_meta:
         out.append(
             {
@@ -73,13 +117,20 @@ def _stack_diffs(name, result):
     return out
 
 
-def _render_settings(parameters, tags, noecho):
+def _render_settings(parameters, tags, noecho, imports=()):
+    """Parameters, tags and the imported exports (name = value, from which stack) as diffable text.
+
+    The deployed side lists those of them its template imports already (an export cannot change
+    while a stack imports it), so only new imports show as a difference."""
     if not parameters and not tags:
         return ""
     lines = ["parameters:"]
     lines += [f"  {k}: {MASK if k in noecho else json.dumps(v)}" for k, v in sorted(parameters.items())]
     lines.append("tags:")
     lines += [f"  {k}: {json.dumps(v)}" for k, v in sorted(tags.items())]
+    if imports:
+        lines.append("imports:")
+        lines += [f"  {i['name']}: {json.dumps(i['value'])} (stack {i['exporter']})" for i in imports]
     return "\n".join(lines) + "\n"
 
 

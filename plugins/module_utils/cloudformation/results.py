@@ -5,6 +5,7 @@ readers of a deployed stack as DescribeStacks returns it (tags, parameters, outp
 
 from __future__ import annotations
 
+from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import TEMPLATE_TAG
 
 # plan actions
@@ -14,8 +15,23 @@ UNCHANGED = "unchanged"
 RECREATE = "recreate"
 CONTINUE_ROLLBACK = "continue_rollback"
 DELETE = "delete"
+ADOPT = "adopt"
 SKIPPED = "skipped"
-CHANGING_ACTIONS = (CREATE, UPDATE, RECREATE, CONTINUE_ROLLBACK, DELETE)
+CHANGING_ACTIONS = (CREATE, UPDATE, RECREATE, CONTINUE_ROLLBACK, DELETE, ADOPT)
+# the actions that deploy a template (and so need its imports to exist)
+DEPLOYING_ACTIONS = (CREATE, UPDATE, RECREATE, CONTINUE_ROLLBACK)
+# our actions in the collection's one plan shape (module_utils/plan.py)
+PLAN_ACTIONS = {
+    CREATE: "create",
+    UPDATE: "update",
+    RECREATE: "replace",
+    CONTINUE_ROLLBACK: "update",
+    DELETE: "delete",
+    ADOPT: "adopt",
+    UNCHANGED: "unchanged",
+    SKIPPED: "unchanged",
+}
+PLAN_KIND = "CloudFormation stack"
 
 
 class StackResult:
@@ -30,6 +46,17 @@ class StackResult:
         self.changes = []
         self.notes = []
         self.error = None
+        # the plan found a reason this stack cannot be deployed (an import nobody exports, or a
+        # stack it depends on that is blocked); it is not deployed and the task fails
+        self.blocked = False
+        # a stack of a desired name without our ownership tags (created outside biomage.iac)
+        self.adopting = False
+        # exports of other stacks this stack imports: [{"name", "value", "exporter"}]
+        self.imports = []
+        # an adopted stack's other differences, for the run after the adoption
+        self.pending = []
+        # {"TemplateURL": ...} of a template uploaded to S3 (too large for a request body)
+        self.template_location = None
         self.deployed = None
         self.deployed_body = None
         self.deployed_template = None
@@ -45,7 +72,7 @@ class StackResult:
 
     def nothing_to_deploy(self):
         """CloudFormation found no deployable difference (e.g. only a description changed)."""
-        if self.action == UPDATE:
+        if self.action in (UPDATE, ADOPT):
             self.action = UNCHANGED
         self.notes.append(f"CloudFormation found nothing to deploy for: {', '.join(self.reasons)}")
 
@@ -60,10 +87,24 @@ class StackResult:
             "changes": list(self.changes),
             "notes": list(self.notes),
             "error": self.error,
+            "imports": [dict(i) for i in self.imports],
             "outputs": dict(self.outputs),
             "api_calls": self.api_calls,
             "duration": round(self.duration, 3),
         }
+
+    def plan_entry(self):
+        """This stack in the plan shape: kind, name, action, reason (names only, never values)."""
+        action = PLAN_ACTIONS.get(self.action, "unchanged")
+        if self.error:
+            reason = ("blocked: " if self.blocked else "failed: ") + self.error
+        elif self.action == SKIPPED:
+            reason = "; ".join(self.notes[:1])
+        elif self.action == UNCHANGED:
+            reason = "; ".join(n for n in self.notes if n.startswith("CloudFormation found nothing"))
+        else:
+            reason = "; ".join(self.reasons)
+        return plan_shape.entry(PLAN_KIND, self.name, action, reason)
 
 
 def stack_tags(stack):

@@ -19,6 +19,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.iam_ana
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.rules import AllowLists, review_text
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import (
     MAX_TEMPLATE_BODY_BYTES,
+    MAX_TEMPLATE_URL_BYTES,
     exports_of,
     imports_of,
     load_template,
@@ -53,6 +54,8 @@ class StackSpec:
         self.capabilities = capabilities
         self.depends_on = set(depends_on)
         self.deploy = deploy
+        # over MAX_TEMPLATE_BODY_BYTES: deployed through S3 (TemplateURL)
+        self.large = len(body.encode("utf-8")) > MAX_TEMPLATE_BODY_BYTES
         self.exports = []
         self.imports = []
         self.external_imports = []
@@ -104,12 +107,23 @@ def _check_parameter(name, declaration, value):
     return problems
 
 
-def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=None, third_party_accounts=None):
+def prepare(
+    stacks,
+    environment,
+    group,
+    region,
+    *,
+    apply_rules=True,
+    read_file=None,
+    third_party_accounts=None,
+    template_bucket=None,
+):
     """Validate the desired stacks; return ``[StackSpec]`` or raise ValidationFailed with every problem.
 
     ``stacks``: dicts with name, template (path) or template_body, template_label, parameters, tags,
     capabilities, depends_on, deploy. ``third_party_accounts``: the allow-list file of the template
-    rules (default: the nearest ``third-party-accounts.yaml`` above each template).
+    rules (default: the nearest ``third-party-accounts.yaml`` above each template). ``template_bucket``:
+    the S3 bucket templates over 51,200 bytes are uploaded to (without one, such a template is a problem).
     """
     problems = []
     specs = []
@@ -129,7 +143,9 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
         seen.add(name)
         exemptions = []
         allow_list = allow_lists.for_template(item.get("template"))
-        body, template = _read_template(item, label, where, read_file, apply_rules, problems, allow_list, exemptions)
+        body, template = _read_template(
+            item, label, where, read_file, apply_rules, problems, allow_list, exemptions, template_bucket
+        )
         if template is None:
             continue
         parameters = _effective_parameters(item, label, template, problems)
@@ -167,7 +183,9 @@ def prepare(stacks, environment, group, region, *, apply_rules=True, read_file=N
     return specs
 
 
-def _read_template(item, label, where, read_file, apply_rules, problems, allow_list=None, exemptions=None):
+def _read_template(
+    item, label, where, read_file, apply_rules, problems, allow_list=None, exemptions=None, template_bucket=None
+):
     """``(body, template)``; ``(body or None, None)`` after adding the problem to ``problems``. The
     rules' exemptions that applied are added to ``exemptions``."""
     if item.get("template_body") is not None:
@@ -182,10 +200,18 @@ def _read_template(item, label, where, read_file, apply_rules, problems, allow_l
         problems.append(f"{where}: give template (a path) or template_body")
         return None, None
     size = len(body.encode("utf-8"))
-    if size > MAX_TEMPLATE_BODY_BYTES:
+    if size > MAX_TEMPLATE_URL_BYTES:
+        problems.append(
+            f"{label}: the template is {size} bytes; CloudFormation takes at most {MAX_TEMPLATE_URL_BYTES} "
+            "even from S3. Fix: split it into several templates (one group of resources each)."
+        )
+        return body, None
+    if size > MAX_TEMPLATE_BODY_BYTES and not template_bucket:
         problems.append(
             f"{label}: the template is {size} bytes; CloudFormation takes at most {MAX_TEMPLATE_BODY_BYTES} "
-            "in a request. Fix: split it into several templates (one group of resources each)."
+            "in a request body, a larger one only from S3. Fix: give an S3 bucket for large templates "
+            "(module option template_bucket; in the roles aws_resources_template_bucket, irsa_template_bucket), "
+            "which is created if missing with template_bucket_create, or split the template."
         )
         return body, None
     if apply_rules:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
 from ansible_collections.biomage.iac.plugins.module_utils.aws import aws_errors
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import render
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.applier import Applier
@@ -49,6 +50,7 @@ class CfnStacks:
         wait_timeout=1800,
         poll_delay=1.0,
         max_poll_delay=15.0,
+        uploader=None,
         sleep=time.sleep,
         clock=time.monotonic,
     ):
@@ -75,8 +77,19 @@ class CfnStacks:
             prune=prune,
             recreate_rollback_complete=recreate_rollback_complete,
             max_workers=max_workers,
+            uploader=uploader,
         )
-        self.applier = Applier(self.api, waiter, deploy_method=deploy_method, max_workers=max_workers, clock=clock)
+        self.applier = Applier(
+            self.api,
+            waiter,
+            environment=environment,
+            group=group,
+            deploy_method=deploy_method,
+            max_workers=max_workers,
+            uploader=uploader,
+            clock=clock,
+        )
+        self.uploader = uploader
         # {stack name: StackResult} of the desired stacks and the orphans, the orphans' names, warnings
         self.results = self.planner.results
         self.orphans = self.planner.orphans
@@ -107,3 +120,12 @@ class CfnStacks:
 
     def summary(self):
         return render.summary(self.results)
+
+    def plan_entries(self):
+        """Every stack (and the S3 bucket for large templates, when one is created) in the plan shape."""
+        entries = [self.results[name].plan_entry() for name in sorted(self.results)]
+        if self.uploader is not None and self.uploader.bucket_created:
+            entries.insert(
+                0, plan_shape.entry("S3 bucket", self.uploader.bucket, "create", "holds templates over 51,200 bytes")
+            )
+        return entries

@@ -27,6 +27,8 @@ except ImportError as exc:  # pragma: no cover - PyYAML ships with ansible-core
 
 # CloudFormation accepts template bodies up to this size in a request (bigger ones need S3).
 MAX_TEMPLATE_BODY_BYTES = 51200
+# and templates up to this size from S3 (TemplateURL)
+MAX_TEMPLATE_URL_BYTES = 1048576
 
 SHORT_FORM_TAGS = (
     "Ref",

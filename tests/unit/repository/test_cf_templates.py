@@ -1,6 +1,6 @@
 """What the cf/ templates promise, checked on the templates themselves (moto's CloudFormation
-does not apply S3 public access blocks, lifecycles or bucket policies, SNS subscriptions, ElastiCache
-or Secrets Manager resources, so the integration tests cannot see these)."""
+does not apply S3 public access blocks, lifecycles or bucket policies or SNS subscriptions, and keeps
+no ElastiCache encryption or security group rules, so the integration tests cannot see these)."""
 
 from __future__ import annotations
 
@@ -59,14 +59,29 @@ def test_redis_encrypts_in_transit_and_takes_its_token_from_a_secret_it_declares
     assert group["AuthToken"] == {"Fn::Sub": "{{resolve:secretsmanager:${AuthTokenSecret}:SecretString}}"}
     secret = redis["Resources"]["AuthTokenSecret"]
     assert secret["Type"] == "AWS::SecretsManager::Secret" and secret["Properties"]["GenerateSecretString"]
-    assert "Fn::ImportValue" not in json.dumps(redis)  # network ids are parameters, not eksctl exports
-    params = redis["Parameters"]
-    assert params["VpcId"]["Default"] == "" and params["SubnetIds"]["Default"] == ""
-    conditions = redis["Conditions"]
-    assert evaluate_condition({"Condition": "HasNetwork"}, {"VpcId": "", "SubnetIds": ""}, conditions) is False
-    assert evaluate_condition(
-        {"Condition": "HasNetwork"}, {"VpcId": "vpc-1", "SubnetIds": "subnet-1,subnet-2"}, conditions
+
+
+def eksctl_export(name: str) -> dict:
+    return {"Fn::ImportValue": {"Fn::Sub": f"eksctl-${{ClusterName}}-cluster::{name}"}}
+
+
+def test_redis_lives_in_the_clusters_network_from_eksctls_exports() -> None:
+    # issue 11 changed this: no network parameters to fill in by hand, in any environment
+    redis = template("redis")
+    assert set(redis["Parameters"]) == {"Environment", "ClusterName", "NodeType", "NumCacheClusters", "EngineVersion"}
+    (subnets,) = resources("redis", "AWS::ElastiCache::SubnetGroup").values()
+    assert subnets["SubnetIds"] == {"Fn::Split": [",", eksctl_export("SubnetsPrivate")]}
+    (security_group,) = resources("redis", "AWS::EC2::SecurityGroup").values()
+    assert security_group["VpcId"] == eksctl_export("VPC")
+    ingress = resources("redis", "AWS::EC2::SecurityGroupIngress").values()
+    # managed node groups and Fargate pods carry EKS's cluster security group; self-managed ones eksctl's shared one
+    assert sorted(json.dumps(i["SourceSecurityGroupId"]) for i in ingress) == sorted(
+        json.dumps(eksctl_export(n)) for n in ("ClusterSecurityGroupId", "SharedNodeSecurityGroup")
     )
+    assert {(i["IpProtocol"], i["FromPort"], i["ToPort"]) for i in ingress} == {("tcp", 6379, 6379)}
+    (group,) = resources("redis", "AWS::ElastiCache::ReplicationGroup").values()
+    assert group["CacheSubnetGroupName"] == {"Ref": "SubnetGroup"}
+    assert group["SecurityGroupIds"] == [{"Fn::GetAtt": ["SecurityGroup", "GroupId"]}]
 
 
 def resolve_ifs(node: object, parameters: dict[str, str], conditions: dict) -> object:

@@ -50,7 +50,7 @@ def test_validate_only_makes_no_aws_call() -> None:
     out = run_module({"stacks": [item("s", queue_template())], "validate_only": True}, fake)
     assert not out.failed and fake.calls == []
     assert out.result["stacks"] == [{"name": "s", "template": "cf/s.yaml", "action": "validated"}]
-    assert out.result["summary"] == {"validated": 1}
+    assert out.result["summary"] == {"validated": 1} and out.result["plan"] == []
 
 
 def test_bad_inputs_fail_with_every_problem_before_any_call() -> None:
@@ -69,8 +69,12 @@ def test_a_converge_reports_stacks_outputs_and_calls_and_is_idempotent() -> None
     assert [(s["name"], s["action"], s["status"]) for s in out.result["stacks"]] == [("s", "create", "CREATE_COMPLETE")]
     assert out.result["outputs"] == {"s": {}} and out.result["orphans"] == []
     assert out.result["summary"] == {"create": 1} and out.result["api_calls"]["shared"] == 1
+    assert out.result["plan"] == [
+        {"kind": "CloudFormation stack", "name": "s", "action": "create", "reason": "stack does not exist"}
+    ]
     again = run_module({"stacks": [item("s", queue_template())]}, fake)
     assert again.result["changed"] is False and again.result["summary"] == {"unchanged": 1}
+    assert again.result["plan"] == [{"kind": "CloudFormation stack", "name": "s", "action": "unchanged", "reason": ""}]
 
 
 def test_a_failed_stack_fails_the_task_with_the_whole_result() -> None:
@@ -168,3 +172,20 @@ def test_a_blocked_plan_names_what_earlier_tasks_changed() -> None:
     assert (
         "block the run; nothing was changed (this task changed nothing; earlier in this run: " in blocked.result["msg"]
     )
+
+
+def test_an_import_nobody_exports_fails_the_task_naming_exactly_the_blocked_stacks() -> None:
+    fake = FakeCfn()
+    items = [
+        item("redis", queue_template("r", import_="eksctl-biomage-development-cluster::VPC")),
+        item("other", queue_template("o")),
+        item("another", queue_template("a")),
+    ]
+    out = run_module({"stacks": items}, fake)
+    assert out.failed
+    assert out.result["msg"].startswith(
+        "1 stack(s) blocked, not deployed: redis: cf/redis.yaml: imports eksctl-biomage-development-cluster::VPC, "
+        "which no stack exports. Fix: deploy the stack that exports it first"
+    )
+    assert "(the other stacks were converged)" in out.result["msg"]
+    assert sorted(fake.stacks) == ["another", "other"]

@@ -7,12 +7,15 @@ import threading
 from typing import Any
 
 import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import PlanFailed
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import (
+    ADOPT,
     CONTINUE_ROLLBACK,
     DELETE,
     RECREATE,
     UNCHANGED,
     UPDATE,
+    StackResult,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import prepare
 
@@ -130,15 +133,70 @@ def test_orphans_are_reported_and_deleted_only_when_pruning_importers_first() ->
     assert all(run.results[n].action == DELETE for n in ("gone-exporter", "gone-importer"))
 
 
-def test_an_unowned_stack_of_the_same_name_is_adopted_by_tagging_it() -> None:
+@pytest.mark.parametrize("deploy_method", ["change_set", "direct"])
+def test_an_unowned_stack_of_the_same_name_is_adopted_by_tagging_it(deploy_method: str) -> None:
+    # issue 11 changed this: adoption is its own plan action and changes the tags only
+    fake = FakeCfn()
+    fake.add("s", queue_template(), {"Environment": ENV, "Secret": ""}, {"owner": "old-pipeline"})
+    run = converge(fake, [item("s", queue_template())], deploy_method=deploy_method)
+    result = run.results["s"]
+    assert result.action == ADOPT and result.changed and result.error is None
+    assert result.plan_entry() == {
+        "kind": "CloudFormation stack",
+        "name": "s",
+        "action": "adopt",
+        "reason": "no ownership tags (created outside biomage.iac): adopted by adding them",
+    }
+    write = next(kwargs for op, kwargs in fake.calls if op in ("create_change_set", "update_stack"))
+    assert write["UsePreviousTemplate"] is True and "TemplateBody" not in write
+    assert write["Parameters"] == [
+        {"ParameterKey": "Environment", "UsePreviousValue": True},
+        {"ParameterKey": "Secret", "UsePreviousValue": True},
+    ]
+    assert {t["Key"]: t["Value"] for t in write["Tags"]} == {"owner": "old-pipeline", **owned_tags("s")}
+    # the stack's own tag is not desired: the next run (the stack is ours now) removes it
+    assert result.pending == ["tags: owner (not desired: removed)"]
+    again = converge(fake, [item("s", queue_template())], deploy_method=deploy_method)
+    assert again.results["s"].action == UPDATE and again.results["s"].reasons == ["tags: owner"]
+    assert converge(fake, [item("s", queue_template())], deploy_method=deploy_method).results["s"].action == UNCHANGED
+
+
+def test_adoption_leaves_template_and_parameter_differences_to_the_next_run() -> None:
     fake = FakeCfn()
     fake.add("s", queue_template(), {"Environment": ENV, "Secret": ""}, {})
-    run = converge(fake, [item("s", queue_template())])
-    assert run.results["s"].action == UPDATE
-    assert run.results["s"].reasons == [
-        "tags: biomage:environment, biomage:group, biomage:managed-by, biomage:template"
-    ]
-    assert converge(fake, [item("s", queue_template())]).results["s"].action == UNCHANGED
+    desired = [item("s", queue_template(extra="\n      DelaySeconds: 5"))]
+    run = converge(fake, desired)
+    assert run.results["s"].action == ADOPT and run.results["s"].pending == ["template"]
+    assert fake.stacks["s"]["_template"] == queue_template()  # untouched by the adoption
+    assert any("the next run plans the other differences: template" in n for n in run.results["s"].notes)
+    assert converge(fake, desired).results["s"].action == UPDATE
+    assert "DelaySeconds: 5" in fake.stacks["s"]["_template"]
+
+
+def test_a_failed_stack_not_created_by_us_is_never_deleted_or_repaired() -> None:
+    fake = FakeCfn()
+    fake.add("s", queue_template(), {"Environment": ENV, "Secret": ""}, {}, status="ROLLBACK_COMPLETE")
+    with pytest.raises(PlanFailed) as failure:
+        converge(fake, [item("s", queue_template())], recreate_rollback_complete=True)
+    assert "was not created by biomage.iac" in failure.value.problems[0]
+    assert fake.writes() == []
+
+
+def test_prune_never_deletes_a_stack_that_is_not_ours() -> None:
+    fake = FakeCfn()
+    deployed(fake, "kept", queue_template())
+    fake.add("biomage-gone-development", queue_template("g"), {}, {})  # the old pipeline's naming, no tags
+    fake.add("other-env", queue_template("o"), {}, owned_tags("other-env", environment="staging"))
+    run = converge(fake, [item("kept", queue_template())], prune=True)
+    assert run.orphans == [] and fake.writes() == []
+    assert sorted(fake.stacks) == ["biomage-gone-development", "kept", "other-env"]
+    # and the applier refuses it even if it were handed one
+    orphan = StackResult("biomage-gone-development")
+    orphan.deployed = fake.stacks["biomage-gone-development"]
+    orphan.action = DELETE
+    run.applier.prune([orphan])
+    assert "not owned by biomage.iac development/aws-resources" in orphan.error
+    assert "biomage-gone-development" in fake.stacks
 
 
 def test_nothing_to_deploy_is_reported_as_unchanged() -> None:
