@@ -565,17 +565,6 @@ def main():
             result["diff"] = diffs
     for warning in runner.warnings:
         module.warn(warning)
-    failed = [r for r in results if r.error]
-    if failed:
-        message = f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed)
-        changed = [f"{r.name} ({r.action})" for r in results if r.changed and not r.error]
-        message += (
-            f". Changed by this task before or while they failed: {', '.join(changed) or 'nothing'}"
-            + (f"; earlier in this run: {earlier}" if params["changed_before"] else "")
-            + ". A re-run plans again from what is deployed: it leaves the changed stacks as they are and "
-            "retries the failed ones."
-        )
-        fail(module, name_variables(CfnError(message), params["option_variables"]), **result)
     blocked = [r for r in results if r.error and r.blocked]
     failed = [r for r in results if r.error and not r.blocked]
     if blocked or failed:
@@ -588,7 +577,15 @@ def main():
                 + "; ".join(f"{r.name}: {r.error}" for r in blocked)
                 + (" (the other stacks were converged)" if not module.check_mode else "")
             )
-        fail(module, CfnError(". ".join(parts)), **result)
+        message = ". ".join(parts)
+        changed = [f"{r.name} ({r.action})" for r in results if r.changed and not r.error]
+        message += (
+            f". Changed by this task before or while they failed: {', '.join(changed) or 'nothing'}"
+            + (f"; earlier in this run: {earlier}" if params["changed_before"] else "")
+            + ". A re-run plans again from what is deployed: it leaves the changed stacks as they are and "
+            "retries the failed ones."
+        )
+        fail(module, name_variables(CfnError(message), params["option_variables"]), **result)
     module.exit_json(**result)
 
 
