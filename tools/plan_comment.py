@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Post the Markdown plan of one environment as a pull request comment, updated (not duplicated) on
 every push: the comment is found by a hidden marker naming the environment and PATCHed; without one a
 comment is created. Used by .github/workflows/plan-comment.yml after each plan of a pull request (docs/plan.md).
@@ -88,7 +87,7 @@ def upsert(github: GitHub, repository: str, number: int, environment: str, body:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--repository", required=True, help="owner/name")
     parser.add_argument("--pull-request", type=int, required=True)
     parser.add_argument("--environment", required=True)

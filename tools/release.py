@@ -32,7 +32,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.github import client a
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="release.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="release.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--app", required=True)
     parser.add_argument("--environment", required=True, choices=release_step.ENVIRONMENTS)
     parser.add_argument("--ref", required=True, help="the branch released (GITHUB_REF_NAME)")

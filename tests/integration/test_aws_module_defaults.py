@@ -117,7 +117,15 @@ def test_one_module_defaults_entry_serves_both_collections(devstack: dict[str, s
     for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"):
         env.pop(key, None)
 
-    run_playbook(playbook, inventory="localhost,", env=env).assert_ok()
+    iam = aws.client(devstack, "iam")
+    providers_before = {p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]}
+    try:
+        run_playbook(playbook, inventory="localhost,", env=env).assert_ok()
+    finally:
+        # the session stack is shared: leave no OIDC provider the CI privileges tests would find
+        for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+            if provider["Arn"] not in providers_before:
+                iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider["Arn"])
 
     out = json.loads(results.read_text())
     assert out["caller"]["account"] == MOTO_ACCOUNT

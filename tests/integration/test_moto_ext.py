@@ -298,7 +298,7 @@ def test_a_create_stack_that_fails_creates_nothing(devstack: dict) -> None:
 
 def test_concurrent_create_stacks_never_leave_create_pending(devstack: dict) -> None:
     cfn = aws.client(devstack, "cloudformation")
-    names = [name("parallel") for _ in range(40)]
+    names = [name("parallel") for _index in range(40)]
 
     def create(stack_name: str) -> None:
         cfn.create_stack(StackName=stack_name, TemplateBody=EXPORTING.format(export=f"{stack_name}-arn"))

@@ -88,7 +88,7 @@ def _tasks(tasks: list) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("role,options", cfn_stacks_calls(), ids=[role for role, _ in cfn_stacks_calls()])
+@pytest.mark.parametrize("role,options", cfn_stacks_calls(), ids=[role for role, _options in cfn_stacks_calls()])
 def test_roles_name_their_variables_for_the_options_module_messages_name(role: str, options: dict) -> None:
     named = module_option_names_in_fixes() | {"recreate_rollback_complete", "max_workers"}
     expected = {}

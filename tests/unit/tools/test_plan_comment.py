@@ -93,7 +93,7 @@ def test_one_comment_per_environment_updated_on_every_push(
     assert len(bodies) == 3  # the reviewer's, one for staging, one for production
     (staging,) = [b for b in bodies if "<!-- biomage-plan: staging -->" in b]
     assert "Plan: 2 to create" in staging and "Plan: 1 to create" not in staging
-    assert [m for m, _ in github.calls if m != "GET"] == ["POST", "POST", "PATCH"]
+    assert [m for m, _path in github.calls if m != "GET"] == ["POST", "POST", "PATCH"]
     assert capsys.readouterr().out.splitlines()[-1].startswith("plan comment of staging unchanged")
 
 
