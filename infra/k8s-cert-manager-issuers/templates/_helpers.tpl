@@ -22,7 +22,7 @@ metadata:
     app.kubernetes.io/name: {{ .root.Chart.Name }}
     app.kubernetes.io/instance: {{ .root.Release.Name }}
     app.kubernetes.io/managed-by: {{ .root.Release.Service }}
-    helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+    helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 spec:
   acme:
     server: {{ $server | quote }}
