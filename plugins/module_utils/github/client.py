@@ -203,11 +203,12 @@ def app_auth_from_params(params):
 
 
 def module_client(module, require_app=False):
-    """The client of a module's GitHub connection options (GITHUB_ARGUMENT_SPEC): the GitHub App
-    when its options are given, else the token. ``require_app``: a token is refused."""
+    """The client of a module's GitHub connection options (GITHUB_ARGUMENT_SPEC): the token when one is
+    given, else the GitHub App (its options or their E(GITHUB_APP_*) fallbacks), so an App found in the
+    environment never replaces the token a task names. ``require_app``: the App only, a token is refused."""
     params = module.params
-    app = app_auth_from_params(params)
     token = params.get("token")
+    app = app_auth_from_params(params) if require_app or not token else None
     if app is None and (require_app or not token):
         raise GitHubError(
             "no GitHub credentials: "
