@@ -8,13 +8,15 @@ import subprocess
 
 import pytest
 
-from tests.lib.ansible_run import REPO_ROOT
+from tests.lib.ansible_run import REPO_ROOT, run_playbook
 from tests.lib.aws import client as aws_client
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_plan_run_uses_check_and_diff_and_changes_nothing(stack_ansible_env: dict[str, str]) -> None:
+    # resources.yml reads the IRSA issuer from the cluster, as in the cloud: the cluster comes first
+    run_playbook("playbooks/base.yml", env=stack_ansible_env, args=["--tags", "eks_cluster"]).assert_ok()
     cfn = aws_client(stack_ansible_env, "cloudformation")
     before = sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"])
     proc = subprocess.run(
