@@ -28,6 +28,7 @@ from devstack import Stack  # noqa: E402
 from devstack.components import DEFAULT_COMPONENTS  # noqa: E402
 
 from tests.lib.ansible_run import ansible_env  # noqa: E402
+from tests.lib.aws import all_stacks  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BIOMAGE_BENCH_RUNS", "3"))
@@ -71,7 +72,7 @@ def api_reads(stack_env: dict[str, str]) -> tuple[float, int]:
     endpoint = stack_env.get("AWS_ENDPOINT_URL") or None
     session.client("sts", endpoint_url=endpoint).get_caller_identity()
     cfn = session.client("cloudformation", endpoint_url=endpoint)
-    stacks = cfn.describe_stacks()["Stacks"]
+    stacks = all_stacks(cfn)
     calls += 2
     for item in stacks:
         cfn.get_template(StackName=item["StackName"])

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from devstack import moto_ext
 from moto.server import ThreadedMotoServer
 
 from tests.lib import aws
 from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse AWS::")]
+pytestmark = pytest.mark.slow
 REGION = "eu-west-1"
 PLATFORM = REPO_ROOT / "tests/fixtures/cf-platform"
 PARAMETERS = {
@@ -30,6 +31,7 @@ PARAMETERS = {
 @pytest.fixture(scope="module")
 def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto_ext.apply()  # the local stack's patched emulator (AWS::Backup and others as AWS creates them)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -130,7 +132,7 @@ def test_the_platform_set_is_planned_with_its_exemptions_applied_and_then_unchan
         ("cf/monitoring-role.yaml", "BIO002"),
     ]
     cfn = aws.client(moto_env, "cloudformation")
-    assert not [s for s in cfn.describe_stacks()["Stacks"] if s["StackName"].startswith("platform-")]
+    assert not [s for s in aws.all_stacks(cfn) if s["StackName"].startswith("platform-")]
 
     applied, result = converge(moto_env, platform_set)
     applied.assert_ok()

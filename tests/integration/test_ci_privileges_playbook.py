@@ -86,7 +86,7 @@ def live_stacks(devstack: dict[str, str]) -> dict[str, dict]:
     cfn = aws.client(devstack, "cloudformation")
     return {
         s["StackName"]: s
-        for s in cfn.describe_stacks()["Stacks"]
+        for s in aws.all_stacks(cfn)
         if s["StackName"].startswith("biomage-ci-") and s["StackStatus"] != "DELETE_COMPLETE"
     }
 

@@ -174,6 +174,7 @@ def test_the_server_lists_its_patches() -> None:
         "eks-cluster-reports-its-issuer",
         "cloudformation-elasticache-and-secrets",
         "short-form-intrinsics",
+        "resource-types-moto-lacks",
     }
 
 
@@ -423,3 +424,55 @@ def test_cloudformation_creates_elasticache_and_secrets(devstack: dict) -> None:
     }
     with pytest.raises(botocore.exceptions.ClientError):
         secrets.get_secret_value(SecretId=outputs["TokenArn"])
+
+
+VAULT = """---
+Parameters:
+  Suffix:
+    Type: String
+Resources:
+  Vault:
+    Type: AWS::Backup::BackupVault
+    Properties:
+      BackupVaultName: !Sub "vault-${Suffix}"
+  Plan:
+    Type: AWS::Backup::BackupPlan
+    Properties:
+      BackupPlan:
+        BackupPlanName: nightly
+        BackupPlanRule:
+          - RuleName: nightly
+            TargetBackupVault: !Ref Vault
+Outputs:
+  VaultName:
+    Value: !Ref Vault
+  VaultArn:
+    Value: !GetAtt Vault.BackupVaultArn
+  PlanId:
+    Value: !GetAtt Plan.BackupPlanId
+"""
+
+
+def test_resource_types_moto_does_not_model_are_created_updated_and_deleted(devstack: dict) -> None:
+    # AWS creates AWS::Backup resources like any other; the emulator keeps a placeholder whose Ref and
+    # GetAtt answer as AWS's do in shape (a name, an ARN of it), and the stack lists the real types
+    cfn = aws.client(devstack, "cloudformation")
+    suffix = name("v")
+    stack_name = f"moto-ext-vault-{suffix}"
+    stack = create_by_change_set(cfn, stack_name, VAULT, suffix)
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["VaultName"] == f"vault-{suffix}"
+    assert outputs["VaultArn"] == f"arn:aws:backup:{devstack['AWS_REGION']}:123456789012:backupvault/vault-{suffix}"
+    assert outputs["PlanId"].startswith(f"{stack_name}-Plan-")
+    resources = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+    assert sorted((r["LogicalResourceId"], r["ResourceType"]) for r in resources) == [
+        ("Plan", "AWS::Backup::BackupPlan"),
+        ("Vault", "AWS::Backup::BackupVault"),
+    ]
+    execute(cfn, stack_name, VAULT.replace('"vault-', '"renamed-'), suffix, [])
+    renamed = {o["OutputKey"]: o["OutputValue"] for o in stack_of(cfn, stack_name)["Outputs"]}
+    assert renamed["VaultName"] == f"renamed-{suffix}"
+    stack_id = stack["StackId"]
+    cfn.delete_stack(StackName=stack_name)
+    assert stack_of(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"

@@ -165,13 +165,15 @@ def test_resources_exist_as_the_templates_describe(applied: PlaybookResult, devs
 
 
 def test_a_second_run_and_check_mode_report_no_change(
-    applied: PlaybookResult, stack_ansible_env: dict[str, str]
+    applied: PlaybookResult, stack_ansible_env: dict[str, str], devstack: dict[str, str]
 ) -> None:
     again = run(stack_ansible_env).assert_ok()
     assert again.total("changed") == 0
-    # one DescribeStacks for all stacks, one GetTemplate per deployed stack, nothing else
-    assert api_calls(again, "aws_resources") == f"DescribeStacks=1 GetTemplate={len(RESOURCE_STACKS)}"
-    assert api_calls(again, "irsa") == f"DescribeStacks=1 GetTemplate={len(IRSA_STACKS)}"
+    # one DescribeStacks page per page of the account's stacks (the session's other tests add to them),
+    # one GetTemplate per deployed stack, nothing else
+    pages = len(aws.stack_pages(aws.client(devstack, "cloudformation")))
+    assert api_calls(again, "aws_resources") == f"DescribeStacks={pages} GetTemplate={len(RESOURCE_STACKS)}"
+    assert api_calls(again, "irsa") == f"DescribeStacks={pages} GetTemplate={len(IRSA_STACKS)}"
     assert set(actions(again).values()) == {"unchanged"}  # issue 11: redis is deployed, no longer skipped
     check = run(stack_ansible_env, check=True, diff=True).assert_ok()
     assert check.total("changed") == 0
@@ -244,7 +246,7 @@ def test_a_removed_template_is_an_orphan_until_pruned(
     ).assert_ok()
     assert actions(pruned)["biomage-itestextra-development"] == "delete"
     assert "biomage-itestlegacy-development" not in actions(pruned)
-    remaining = {s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
+    remaining = {s["StackName"] for s in aws.all_stacks(cfn) if s["StackStatus"] != "DELETE_COMPLETE"}
     assert "biomage-itestextra-development" not in remaining
     assert "biomage-itestlegacy-development" in remaining
     assert set(RESOURCE_STACKS + IRSA_STACKS) <= remaining
@@ -320,7 +322,7 @@ def test_a_bad_template_fails_the_run_before_any_change(
         in result.output
     )
     cfn = aws.client(devstack, "cloudformation")
-    names = {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
+    names = {s["StackName"] for s in aws.all_stacks(cfn)}
     assert "biomage-admin-development" not in names
     template = cfn.get_template(StackName="biomage-sqs-development")["TemplateBody"]
     assert "VisibilityTimeout: 301" not in template  # the valid edit next to the bad template was not applied
@@ -341,7 +343,7 @@ def test_a_bad_irsa_template_fails_the_run_before_the_resource_stacks_change(
     assert "cf/irsa-bad-role.yaml" in result.output and "[BIO006" in result.output
     assert "TASK [biomage.iac.aws_resources : Converge the stacks of development]" in result.stdout
     cfn = aws.client(devstack, "cloudformation")
-    names = {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
+    names = {s["StackName"] for s in aws.all_stacks(cfn)}
     assert "biomage-irsa-bad-role-development" not in names
     template = cfn.get_template(StackName="biomage-sqs-development")["TemplateBody"]
     assert "VisibilityTimeout: 302" not in template, "aws_resources applied its edit before the IRSA set was validated"
@@ -414,7 +416,7 @@ def test_a_template_over_51200_bytes_goes_through_s3_or_is_refused_with_the_fix(
     assert refused.returncode != 0 and "nothing was changed" in refused.output
     assert "cf/itestlarge.yaml: the template is" in refused.output
     assert "Fix: give an S3 bucket for large templates" in refused.output
-    assert "biomage-itestlarge-development" not in {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
+    assert "biomage-itestlarge-development" not in {s["StackName"] for s in aws.all_stacks(cfn)}
 
     bucket = "biomage-itest-templates"
     with_bucket = {**dirs, "aws_resources_template_bucket": bucket}

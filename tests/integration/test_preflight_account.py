@@ -15,7 +15,7 @@ OTHER_ACCOUNT = "210987654321"
 def account_state(devstack: dict[str, str]) -> dict[str, list[str]]:
     """What a run could change: stacks, roles and buckets of the emulator's account."""
     cfn = aws.client(devstack, "cloudformation")
-    stacks = [s["StackName"] + ":" + s["StackStatus"] for s in cfn.describe_stacks()["Stacks"]]
+    stacks = [s["StackName"] + ":" + s["StackStatus"] for s in aws.all_stacks(cfn)]
     roles = [r["RoleName"] for r in aws.client(devstack, "iam").list_roles()["Roles"]]
     buckets = [b["Name"] for b in aws.client(devstack, "s3").list_buckets()["Buckets"]]
     return {"stacks": sorted(stacks), "roles": sorted(roles), "buckets": sorted(buckets)}

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.lib.ansible_run import REPO_ROOT, run_playbook
+from tests.lib.aws import all_stacks
 from tests.lib.aws import client as aws_client
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ def test_a_plan_run_uses_check_and_diff_and_changes_nothing(stack_ansible_env: d
     # resources.yml reads the IRSA issuer from the cluster, as in the cloud: the cluster comes first
     run_playbook("playbooks/base.yml", env=stack_ansible_env, args=["--tags", "eks_cluster"]).assert_ok()
     cfn = aws_client(stack_ansible_env, "cloudformation")
-    before = sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"])
+    before = sorted(s["StackName"] for s in all_stacks(cfn))
     proc = subprocess.run(
         [str(REPO_ROOT / "tools/run-playbook.sh")],
         env={**stack_ansible_env, "ENVIRONMENT": "development", "PLAYBOOK": "resources", "CHECK": "true"},
@@ -32,4 +33,4 @@ def test_a_plan_run_uses_check_and_diff_and_changes_nothing(stack_ansible_env: d
         "ansible-playbook playbooks/resources.yml -i inventories/development --check --diff\n"
     )
     assert re.search(r"biomage-development\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0", proc.stdout)
-    assert sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"]) == before
+    assert sorted(s["StackName"] for s in all_stacks(cfn)) == before

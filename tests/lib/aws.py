@@ -20,6 +20,16 @@ def client(env: dict[str, str], service: str) -> Any:
     return session(env).client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
 
 
+def stack_pages(cfn: Any) -> list[list[dict[str, Any]]]:
+    """Every page of DescribeStacks (the emulator, like AWS, pages a long list: a session's tests add up)."""
+    return [page["Stacks"] for page in cfn.get_paginator("describe_stacks").paginate()]
+
+
+def all_stacks(cfn: Any) -> list[dict[str, Any]]:
+    """Every stack DescribeStacks lists, across its pages."""
+    return [stack for page in stack_pages(cfn) for stack in page]
+
+
 # The account of the local AWS emulator (moto's default): staging and production inventories run
 # against the emulator in tests get it with -e biomage_aws_account_id=... (preflight checks it).
 EMULATOR_ACCOUNT = "123456789012"

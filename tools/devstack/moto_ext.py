@@ -660,6 +660,88 @@ def _create_stack_atomic() -> None:
         setattr(CloudFormationBackend, operation, serialised(getattr(CloudFormationBackend, operation)))
 
 
+@_patch(
+    "resource-types-moto-lacks",
+    "CloudFormation creates, updates and deletes resource types moto does not model (AWS::Backup::*, "
+    "AWS::WAFv2::*, ...) as placeholders, as AWS creates them: Ref is the resource's name property "
+    "(<Type>Name or Name) or a generated name, Fn::GetAtt of an attribute ending in Arn is an ARN of "
+    "that name, any other attribute is the name. Nothing behind a placeholder answers its own API. "
+    "(moto skipped them, so a template referring to one failed with 'GetAtt references undefined "
+    "resource' or a server error; stacks still report their real type and logical id.)",
+)
+def _resource_types_moto_lacks() -> None:
+    placeholders: dict[str, type] = {}
+
+    def placeholder_for(resource_type: str) -> type:
+        if resource_type in placeholders:
+            return placeholders[resource_type]
+        _, service, kind = resource_type.split("::", 2)
+
+        class Placeholder(CloudFormationModel):
+            def __init__(self, name: str, account_id: str, region_name: str, properties: dict) -> None:
+                self.name, self.properties = name, properties
+                self.arn = f"arn:aws:{service.lower()}:{region_name}:{account_id}:{kind.lower()}/{name}"
+
+            @staticmethod
+            def cloudformation_name_type() -> str:
+                return ""
+
+            @staticmethod
+            def cloudformation_type() -> str:
+                return resource_type
+
+            @classmethod
+            def has_cfn_attr(cls, attr: str) -> bool:
+                return True
+
+            @property
+            def physical_resource_id(self) -> str:
+                return self.name
+
+            def get_cfn_attribute(self, attribute_name: str) -> str:
+                return self.arn if attribute_name.endswith("Arn") else self.name
+
+            @classmethod
+            def create_from_cloudformation_json(
+                cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+            ):
+                properties = cloudformation_json.get("Properties") or {}
+                name = properties.get(f"{kind}Name") or properties.get("Name") or resource_name
+                return cls(str(name), account_id, region_name, properties)
+
+            @classmethod
+            def update_from_cloudformation_json(
+                cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+            ):
+                properties = cloudformation_json.get("Properties") or {}
+                named = properties.get(f"{kind}Name") or properties.get("Name")
+                name = str(named) if named else original_resource.name
+                return cls(name, account_id, region_name, properties)
+
+            @classmethod
+            def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+                return None
+
+            def is_created(self) -> bool:
+                return True
+
+        Placeholder.__name__ = Placeholder.__qualname__ = "Placeholder" + resource_type.replace("::", "")
+        placeholders[resource_type] = Placeholder
+        return Placeholder
+
+    modelled = parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str):
+        found = modelled(resource_type)
+        unmodelled = found is None and resource_type not in parsing.NULL_MODELS
+        if unmodelled and resource_type.startswith("AWS::") and resource_type.count("::") == 2:
+            return placeholder_for(resource_type)
+        return found
+
+    # moto's parsing module calls it by this module-level name
+    parsing.resource_class_from_type = resource_class_from_type
+
+
 _APPLIED = False
 
 
@@ -678,6 +760,7 @@ def apply() -> list[tuple[str, str]]:
             _cloudformation_elasticache_and_secrets,
             _short_form_intrinsics,
             _create_stack_atomic,
+            _resource_types_moto_lacks,
         ):
             patch()
         _APPLIED = True
