@@ -72,7 +72,7 @@ def test_an_id_alone_is_executed_too() -> None:
 
 
 def test_stacks_of_other_calls_are_ignored_and_others_planned_as_always() -> None:
-    fake, kept = planned_fake()
+    fake, _kept = planned_fake()
     apply(fake, {"elsewhere": "arn:changeSet/x"})
     assert fake.writes() == ["create_change_set", "execute_change_set"]
 
