@@ -5,6 +5,7 @@ then the stack stays CREATE_IN_PROGRESS for a while, with resource events as AWS
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -122,7 +123,7 @@ def test_a_slow_stack_prints_its_latest_event_at_the_interval(slow_moto: dict[st
     # one line every INTERVAL seconds while the task runs (a loaded machine may add a second)
     elapsed = [seconds for seconds, _status in lines]
     assert elapsed[0] <= INTERVAL + 1
-    assert all(INTERVAL - 1 <= b - a <= INTERVAL + 1 for a, b in zip(elapsed, elapsed[1:], strict=False)), elapsed
+    assert all(INTERVAL - 1 <= b - a <= INTERVAL + 1 for a, b in itertools.pairwise(elapsed)), elapsed
     assert len(lines) >= SLOW_SECONDS / INTERVAL - 2
     statuses = [status for _seconds, status in lines]
     events = [s for s in statuses if "latest event" in s]
@@ -136,4 +137,4 @@ def test_a_slow_stack_prints_its_latest_event_at_the_interval(slow_moto: dict[st
     assert any(s.endswith("Queue CREATE_IN_PROGRESS (Eventual consistency check initiated)") for s in events), events
     # the event lines follow each other at the interval too, once the wait has begun
     with_events = [seconds for seconds, status in lines if "latest event" in status]
-    assert all(b - a <= INTERVAL + 1 for a, b in zip(with_events, with_events[1:], strict=False)), with_events
+    assert all(b - a <= INTERVAL + 1 for a, b in itertools.pairwise(with_events)), with_events
