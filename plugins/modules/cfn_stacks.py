@@ -371,6 +371,11 @@ stacks:
     duration:
       description: Seconds spent deploying this stack.
       type: float
+    change_set:
+      description:
+        - The id of the change set kept for a plan file (check mode with O(keep_change_sets)) or executed from
+          one (O(execute_change_sets)); null otherwise.
+      type: str
 outputs:
   description: Outputs of every stack of the call, by stack name.
   returned: always
