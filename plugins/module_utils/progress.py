@@ -21,6 +21,17 @@ ENV = "BIOMAGE_PROGRESS_FILE"
 MAX_LINE = 300
 
 
+def enabled():
+    """True when a callback listens (the task has a progress file)."""
+    return bool(os.environ.get(ENV))
+
+
+def elapsed(seconds):
+    """``45s``, ``4m30s``."""
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 def report(message):
     """Append ``message`` (one line) to the task's progress file, when there is one."""
     target = os.environ.get(ENV)
