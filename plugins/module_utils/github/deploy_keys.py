@@ -119,10 +119,7 @@ def _reporting(owner, repo, steps, done):
     try:
         yield
     except GitHubError as exc:
-        if exc.outcome == UNKNOWN:
-            before = "the failed write may have taken effect; "
-        else:
-            before = ""
+        before = "the failed write may have taken effect; " if exc.outcome == UNKNOWN else ""
         changed = "; ".join(done) if done else "nothing"
         added = any(step.startswith("added") for step in done)
         rerun = "adds the wanted key" if steps["add"] and not added else "deletes the keys still to be deleted"
