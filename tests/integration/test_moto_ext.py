@@ -176,6 +176,7 @@ def test_the_server_lists_its_patches() -> None:
         "cloudformation-elasticache-and-secrets",
         "short-form-intrinsics",
         "resource-types-moto-lacks",
+        "list-change-sets-of-the-stack",
     }
 
 
@@ -515,3 +516,25 @@ def test_resource_types_moto_does_not_model_are_created_updated_and_deleted(devs
     stack_id = stack["StackId"]
     cfn.delete_stack(StackName=stack_name)
     assert stack_of(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_list_change_sets_lists_the_named_stacks_only(devstack: dict) -> None:
+    # AWS: ListChangeSets (StackName required) returns that stack's change sets, by name or by id
+    cfn = aws.client(devstack, "cloudformation")
+    stacks = {}
+    for label in ("one", "two"):
+        stack_name = name(f"moto-ext-list-{label}")
+        stack = create_by_change_set(cfn, stack_name, QUEUE.format(description=label), name("q"))
+        cfn.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=f"pending-{label}",
+            ChangeSetType="UPDATE",
+            TemplateBody=QUEUE.format(description=f"{label} again"),
+            Parameters=[{"ParameterKey": "Suffix", "UsePreviousValue": True}],
+        )
+        stacks[label] = stack
+    by_name = cfn.list_change_sets(StackName=stacks["one"]["StackName"])["Summaries"]
+    assert {s["StackName"] for s in by_name} == {stacks["one"]["StackName"]}
+    assert "pending-one" in {s["ChangeSetName"] for s in by_name}
+    by_id = cfn.list_change_sets(StackName=stacks["two"]["StackId"])["Summaries"]
+    assert {s["ChangeSetName"] for s in by_id if s["ChangeSetName"].startswith("pending-")} == {"pending-two"}

@@ -23,6 +23,7 @@ from moto.cloudformation.exceptions import CloudFormationError, UnformattedGetAt
 from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
 from moto.cloudformation.responses import CloudFormationResponse, transform_dict
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.eks.models import EKSBackend
 from moto.elasticache.models import elasticache_backends
@@ -774,6 +775,24 @@ def _resource_types_moto_lacks() -> None:
     parsing.resource_class_from_type = resource_class_from_type
 
 
+@_patch(
+    "list-change-sets-of-the-stack",
+    "ListChangeSets lists the change sets of the stack it names (StackName: a name or a stack id), "
+    "as AWS does; moto listed every stack's.",
+)
+def _list_change_sets_of_the_stack() -> None:
+    def list_change_sets(self):
+        named = self._get_param("StackName")
+        change_sets = [
+            change_set
+            for change_set in self.cloudformation_backend.list_change_sets()
+            if not named or named in (change_set.stack_name, change_set.stack_id)
+        ]
+        return ActionResult({"Summaries": change_sets})
+
+    CloudFormationResponse.list_change_sets = list_change_sets
+
+
 _APPLIED = False
 
 
@@ -794,6 +813,7 @@ def apply() -> list[tuple[str, str]]:
             _short_form_intrinsics,
             _create_stack_atomic,
             _resource_types_moto_lacks,
+            _list_change_sets_of_the_stack,
         ):
             patch()
         _APPLIED = True
