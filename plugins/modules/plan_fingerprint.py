@@ -87,11 +87,10 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     AWS_CLIENT_ARGUMENT_SPEC,
     ClientError,
     aws_errors,
-    error_code,
-    error_message,
     module_client,
     module_settings,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.client import change_set_missing
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 
 
@@ -118,10 +117,7 @@ def change_set_reasons(module, change_sets):
             try:
                 return client.describe_change_set(StackName=stack, ChangeSetName=change_set_id)
             except ClientError as exc:
-                code = error_code(exc)
-                if code in ("ChangeSetNotFound", "ChangeSetNotFoundException") or (
-                    code == "ValidationError" and "does not exist" in error_message(exc)
-                ):
+                if change_set_missing(exc):
                     return None
                 raise
 

@@ -49,6 +49,14 @@ def nothing_to_deploy(text):
     return any(marker in text for marker in NO_CHANGES)
 
 
+def change_set_missing(exc):
+    """True when a ClientError says the change set (or its stack) does not exist."""
+    code = error_code(exc)
+    return code in ("ChangeSetNotFound", "ChangeSetNotFoundException") or (
+        code == "ValidationError" and "does not exist" in error_message(exc)
+    )
+
+
 def change_set_name():
     return f"biomage-iac-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
@@ -295,10 +303,7 @@ class CfnClient:
                 ChangeSetName=change_set_id,
             )
         except ClientError as exc:
-            code = error_code(exc)
-            if code in ("ChangeSetNotFound", "ChangeSetNotFoundException") or (
-                code == "ValidationError" and "does not exist" in error_message(exc)
-            ):
+            if change_set_missing(exc):
                 return None
             raise
 
