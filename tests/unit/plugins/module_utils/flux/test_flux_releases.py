@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.biomage.iac.plugins.module_utils.flux import crd_schema
 from ansible_collections.biomage.iac.plugins.module_utils.flux import releases as rel
 
 from tests.lib.ansible_run import REPO_ROOT
@@ -488,8 +489,9 @@ def widgets(tmp_path: Path) -> rel.CrdSchemas:
 
 def widget_errors(widgets: rel.CrdSchemas, spec: dict) -> list[str]:
     doc = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "n"}, "spec": spec}
-    ctx = rel._SchemaContext("w.yaml", 1, (), "the Widget schema")
-    return [str(f) for f in rel._schema_findings(widgets.validator("example.org", "v1", "Widget"), doc, ctx, False)]
+    ctx = crd_schema.SchemaContext("w.yaml", 1, (), "the Widget schema")
+    validator = widgets.validator("example.org", "v1", "Widget")
+    return [str(f) for f in crd_schema.schema_findings(validator, doc, ctx, False)]
 
 
 def test_extensions_accept_what_the_api_server_accepts(widgets: rel.CrdSchemas) -> None:
@@ -549,14 +551,14 @@ def test_extensions_refuse_what_the_api_server_refuses(widgets: rel.CrdSchemas) 
     ],
 )
 def test_the_cel_subset(rule: str, instance: dict, expected: bool) -> None:
-    assert rel._Cel(rule, instance, {}).evaluate() is expected
+    assert crd_schema._Cel(rule, instance, {}).evaluate() is expected
 
 
 def test_cel_outside_the_subset_is_skipped() -> None:
-    with pytest.raises(rel._CelUnsupported):
-        rel._Cel("self.size() > 1", {}, {}).evaluate()
-    with pytest.raises(rel._CelUnknown):
-        rel._Cel("self.missing == 'x'", {}, {}).evaluate()
+    with pytest.raises(crd_schema._CelUnsupported):
+        crd_schema._Cel("self.size() > 1", {}, {}).evaluate()
+    with pytest.raises(crd_schema._CelUnknown):
+        crd_schema._Cel("self.missing == 'x'", {}, {}).evaluate()
 
 
 def test_structural_leaves_the_crd_untouched() -> None:
