@@ -6,7 +6,6 @@ then the stack stays CREATE_IN_PROGRESS for a while, with resource events as AWS
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -15,9 +14,9 @@ from pathlib import Path
 import pytest
 from devstack import moto_ext
 from moto.cloudformation.models import CloudFormationBackend, Event
-from moto.server import ThreadedMotoServer
 
 from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
+from tests.lib.moto_server import in_process_moto
 
 pytestmark = pytest.mark.slow
 PLAY = REPO_ROOT / "tests/fixtures/playbooks/plan/slow_stack.yml"
@@ -59,8 +58,7 @@ def resource_event(stack: object, status: str, reason: str) -> None:
 @pytest.fixture
 def slow_moto(tmp_path: Path) -> Iterator[dict[str, str]]:
     """An emulator in this process in which stacks named itest-slow-* take SLOW_SECONDS to create."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto_ext.apply()
+    moto_ext.apply()  # before the originals are kept: the test slows the patched emulator down
     original_execute = CloudFormationBackend.execute_change_set
     original_describe = CloudFormationBackend.describe_stacks
     slow: dict[str, tuple[float, str, set[str]]] = {}
@@ -88,22 +86,10 @@ def slow_moto(tmp_path: Path) -> Iterator[dict[str, str]]:
 
     CloudFormationBackend.execute_change_set = execute_change_set
     CloudFormationBackend.describe_stacks = describe_stacks
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    (tmp_path / "credentials").write_text("[local]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    (tmp_path / "config").write_text(f"[profile local]\nregion = {REGION}\n")
     try:
-        yield {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_PROFILE": "local",
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-            "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        }
+        with in_process_moto(tmp_path, REGION) as env:
+            yield env
     finally:
-        server.stop()
         CloudFormationBackend.execute_change_set = original_execute
         CloudFormationBackend.describe_stacks = original_describe
 

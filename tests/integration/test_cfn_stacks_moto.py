@@ -5,7 +5,6 @@ test's process)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +14,11 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors 
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.results import RECREATE, UNCHANGED, UPDATE
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import prepare
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
-from devstack import moto_ext
 from moto.cloudformation.models import cloudformation_backends
-from moto.server import ThreadedMotoServer
 
 from tests.lib import aws
 from tests.lib.ansible_run import ansible_env, run_playbook
+from tests.lib.moto_server import in_process_moto
 
 # moto warns about the resource types its CloudFormation cannot create (docs/aws-resources.md lists them)
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse AWS::")]
@@ -145,28 +143,9 @@ def test_an_importer_is_deployed_after_its_exporter(devstack: dict[str, str]) ->
 # -- ROLLBACK_COMPLETE, forced in an emulator of this process --------------------------------------
 @pytest.fixture(scope="module")
 def local_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto_ext.apply()  # the stack's patched emulator (development deploys by change set), in this process
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    state = tmp_path_factory.mktemp("local-moto")
-    (state / "credentials").write_text("[local]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    (state / "config").write_text(f"[profile local]\nregion = {REGION}\n")
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_PROFILE": "local",
-        "AWS_SHARED_CREDENTIALS_FILE": str(state / "credentials"),
-        "AWS_CONFIG_FILE": str(state / "config"),
-        "BIOMAGE_DEVSTACK_DIR": str(state),
-    }
-    (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    try:
+    # the stack's patched emulator (development deploys by change set), in this process
+    with in_process_moto(tmp_path_factory.mktemp("local-moto"), REGION, devstack_dir=True) as env:
         yield env
-    finally:
-        server.stop()
 
 
 def force_status(name: str, status: str) -> None:

@@ -6,17 +6,15 @@ without its exemption (or with an exemption without a reason) stops the run befo
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devstack import moto_ext
-from moto.server import ThreadedMotoServer
 
 from tests.lib import aws
 from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
+from tests.lib.moto_server import in_process_moto
 
 pytestmark = pytest.mark.slow
 REGION = "eu-west-1"
@@ -30,26 +28,9 @@ PARAMETERS = {
 
 @pytest.fixture(scope="module")
 def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto_ext.apply()  # the local stack's patched emulator (AWS::Backup and others as AWS creates them)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    state = tmp_path_factory.mktemp("rules-moto")
-    (state / "credentials").write_text("[local]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    (state / "config").write_text(f"[profile local]\nregion = {REGION}\n")
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_PROFILE": "local",
-        "AWS_SHARED_CREDENTIALS_FILE": str(state / "credentials"),
-        "AWS_CONFIG_FILE": str(state / "config"),
-    }
-    try:
+    # the local stack's patched emulator (AWS::Backup and others as AWS creates them)
+    with in_process_moto(tmp_path_factory.mktemp("rules-moto"), REGION) as env:
         yield env
-    finally:
-        server.stop()
 
 
 @pytest.fixture
