@@ -24,6 +24,7 @@ from ansible_collections.biomage.iac.plugins.module_utils import aws, safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 from ansible_collections.biomage.iac.plugins.module_utils.flux import releases
+from ansible_collections.biomage.iac.plugins.module_utils.flux.documents import ReleaseError
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
 
 try:
@@ -181,7 +182,7 @@ def check(documents, release, checkout, template_label=".flux.ci"):
     """Raise ReleaseStepError naming every finding (file, field, fix) of the filled release."""
     try:
         checker = releases.ReleaseChecker(checkout)
-    except releases.ReleaseError as exc:
+    except ReleaseError as exc:
         raise ReleaseStepError(
             f"cannot check the release: {exc}",
             fix="give checkout: a checkout of the IaC repository (charts/ and tools/crds/generated)",

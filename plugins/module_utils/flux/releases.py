@@ -38,19 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
-from ansible_collections.biomage.iac.plugins.module_utils.flux.crd_schema import (  # noqa: F401 (re-exported)
-    CrdSchemas,
+from ansible_collections.biomage.iac.plugins.module_utils.flux.crd_schema import (
     SchemaContext,
     crd_schemas,
     schema_findings,
-    structural,
     values_validator,
 )
-from ansible_collections.biomage.iac.plugins.module_utils.flux.documents import (  # noqa: F401 (re-exported)
+from ansible_collections.biomage.iac.plugins.module_utils.flux.documents import (
     PLACEHOLDER,
     FileReport,
     Finding,
-    ReleaseError,
     field_path,
     get_path,
     has_placeholder,

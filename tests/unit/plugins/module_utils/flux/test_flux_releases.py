@@ -399,8 +399,8 @@ def test_a_root_without_environment_folders_is_an_error(tmp_path: Path) -> None:
 
 
 def test_no_crds_is_an_error_not_a_pass(tmp_path: Path) -> None:
-    with pytest.raises(rel.ReleaseError) as raised:
-        rel.CrdSchemas(tmp_path)
+    with pytest.raises(crd_schema.ReleaseError) as raised:
+        crd_schema.CrdSchemas(tmp_path)
     assert "no CustomResourceDefinitions in" in str(raised.value)
     assert "Fix:" in str(raised.value)
 
@@ -482,19 +482,19 @@ CRD = {
 
 
 @pytest.fixture
-def widgets(tmp_path: Path) -> rel.CrdSchemas:
+def widgets(tmp_path: Path) -> crd_schema.CrdSchemas:
     (tmp_path / "widgets.yaml").write_text(yaml.safe_dump(CRD))
-    return rel.CrdSchemas(tmp_path)
+    return crd_schema.CrdSchemas(tmp_path)
 
 
-def widget_errors(widgets: rel.CrdSchemas, spec: dict) -> list[str]:
+def widget_errors(widgets: crd_schema.CrdSchemas, spec: dict) -> list[str]:
     doc = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "n"}, "spec": spec}
     ctx = crd_schema.SchemaContext("w.yaml", 1, (), "the Widget schema")
     validator = widgets.validator("example.org", "v1", "Widget")
     return [str(f) for f in crd_schema.schema_findings(validator, doc, ctx, False)]
 
 
-def test_extensions_accept_what_the_api_server_accepts(widgets: rel.CrdSchemas) -> None:
+def test_extensions_accept_what_the_api_server_accepts(widgets: crd_schema.CrdSchemas) -> None:
     spec = {
         "port": "http",
         "bare": 8080,
@@ -510,7 +510,7 @@ def test_extensions_accept_what_the_api_server_accepts(widgets: rel.CrdSchemas) 
     assert widgets.served("example.org", "Widget") == ("v1",)
 
 
-def test_extensions_refuse_what_the_api_server_refuses(widgets: rel.CrdSchemas) -> None:
+def test_extensions_refuse_what_the_api_server_refuses(widgets: crd_schema.CrdSchemas) -> None:
     found = widget_errors(
         widgets,
         {
@@ -564,7 +564,7 @@ def test_cel_outside_the_subset_is_skipped() -> None:
 def test_structural_leaves_the_crd_untouched() -> None:
     schema = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     before = copy.deepcopy(schema)
-    converted = rel.structural(schema, top=True)
+    converted = crd_schema.structural(schema, top=True)
     assert schema == before
     assert converted["additionalProperties"] is False
     assert "additionalProperties" not in converted["properties"]["spec"]["properties"]["open"]
