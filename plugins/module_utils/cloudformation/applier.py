@@ -144,18 +144,28 @@ class Applier:
         """Deploy ``result`` unless AWS was found unreachable meanwhile: once one stack's call cannot reach
         the endpoint (refused, or no answer within the timeouts), every other call would fail or wait the
         same way, so the stacks not started yet are not attempted (a re-run deploys them)."""
-        with self._lock:
-            unreachable = self.unreachable
-        if unreachable:
-            raise CfnError(f"not attempted: AWS at {unreachable[0]} could not be reached (see {unreachable[1]})")
+        skipped = self._not_attempted()
+        if skipped:
+            raise CfnError(skipped)
         try:
             self._deploy(result)
         except Exception as exc:
-            endpoint = unreachable_endpoint(exc)
-            if endpoint:
-                with self._lock:
-                    self.unreachable = self.unreachable or (endpoint, result.name)
+            self._note_unreachable(exc, result.name)
             raise
+
+    def _not_attempted(self):
+        """The error of a stack not attempted because AWS was found unreachable, else None."""
+        with self._lock:
+            unreachable = self.unreachable
+        if unreachable:
+            return f"not attempted: AWS at {unreachable[0]} could not be reached (see {unreachable[1]})"
+        return None
+
+    def _note_unreachable(self, exc, name):
+        endpoint = unreachable_endpoint(exc)
+        if endpoint:
+            with self._lock:
+                self.unreachable = self.unreachable or (endpoint, name)
 
     def _deploy(self, result):
         result.started = self.clock()
@@ -329,10 +339,14 @@ class Applier:
         ):
             # the planner only ever makes orphans of our own stacks: never delete anything else
             return f"{result.name}: not deleted: the stack is not owned by biomage.iac {self.environment}/{self.group}"
+        skipped = self._not_attempted()
+        if skipped:
+            return skipped
         result.started = self.clock()
         try:
             self._delete(result, result.deployed["StackId"])
         except (CfnError, AwsError, ClientError) as exc:
+            self._note_unreachable(exc, result.name)
             return failure_text(exc)
         finally:
             result.duration = self.clock() - result.started

@@ -11,7 +11,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec im
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.stacks import CfnStacks
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from tests.lib.cfn_scenarios import ENV, GROUP, REGION, item, queue_template
+from tests.lib.cfn_scenarios import ENV, GROUP, REGION, deployed, item, queue_template
 from tests.lib.fake_cfn import FakeCfn
 
 ENDPOINT = "http://127.0.0.1:4566"
@@ -61,6 +61,17 @@ def test_an_unreachable_endpoint_stops_the_apply_and_names_what_was_sent() -> No
         assert not results[name].write_sent
     created = [kwargs["StackName"] for op, kwargs in fake.calls if op == "create_stack"]
     assert created == ["s0", "s1", "s2"], "no call is made for the stacks after the endpoint died"
+
+
+def test_orphans_are_not_pruned_through_an_endpoint_found_dead() -> None:
+    fake = DyingCfn("s0")
+    deployed(fake, "orphan", queue_template("orphan"))
+    run = CfnStacks(fake, ENV, GROUP, settings=SETTINGS, deploy_method="direct", prune=True, sleep=lambda _s: None)
+    run.plan(prepare([item("s0", queue_template("s0"))], ENV, GROUP, REGION))
+    run.apply()
+    assert run.results["s0"].error.startswith(f"cannot reach AWS at {ENDPOINT}")
+    assert run.results["orphan"].error == f"not attempted: AWS at {ENDPOINT} could not be reached (see s0)"
+    assert "delete_stack" not in [op for op, _kwargs in fake.calls]
 
 
 def test_timeouts_and_refused_connections_name_the_endpoint_as_unreachable() -> None:
