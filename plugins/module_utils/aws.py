@@ -220,15 +220,25 @@ def aws_error(exc, settings, action, needs="the AWS resources this task manages"
     endpoint = settings.get("endpoint_url")
     where = f"at {endpoint}" if endpoint else f"in {settings.get('region')}"
     details = error_details(exc)
+    # an endpoint that cannot be reached or does not answer: ``unreachable`` names it, so that a caller
+    # with more calls to make (cfn_stacks' other stacks) stops instead of waiting on each in turn
+    unreachable = endpoint or f"the {settings.get('region')} endpoint"
     if HAS_BOTO3 and isinstance(exc, EndpointConnectionError):
         fix = (
             "start the local AWS emulator with `make dev-up` (or check AWS_ENDPOINT_URL / the inventory's endpoint)"
             if endpoint
             else "check the network and the region name"
         )
-        return error_class(f"cannot reach AWS {where} while trying to {action}: {exc}. Fix: {fix}.")
+        return error_class(
+            f"cannot reach AWS {where} while trying to {action}: {exc}. Fix: {fix}.", unreachable=unreachable
+        )
     if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ConnectTimeoutError):
-        return error_class(f"AWS {where} did not answer in time while trying to {action}. Fix: check the endpoint.")
+        return error_class(
+            f"AWS {where} did not answer in time while trying to {action}. Fix: check the endpoint.",
+            unreachable=unreachable,
+        )
+    if HAS_BOTO3 and isinstance(exc, ReadTimeoutError):
+        return error_class(f"AWS request to {action} failed {where}: {exc}", unreachable=unreachable, **details)
     if HAS_BOTO3 and isinstance(exc, NoCredentialsError):
         return error_class(
             f"no AWS credentials while trying to {action}. Fix: log in (aws sso login / AWS_PROFILE) "

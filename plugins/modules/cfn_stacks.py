@@ -624,7 +624,13 @@ def main():
     if blocked or failed:
         parts = []
         if failed:
-            parts.append(f"{len(failed)} stack(s) failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed))
+            # stacks that failed alike (e.g. not attempted once AWS could not be reached) are named together
+            alike = {}
+            for r in failed:
+                alike.setdefault(r.error, []).append(r.name)
+            parts.append(
+                f"{len(failed)} stack(s) failed: " + "; ".join(f"{', '.join(n)}: {e}" for e, n in alike.items())
+            )
         if blocked:
             parts.append(
                 f"{len(blocked)} stack(s) blocked, not deployed: "
@@ -633,8 +639,11 @@ def main():
             )
         message = ". ".join(parts)
         changed = [f"{r.name} ({r.action})" for r in results if r.changed and not r.error]
+        # failed after its change was sent: the change may have been made (e.g. the endpoint died meanwhile)
+        maybe = [f"{r.name} ({r.action})" for r in results if r.error and r.write_sent]
         message += (
             f". Changed by this task before or while they failed: {', '.join(changed) or 'nothing'}"
+            + (f"; sent, outcome unknown (may have changed): {', '.join(maybe)}" if maybe else "")
             + (f"; earlier in this run: {earlier}" if params["changed_before"] else "")
             + ". A re-run plans again from what is deployed: it leaves the changed stacks as they are and "
             "retries the failed ones."

@@ -13,10 +13,17 @@ table says so. Targets (exit status 1 when one is missed):
 - 50 unchanged stacks re-checked in under 10 s;
 - at most 2 API calls per unchanged stack;
 - at least 5x faster than the baseline for the re-check of 50 stacks.
+
+`--repeat N [--size S] [--deploy-method direct|change_set]` measures soundness instead (issue 15:
+one 200-stack deploy in seven left stacks CREATE_PENDING on the emulator): N times, on a fresh
+emulator each time, deploy S (default 200) stacks and re-check them; a run passes when the deploy
+creates S, the re-check finds S unchanged and every stack is CREATE_COMPLETE. Exit status 1 unless
+N runs in N pass.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -30,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 
 from devstack import Stack  # noqa: E402
+from devstack.core import temporary_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SIZES = (10, 50, 200)
@@ -53,7 +61,7 @@ PLAY = """---
         environment: development
         group: "{{ bench_group }}"
         stacks: "{{ bench_stacks }}"
-        deploy_method: direct
+        deploy_method: "{{ bench_deploy_method | default('direct') }}"
 """
 
 
@@ -91,9 +99,19 @@ Outputs:
 """
 
 
-def run_ours(work: Path, env: dict[str, str], size: int, files: list[Path]) -> tuple[float, int, dict]:
+def json_report(stdout: str) -> dict:
+    """The json callback's report: the collection's progress and plan callbacks (ansible.cfg) print
+    their lines to the same stdout, before and after it."""
+    start = 0 if stdout.startswith("{") else stdout.index("\n{") + 1
+    return json.JSONDecoder().raw_decode(stdout, start)[0]
+
+
+def run_ours(
+    work: Path, env: dict[str, str], size: int, files: list[Path], method: str = "direct"
+) -> tuple[float, int, dict]:
     variables = {
         "bench_group": f"bench-{size}",
+        "bench_deploy_method": method,
         "bench_stacks": [
             {
                 "name": f"bench-ours-{size}-{i}",
@@ -110,7 +128,7 @@ def run_ours(work: Path, env: dict[str, str], size: int, files: list[Path]) -> t
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     try:
-        result = next(iter(json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"].values()))
+        result = next(iter(json_report(proc.stdout)["plays"][0]["tasks"][0]["hosts"].values()))
     except (ValueError, LookupError, StopIteration):
         result = {}
     if proc.returncode != 0:
@@ -169,30 +187,95 @@ def run_baseline(env: dict[str, str], size: int, files: list[Path], phase: str) 
     return total, sum(calls) / len(calls), len(measured)
 
 
+def generate(folder: Path, size: int) -> list[Path]:
+    folder.mkdir()
+    files = []
+    for i in range(size):
+        path = folder / f"variant-{i:03d}.yaml"
+        path.write_text(template(i))
+        files.append(path)
+    return files
+
+
+def playbook_env(stack_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        **stack_env,
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_NOCOLOR": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+def stack_statuses(env: dict[str, str]) -> dict[str, int]:
+    """How many stacks the emulator holds in each status (ListStacks pages through all of them)."""
+    import boto3  # noqa: PLC0415 - only the repeat mode reads the emulator directly
+
+    counts: dict[str, int] = {}
+    with temporary_env(env):  # the stack's profile and endpoint
+        cfn = boto3.client("cloudformation", endpoint_url=env["AWS_ENDPOINT_URL"])
+        for page in cfn.get_paginator("list_stacks").paginate():
+            for summary in page["StackSummaries"]:
+                counts[summary["StackStatus"]] = counts.get(summary["StackStatus"], 0) + 1
+    return counts
+
+
+def repeat(runs: int, size: int, method: str) -> int:
+    """`runs` deploys of `size` stacks, each on a fresh emulator; 0 when every one converged."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-cfn-repeat-") as tmp:
+        work = Path(tmp)
+        (work / "play.yml").write_text(PLAY)
+        files = generate(work / f"templates-{size}", size)
+        for run in range(1, runs + 1):
+            stack = Stack(work / f"devstack-{run}", ["moto"])
+            env = playbook_env(stack.up())
+            try:
+                started = time.perf_counter()
+                try:
+                    _s, _c, deploy = run_ours(work, env, size, files, method)
+                    _s, _c, recheck = run_ours(work, env, size, files, method)
+                    statuses = stack_statuses(env)
+                    ok = deploy == {"create": size} and recheck == {"unchanged": size}
+                    ok = ok and statuses == {"CREATE_COMPLETE": size}
+                    detail = f"deploy {deploy}, re-check {recheck}, stacks {statuses}"
+                except SystemExit as exc:  # run_ours's failure: the module's message
+                    ok, detail = False, str(exc)[:2000]
+                elapsed = time.perf_counter() - started
+                if not ok:  # the emulator's side of it: its last traceback
+                    log = stack.ctx.log_file("moto").read_text(encoding="utf-8", errors="replace")
+                    start = log.rfind("Traceback (most recent call last)")
+                    detail += "\nemulator log:\n" + (log[start : start + 6000] if start >= 0 else log[-3000:])
+            finally:
+                stack.down()
+            results.append(ok)
+            print(f"run {run:>2}/{runs}: {'PASS' if ok else 'FAIL'} {elapsed:6.1f} s  {detail}", flush=True)
+    print(
+        f"\n{sum(results)} runs in {runs} passed (N={size} stacks, deploy_method {method}, deploy + re-check, "
+        "fresh emulator each run)"
+    )
+    return 0 if all(results) else 1
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeat", type=int, default=0, help="soundness mode: this many deploys (see above)")
+    parser.add_argument("--size", type=int, default=200, help="stacks per deploy in --repeat mode")
+    parser.add_argument("--deploy-method", choices=("direct", "change_set"), default="direct", help="in --repeat mode")
+    args = parser.parse_args()
+    if args.repeat:
+        return repeat(args.repeat, args.size, args.deploy_method)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-cfn-") as tmp:
         work = Path(tmp)
         stack = Stack(work / "devstack", ["moto"])
         stack_env = stack.up()
         try:
-            env = {
-                **os.environ,
-                **stack_env,
-                "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-                "ANSIBLE_NOCOLOR": "1",
-                "PYTHONWARNINGS": "ignore",
-            }
+            env = playbook_env(stack_env)
             (work / "play.yml").write_text(PLAY)
             for size in SIZES:
-                folder = work / f"templates-{size}"
-                folder.mkdir()
-                files = []
-                for i in range(size):
-                    path = folder / f"variant-{i:03d}.yaml"
-                    path.write_text(template(i))
-                    files.append(path)
+                files = generate(work / f"templates-{size}", size)
                 deploy_s, deploy_calls, deploy_summary = run_ours(work, env, size, files)
                 recheck_s, recheck_calls, recheck_summary = run_ours(work, env, size, files)
                 if deploy_summary != {"create": size} or recheck_summary != {"unchanged": size}:

@@ -10,6 +10,7 @@ started by :mod:`devstack.moto_server` only.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import threading
@@ -650,16 +651,22 @@ def _short_form_intrinsics() -> None:
     cloudformation_responses.yaml_tag_constructor = tag_constructor
 
 
+# the emulator's one lock for CloudFormation calls (not moto's): held by every call of the backend
+CLOUDFORMATION_LOCK = threading.RLock()
+
+
 @_patch(
     "create-stack-atomic",
     "A CreateStack that fails creates nothing, and concurrent CloudFormation calls do not interfere: "
     "AWS never reports CREATE_PENDING. (moto stores the new stack in CREATE_PENDING before checking its "
     "exports, with no lock in its threaded server: a failed check, or another request's export added "
-    "meanwhile ('dictionary changed size during iteration'), left the stack CREATE_PENDING forever.)",
+    "meanwhile ('dictionary changed size during iteration'), left the stack CREATE_PENDING forever.) "
+    "Every call of the CloudFormation backend, reads included, holds one lock: a read never iterates "
+    "what a concurrent call changes (DescribeChangeSet during another CreateChangeSet answered 500, "
+    "'OrderedDict mutated during iteration', to one 200-stack deploy in ten).",
 )
 def _create_stack_atomic() -> None:
-    # one lock for the CloudFormation backend's writes (the emulator's own lock, not moto's)
-    lock = threading.RLock()
+    lock = CLOUDFORMATION_LOCK
 
     def serialised(original):
         def call(self, *args, **kwargs):
@@ -689,8 +696,11 @@ def _create_stack_atomic() -> None:
                 raise
 
     CloudFormationBackend.create_stack = create_stack
-    for operation in ("update_stack", "delete_stack", "create_change_set", "execute_change_set", "delete_change_set"):
-        setattr(CloudFormationBackend, operation, serialised(getattr(CloudFormationBackend, operation)))
+    # every other public call, reads included (static methods hold no state)
+    for operation, member in list(vars(CloudFormationBackend).items()):
+        if operation.startswith("_") or operation == "create_stack" or not inspect.isfunction(member):
+            continue
+        setattr(CloudFormationBackend, operation, serialised(member))
 
 
 @_patch(

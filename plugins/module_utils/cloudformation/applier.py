@@ -10,6 +10,7 @@ last, importers before the stacks they import from.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -57,6 +58,16 @@ def failure_text(exc):
     return None
 
 
+def unreachable_endpoint(exc):
+    """The endpoint an error (or its cause) found unreachable (``AwsError`` detail ``unreachable``), else None."""
+    while exc is not None:
+        endpoint = getattr(exc, "details", {}).get("unreachable")
+        if endpoint:
+            return endpoint
+        exc = exc.__cause__
+    return None
+
+
 class Applier:
     """Deploys planned results (``deploy_method`` change_set or direct) and prunes orphans."""
 
@@ -80,6 +91,9 @@ class Applier:
         self.max_workers = max_workers
         self.uploader = uploader
         self.clock = clock
+        # (endpoint, stack) once a deploy found AWS unreachable: the stacks not started yet are skipped
+        self.unreachable = None
+        self._lock = threading.Lock()
 
     def apply(self, results):
         """Deploy the planned changes in dependency order, then prune. Returns ``results``."""
@@ -102,7 +116,7 @@ class Applier:
                         failed.add(name)
                         del pending[name]
                     elif deps <= finished:
-                        running[pool.submit(self._deploy, result)] = name
+                        running[pool.submit(self._attempt, result)] = name
                         del pending[name]
                 if not running:
                     if pending:  # unreachable with an acyclic graph, kept as a guard
@@ -125,6 +139,33 @@ class Applier:
         if deletes:
             self.prune(deletes)
         return results
+
+    def _attempt(self, result):
+        """Deploy ``result`` unless AWS was found unreachable meanwhile: once one stack's call cannot reach
+        the endpoint (refused, or no answer within the timeouts), every other call would fail or wait the
+        same way, so the stacks not started yet are not attempted (a re-run deploys them)."""
+        skipped = self._not_attempted()
+        if skipped:
+            raise CfnError(skipped)
+        try:
+            self._deploy(result)
+        except Exception as exc:
+            self._note_unreachable(exc, result.name)
+            raise
+
+    def _not_attempted(self):
+        """The error of a stack not attempted because AWS was found unreachable, else None."""
+        with self._lock:
+            unreachable = self.unreachable
+        if unreachable:
+            return f"not attempted: AWS at {unreachable[0]} could not be reached (see {unreachable[1]})"
+        return None
+
+    def _note_unreachable(self, exc, name):
+        endpoint = unreachable_endpoint(exc)
+        if endpoint:
+            with self._lock:
+                self.unreachable = self.unreachable or (endpoint, name)
 
     def _deploy(self, result):
         result.started = self.clock()
@@ -298,10 +339,14 @@ class Applier:
         ):
             # the planner only ever makes orphans of our own stacks: never delete anything else
             return f"{result.name}: not deleted: the stack is not owned by biomage.iac {self.environment}/{self.group}"
+        skipped = self._not_attempted()
+        if skipped:
+            return skipped
         result.started = self.clock()
         try:
             self._delete(result, result.deployed["StackId"])
         except (CfnError, AwsError, ClientError) as exc:
+            self._note_unreachable(exc, result.name)
             return failure_text(exc)
         finally:
             result.duration = self.clock() - result.started

@@ -110,6 +110,12 @@ def adopt_request(result):
     }
 
 
+# calls that change a stack once AWS has processed them (a change set alone changes no stack)
+STACK_WRITES = frozenset(
+    ("create_stack", "update_stack", "delete_stack", "execute_change_set", "continue_update_rollback")
+)
+
+
 class CfnClient:
     """A boto3 CloudFormation client (or a stand-in with the same methods), counted and retried."""
 
@@ -129,6 +135,8 @@ class CfnClient:
     def call(self, result, operation, action, **kwargs):
         """Call ``operation``, attributing it to ``result`` (None: to the shared count)."""
         reads = operation.startswith(("describe_", "get_", "list_"))
+        if result is not None and operation in STACK_WRITES:
+            result.write_sent = True  # from here on the stack may have changed, whatever the answer
         for attempt in range(UNREADABLE_RETRIES + 1 if reads else 1):
             with self._lock:
                 if result is None:

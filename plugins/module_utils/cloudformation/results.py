@@ -69,6 +69,8 @@ class StackResult:
         self.planned_change_set = None
         self.started = None
         self.duration = 0.0
+        # a stack-changing call was sent (CfnClient.call): after a failure, the stack may have changed
+        self.write_sent = False
 
     @property
     def changed(self):

@@ -132,6 +132,13 @@ def load_yaml(text, source="<template>", short_forms=None, what="template"):
         raise TemplateError(f"{source}: PyYAML is required to read templates ({YAML_IMPORT_ERROR})")
     if not text or not text.strip():
         raise TemplateError(f"{source}: the {what} is empty")
+    # the size limit first, as safe_yaml.load does: a 10 MB file is refused before the parser reads it
+    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
+    if size > safe_yaml.MAX_BYTES:
+        raise safe_yaml.InputLimitError(
+            f"{source}: {size} bytes exceeds the limit of {safe_yaml.MAX_BYTES} bytes. "
+            "Fix: make the file smaller or split it."
+        )
     loader = _Loader(text)
     loader.source = source
     loader.short_form_tags_seen = short_forms

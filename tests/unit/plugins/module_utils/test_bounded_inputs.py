@@ -1,7 +1,8 @@
 """Every file read from a repository or the inventory goes through the bounded YAML loader: a `.ci.yaml`
-(github/ci_config), a release or chart values (flux/releases), the cluster config (eks/config) and a
-template (cloudformation/template). Each refuses an alias bomb and an oversized file at once, naming
-the file and the limit, and does so in bounded memory (a child process under an address-space limit).
+(github/ci_config), a release or chart values (flux/releases), the cluster config (eks/config), a
+service's `.flux.ci` (flux/release_step) and a template or allow-list in template syntax
+(cloudformation/template). Each refuses an alias bomb and an oversized file at once, naming the file
+and the limit, and does so in bounded memory (a child process under an address-space limit).
 """
 
 from __future__ import annotations
@@ -79,8 +80,12 @@ def test_a_release_check_reports_the_limit_as_a_finding() -> None:
         "f(TEXT, 'releases/staging/ui.yaml')",
         "from ansible_collections.biomage.iac.plugins.module_utils.eks.config import parse_config as f; "
         "f(TEXT, 'infra/cluster.yaml')",
+        "from ansible_collections.biomage.iac.plugins.module_utils.flux.release_step import fill as f; "
+        "f(TEXT, None, '.flux.ci')",
+        "from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import load_template as f; "
+        "f(TEXT, 'cf/sqs.yaml')",
     ],
-    ids=["ci_yaml", "release", "cluster_config"],
+    ids=["ci_yaml", "release", "cluster_config", "flux_ci", "template"],
 )
 @pytest.mark.parametrize("kind", ["alias_bomb", "ten_mb"])
 def test_hostile_inputs_fail_fast_in_bounded_memory(call: str, kind: str) -> None:
