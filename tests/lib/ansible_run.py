@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def run_playbook(
     extra_vars: dict[str, object] | None = None,
     args: list[str] | None = None,
     timeout: float = 900,
+    preexec_fn: Callable[[], object] | None = None,  # run in the child before exec (e.g. resource limits)
 ) -> PlaybookResult:
     argv = [str(BIN_DIR / "ansible-playbook"), str(playbook), "-i", str(inventory)]
     if check:
@@ -82,7 +84,14 @@ def run_playbook(
         argv += ["-e", json.dumps(extra_vars)]
     argv += args or []
     proc = subprocess.run(
-        argv, cwd=REPO_ROOT, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout, check=False
+        argv,
+        cwd=REPO_ROOT,
+        env=env or ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        preexec_fn=preexec_fn,
     )
     return PlaybookResult(argv, proc.returncode, proc.stdout, proc.stderr)
 
