@@ -1,0 +1,218 @@
+"""The sync wait of biomage.iac.flux_reconcile against a scripted cluster: when it requests a
+reconciliation, what it waits for (the request handled, the current generation, the source's
+revision applied), and that failures end the wait at once with the controller's message and a fix."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.flux import sync as fs
+
+NS = "flux-system"
+REV1, REV2 = "main@sha1:1111111111111111111111111111111111111111", "main@sha1:2222222222222222222222222222222222222222"
+TOKEN = "2026-12-02T10:00:00.000000Z"
+
+
+def git(ready="True", reason="Succeeded", message="stored artifact", revision=REV1, handled=None, **extra):
+    status = {
+        "observedGeneration": extra.pop("observed", 1),
+        "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message}] if ready else [],
+    }
+    if revision:
+        status["artifact"] = {"revision": revision}
+    if handled:
+        status["lastHandledReconcileAt"] = handled
+    spec = {"url": "ssh://git@127.0.0.1:2222/biomage-org/iac", "ref": {"branch": "main"}, "secretRef": {"name": NS}}
+    spec.update(extra.pop("spec", {}))
+    return {"metadata": {"generation": extra.pop("generation", 1)}, "spec": spec, "status": status}
+
+
+def ks(
+    ready="True", reason="ReconciliationSucceeded", message="Applied revision", applied=REV1, attempted=REV1, **extra
+):
+    status = {
+        "observedGeneration": extra.pop("observed", 1),
+        "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message}] if ready else [],
+        "lastAppliedRevision": applied,
+        "lastAttemptedRevision": attempted,
+    }
+    if extra.get("handled"):
+        status["lastHandledReconcileAt"] = extra.pop("handled")
+    spec = {"path": "./releases/development", "prune": True, **extra.pop("spec", {})}
+    return {"metadata": {"generation": extra.pop("generation", 1)}, "spec": spec, "status": status}
+
+
+class Cluster:
+    """Scripted reads: each poll pops the next (source, kustomization) pair; the last one stays."""
+
+    def __init__(self, *timeline):
+        self.timeline = list(timeline)
+        self.requests: list[tuple[str, str, str]] = []
+        self.reads = 0
+
+    def get(self, kind, namespace, name):
+        pair = self.timeline[0]
+        obj = pair[1] if kind == "Kustomization" else pair[0]
+        if kind == "Kustomization":
+            self.reads += 1
+            if len(self.timeline) > 1:
+                self.timeline.pop(0)
+        return fs.observe(kind, obj, namespace, name)
+
+    def request(self, kind, namespace, name, token):
+        self.requests.append((kind, name, token))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def run(cluster, **kwargs):
+    clock = Clock()
+    options = {"force": False, "timeout": 30, "poll": 1.0, "deploy_key_title": "flux-biomage-development"}
+    options.update(kwargs)
+    outcome = fs.sync(
+        cluster, NS, "GitRepository", "flux-system", "releases", clock=clock, sleep=clock.sleep, now=lambda: TOKEN,
+        **options,
+    )  # fmt: skip
+    return outcome, clock
+
+
+def test_ready_objects_are_not_touched() -> None:
+    cluster = Cluster((git(), ks()))
+    outcome, clock = run(cluster)
+    assert outcome.ready and outcome.requested == [] and cluster.requests == []
+    assert outcome.source.revision == REV1 and clock.now == 0
+
+
+def test_force_requests_both_and_waits_for_the_request_to_be_handled() -> None:
+    cluster = Cluster(
+        (git(), ks()),  # the first read, before the request
+        (git(), ks()),  # ready, but the request is not handled yet: not proof
+        (git(handled=TOKEN, revision=REV2), ks(handled=TOKEN)),  # a new commit; ks handled, with the old one
+        (git(handled=TOKEN, revision=REV2), ks(handled=TOKEN, attempted=REV2, applied=REV2)),
+    )
+    outcome, clock = run(cluster, force=True)
+    assert cluster.requests == [("GitRepository", "flux-system", TOKEN), ("Kustomization", "releases", TOKEN)]
+    assert outcome.ready and outcome.kustomization.revision == REV2
+    assert outcome.requested == ["GitRepository flux-system/flux-system", "Kustomization flux-system/releases"]
+    assert clock.now == 2.0
+
+
+def test_a_failed_fetch_from_before_the_request_is_not_taken_for_the_answer() -> None:
+    refused = git(ready="False", reason="GitOperationFailed", message="ssh: handshake failed", revision=None)
+    cluster = Cluster(
+        (refused, ks(ready="False", reason="ArtifactFailed", attempted="")),
+        (refused, ks(ready="False", reason="ArtifactFailed", attempted="")),
+        (git(handled=TOKEN), ks(handled=TOKEN)),
+    )
+    outcome, _ = run(cluster)
+    assert outcome.ready
+    assert [kind for kind, _, _ in cluster.requests] == ["GitRepository", "Kustomization"], "not Ready: requested"
+
+
+def test_a_refused_deploy_key_fails_at_once_with_the_controllers_message_and_the_fix() -> None:
+    message = "failed to checkout and determine revision: unable to clone 'ssh://git@127.0.0.1:2222/biomage-org/iac': ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey], no supported methods remain"  # noqa: E501
+    cluster = Cluster(
+        (git(ready=None, revision=None, observed=None), ks(ready=None, observed=None, attempted=None)),
+        (git(ready="False", reason="GitOperationFailed", message=message, revision=None, handled=TOKEN), ks()),
+    )
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster)
+    text = str(failure.value)
+    assert text.startswith("GitRepository flux-system/flux-system failed (source-controller): GitOperationFailed: ")
+    assert "unable to authenticate" in text
+    assert "Fix: the Git host refuses Flux's key" in text and "flux-biomage-development" in text
+    assert "Secret flux-system/flux-system" in text
+    assert failure.value.details["waited"] == 0.0, "the first read after the request ends the wait"
+
+
+def test_a_missing_releases_folder_names_the_path_the_branch_and_the_fix() -> None:
+    message = "kustomization path not found: stat /tmp/kustomization-1/releases/development: no such file or directory"
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None)),
+        (
+            git(),
+            ks(ready="False", reason="ArtifactFailed", message=message, attempted=REV1, applied=None, handled=TOKEN),
+        ),
+    )
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster)
+    text = str(failure.value)
+    assert (
+        "Kustomization flux-system/releases failed (kustomize-controller): ArtifactFailed: kustomization path" in text
+    )
+    assert f"Fix: ./releases/development does not exist in the revision {REV1}" in text
+    assert "to the branch main" in text
+
+
+def test_a_failure_of_an_older_generation_is_waited_out() -> None:
+    cluster = Cluster(
+        (git(), ks(ready="False", reason="BuildFailed", generation=2, observed=1)),
+        (git(), ks(ready="False", reason="BuildFailed", generation=2, observed=1, handled=TOKEN)),
+        (git(), ks(generation=2, observed=2, handled=TOKEN)),
+    )
+    outcome, _ = run(cluster)
+    assert outcome.ready
+
+
+def test_no_status_at_all_times_out_naming_the_controller_that_does_not_run() -> None:
+    cluster = Cluster((git(ready=None, revision=None, observed=None), ks(ready=None, observed=None, attempted=None)))
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster, timeout=5)
+    text = str(failure.value)
+    assert "GitRepository flux-system/flux-system has no status after 5 s: no controller reconciled it" in text
+    assert "Fix: check that source-controller runs" in text
+    assert cluster.reads == 7  # the first read, then one a second until the deadline
+
+
+def test_a_kustomization_still_on_the_old_revision_times_out_saying_so() -> None:
+    cluster = Cluster((git(revision=REV2), ks(applied=REV1, attempted=REV1)))
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster, timeout=3)
+    assert f"it has not applied the revision {REV2} yet" in str(failure.value)
+    assert "flux_sync_wait_timeout" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "kustomization", "expected"),
+    [
+        (None, ks(), "GitRepository flux-system/flux-system does not exist. Fix: run the flux role"),
+        (git(), None, "Kustomization flux-system/releases does not exist. Fix: run the flux role"),
+        (git(spec={"suspend": True}), ks(), "is suspended. Fix: resume it (flux resume gitrepository flux-system"),
+    ],
+)
+def test_missing_or_suspended_objects_fail_before_any_request(source, kustomization, expected) -> None:
+    cluster = Cluster((source, kustomization))
+    with pytest.raises(fs.FluxSyncError, match=expected.replace("(", r"\(")):
+        run(cluster, force=True)
+    assert cluster.requests == []
+
+
+def test_check_mode_requests_nothing_and_reports_what_it_would_request() -> None:
+    cluster = Cluster((git(), ks(ready="False", reason="BuildFailed")))
+    outcome, _ = run(cluster, wait=False)
+    assert cluster.requests == [] and not outcome.ready
+    assert outcome.requested == ["Kustomization flux-system/releases"]
+
+
+@pytest.mark.parametrize(
+    ("message", "fix"),
+    [
+        ("ssh: handshake failed: knownhosts: key mismatch", "SSH host key is not one of the Secret"),
+        ("couldn't find remote ref refs/heads/main", "the branch main is not in the repository"),
+        ("dial tcp 127.0.0.1:2222: connect: connection refused", "cannot be reached from the controller"),
+        ('secrets "flux-system" not found', "the Secret flux-system/flux-system is missing"),
+        ("something new", "read the message above (source-controller's)"),
+    ],
+)
+def test_source_fixes(message: str, fix: str) -> None:
+    observed = fs.observe("GitRepository", git(ready="False", reason="GitOperationFailed", message=message), NS, "x")
+    hints = fs._hints(observed, fs.observe("Kustomization", ks(), NS, "releases"), "flux-biomage-development")
+    assert fix in fs.explain(observed, hints)
