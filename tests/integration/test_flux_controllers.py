@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from devstack.core import free_port, pid_alive
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -24,7 +26,7 @@ from tests.lib.aws import client as aws_client
 from tests.lib.aws import session as aws_session
 
 pytestmark = pytest.mark.slow
-NS = "flux-system"
+NS = "flux-probe-sources"  # not flux-system: the flux role's tests own that one
 APPS = "flux-probe"
 BUCKET = "flux-probe"
 PLAYBOOK = "tests/fixtures/playbooks/flux_reconcile.yml"
@@ -82,7 +84,7 @@ def kustomization(name: str, source_kind: str, source: str, path: str, wait: boo
 
 
 def reconcile(env: dict[str, str], **extra: object) -> PlaybookResult:
-    return run_playbook(PLAYBOOK, env=env, extra_vars=extra or None)
+    return run_playbook(PLAYBOOK, env=env, extra_vars={"probe_namespace": NS, **extra})
 
 
 def helm_release(replicas: int) -> str:
@@ -95,7 +97,6 @@ def helm_release(replicas: int) -> str:
             "chart": {
                 "spec": {
                     "chart": "./charts/nodejs",
-                    "reconcileStrategy": "Revision",
                     "sourceRef": {"kind": "Bucket", "name": BUCKET, "namespace": NS},
                 }
             },
@@ -137,7 +138,17 @@ def api(kube_api: client.ApiClient) -> client.ApiClient:
 
 
 @pytest.fixture(scope="module")
-def bucket(devstack: dict[str, str], api: client.ApiClient) -> Iterator[object]:
+def sources(api: client.ApiClient) -> Iterator[str]:
+    """The namespace of this module's Flux objects (deleted at the end, with them)."""
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
+    try:
+        yield NS
+    finally:
+        client.CoreV1Api(api).delete_namespace(NS)
+
+
+@pytest.fixture(scope="module")
+def bucket(devstack: dict[str, str], api: client.ApiClient, sources: str) -> Iterator[object]:
     """An S3 bucket of the emulator with this repository's nodejs chart, and a Flux Bucket source of it."""
     s3 = aws_client(devstack, "s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": devstack["AWS_REGION"]})
@@ -175,7 +186,6 @@ def bucket(devstack: dict[str, str], api: client.ApiClient) -> Iterator[object]:
         for name in ("flux-probe", "flux-probe-missing"):
             delete(api, "Kustomization", name)
         delete(api, "Bucket", BUCKET)
-        client.CoreV1Api(api).delete_namespaced_secret("flux-probe-s3", NS)
 
 
 def _ready_replicas(api: client.ApiClient, namespace: str, name: str) -> int:
@@ -210,7 +220,7 @@ def test_controllers_run_beside_the_api_server_and_the_manifest_is_served(devsta
     assert {"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
     crds = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
     assert {"gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"} <= crds
-    assert {o["metadata"].get("namespace", NS) for o in objects} == {NS}
+    assert {o["metadata"].get("namespace", "flux-system") for o in objects} == {"flux-system"}
 
 
 def test_a_source_is_fetched_applied_and_its_helm_release_installed_upgraded_and_pruned(
@@ -261,40 +271,52 @@ def test_a_missing_folder_fails_the_wait_with_kustomize_controllers_message(
     apply(api, "Kustomization", kustomization("flux-probe-missing", "Bucket", BUCKET, "./apps/missing"))
     result = reconcile(stack_ansible_env, probe_kustomization="flux-probe-missing")
     assert result.returncode != 0
-    assert "Kustomization flux-system/flux-probe-missing failed (kustomize-controller)" in result.output
+    assert f"Kustomization {NS}/flux-probe-missing failed (kustomize-controller)" in result.output, result.output
     assert "kustomization path not found" in result.output
     assert "Fix: ./apps/missing does not exist in the revision" in result.output
 
 
-def test_an_unreachable_git_host_fails_the_wait_with_source_controllers_message(
-    stack_ansible_env: dict[str, str], api: client.ApiClient
+def test_a_git_source_failure_ends_the_wait_with_source_controllers_message(
+    stack_ansible_env: dict[str, str], api: client.ApiClient, sources: str
 ) -> None:
-    url = f"ssh://git@127.0.0.1:{free_port()}/biomage-org/iac"  # nothing listens there
-    apply(
-        api,
-        "GitRepository",
-        {
-            "metadata": {"name": "flux-probe-git", "namespace": NS},
-            "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}},
-        },
+    """A GitRepository whose Secret has no key, then one whose host does not answer: each fails at once."""
+    port = free_port()  # nothing listens there
+    url = f"ssh://git@127.0.0.1:{port}/biomage-org/iac"
+    key = ed25519.Ed25519PrivateKey.generate()
+    identity = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    core = client.CoreV1Api(api)
+    core.create_namespaced_secret(NS, {"metadata": {"name": "flux-probe-git"}, "stringData": {"username": "git"}})
+    source = {"url": url, "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "flux-probe-git"}}
+    apply(api, "GitRepository", {"metadata": {"name": "flux-probe-git", "namespace": NS}, "spec": source})
     apply(
         api,
         "Kustomization",
         kustomization("flux-probe-git", "GitRepository", "flux-probe-git", "./releases/development"),
     )
+    names = {"probe_source_kind": "GitRepository", "probe_source_name": "flux-probe-git"}
     try:
-        started = time.monotonic()
-        result = reconcile(
-            stack_ansible_env,
-            probe_source_kind="GitRepository",
-            probe_source_name="flux-probe-git",
-            probe_kustomization="flux-probe-git",
+        no_key = reconcile(stack_ansible_env, probe_kustomization="flux-probe-git", **names)
+        assert no_key.returncode != 0
+        assert f"GitRepository {NS}/flux-probe-git failed (source-controller)" in no_key.output
+        assert "'identity' is required" in no_key.output
+        assert f"Fix: the Secret {NS}/flux-probe-git holds no usable SSH key" in no_key.output
+
+        core.replace_namespaced_secret(
+            "flux-probe-git",
+            NS,
+            {
+                "metadata": {"name": "flux-probe-git"},
+                "stringData": {"identity": identity.decode(), "known_hosts": f"[127.0.0.1]:{port} {public}\n"},
+            },
         )
-        assert result.returncode != 0
-        assert "GitRepository flux-system/flux-probe-git failed (source-controller)" in result.output
-        assert "connection refused" in result.output
-        assert f"Fix: {url} cannot be reached from the controller" in result.output
+        started = time.monotonic()
+        refused = reconcile(stack_ansible_env, probe_kustomization="flux-probe-git", **names)
+        assert refused.returncode != 0
+        assert "connection refused" in refused.output, refused.output
+        assert f"Fix: {url} cannot be reached from the controller" in refused.output
         assert time.monotonic() - started < 60, "the failure ends the wait, not the timeout"
     finally:
         delete(api, "Kustomization", "flux-probe-git")

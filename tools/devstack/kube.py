@@ -305,11 +305,17 @@ def kwok_nodes(kube_version: str, count: int = KWOK_NODE_COUNT) -> dict[str, obj
                 "status": {
                     "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
                     "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                    "nodeInfo": {
+                    "nodeInfo": {  # every field is required; KWOK keeps these
                         "architecture": "amd64",
-                        "kubeletVersion": kube_version,
+                        "bootID": "",
+                        "containerRuntimeVersion": "kwok",
+                        "kernelVersion": "kwok",
                         "kubeProxyVersion": kube_version,
+                        "kubeletVersion": kube_version,
+                        "machineID": "",
                         "operatingSystem": "linux",
+                        "osImage": "",
+                        "systemUUID": "",
                     },
                     "phase": "Running",
                 },

@@ -5,11 +5,13 @@
 What ``flux reconcile kustomization <name> --with-source`` and ``flux check`` tell an operator, as a
 library for :mod:`flux_reconcile`:
 
-* :func:`sync` optionally requests a reconciliation of both objects (the annotation
-  ``reconcile.fluxcd.io/requestedAt`` the flux CLI sets), then waits, bounded, until the source has
-  handled it and is Ready with an artifact, and the Kustomization has applied that artifact's
-  revision. A controller's failure ends the wait at once, with the controller's own message and a
-  fix (:func:`explain`); so does a suspended object. A timeout names what was still missing.
+* :func:`sync` requests a reconciliation (the annotation ``reconcile.fluxcd.io/requestedAt`` the
+  flux CLI sets) of the source when it is not Ready (or on ``force``) and waits, bounded, until the
+  source has handled it and is Ready with an artifact; then, unless the Kustomization already applied
+  that artifact's revision, requests the Kustomization's and waits until it has applied it. A
+  controller's answer to such a request that is a failure ends the wait at once, with the
+  controller's own message and a fix (:func:`explain`); so does a missing or suspended object. A
+  timeout names what was still missing.
 * Everything the controllers wrote is read from the objects' ``status`` (conditions, artifact
   revision, ``lastHandledReconcileAt``, ``lastAttemptedRevision``); nothing is guessed.
 """
@@ -131,24 +133,30 @@ def observe(kind, obj, namespace, name):
 
 def state(observed, token=None, source_revision=None):
     """READY, FAILED or PENDING for one object, given the request ``token`` it must have handled
-    and, for a Kustomization, the source revision it must have applied."""
+    and, for a Kustomization, the source revision it must have applied.
+
+    Without a token, a failure is only PENDING: it may be a verdict about an older artifact (the
+    caller requests a reconciliation and judges its answer). A Kustomization's failure is final only
+    for a request made once its source was Ready, so it is about that source's artifact.
+    """
     if not observed.exists or observed.suspended:
         return FAILED
     if token is not None and observed.handled != token:
         return PENDING
-    if observed.observed_generation is None or observed.observed_generation != observed.generation:
+    # a failed attempt leaves status.observedGeneration behind (-1 on a first failure); the Ready
+    # condition's own observedGeneration says which generation its verdict is about
+    seen = observed.condition().get("observedGeneration", observed.observed_generation)
+    if seen is None or seen != observed.generation:
         return PENDING
     ready = observed.condition().get("status")
     stalled = observed.condition("Stalled").get("status") == "True"
-    if observed.kind == "Kustomization":
-        if observed.attempted != source_revision:
-            return FAILED if stalled else PENDING
-        if ready == "True" and observed.revision == source_revision:
-            return READY
-        return FAILED if ready == "False" or stalled else PENDING
-    if ready == "True" and observed.revision:
-        return READY
-    return FAILED if ready == "False" or stalled else PENDING
+    if ready == "True":
+        if observed.kind == "Kustomization":
+            return READY if observed.revision == source_revision else PENDING
+        return READY if observed.revision else PENDING
+    if ready == "False" or stalled:
+        return FAILED if token is not None else PENDING
+    return PENDING
 
 
 # -- the fixes ---------------------------------------------------------------------------------------
@@ -156,53 +164,58 @@ _SOURCE_FIXES = (
     (
         r"unable to authenticate|permission denied|publickey|no supported methods remain|authentication required"
         r"|key is not registered|access denied",
-        "the Git host refuses Flux's key. Fix: check that the deploy key {title} is still registered on the "
+        "the Git host refuses Flux's key: check that the deploy key {title} is still registered on the "
         "repository (an ordinary run of this role adds it again when it was deleted behind its back) and that the "
         "Secret {secret} holds its private key; rotate with -e flux_regenerate=always when in doubt.",
     ),
     (
         r"knownhosts|known_hosts|host key|key mismatch|hostkey",
-        "the Git host's SSH host key is not one of the Secret {secret}'s known_hosts. Fix: set flux_known_hosts "
+        "the Git host's SSH host key is not one of the Secret {secret}'s known_hosts: set flux_known_hosts "
         "to the host's published keys (in development: the stack's GITHUB_SSH_KNOWN_HOSTS) and run the role again.",
     ),
     (
         r"couldn't find remote ref|reference not found|unable to resolve|remote ref .* not found|branch .* not found",
-        "the branch {branch} is not in the repository. Fix: push it, or set flux_git_branch to an existing branch.",
+        "the branch {branch} is not in the repository: push it, or set flux_git_branch to an existing branch.",
     ),
     (
         r"repository not found|repository .* does not exist|no such repository|not a git repository",
-        "the repository {url} does not exist for this key. Fix: check flux_git_url (and flux_github_owner/_repo).",
+        "the repository {url} does not exist for this key: check flux_git_url (and flux_github_owner/_repo).",
     ),
     (
         r"connection refused|no such host|i/o timeout|network is unreachable|dial tcp|context deadline exceeded"
         r"|connection reset",
-        "{url} cannot be reached from the controller. Fix: check flux_git_url and the network (in development: "
+        "{url} cannot be reached from the controller: check flux_git_url and the network (in development: "
         "the stack's GitHub stand-in, make dev-up).",
     ),
     (
+        r"'identity' is required|invalid 'ssh' auth option|failed to configure authentication",
+        "the Secret {secret} holds no usable SSH key (identity, known_hosts): run the role again; "
+        "-e flux_regenerate=always replaces a Secret without a usable key.",
+    ),
+    (
         r"secret.* not found|secrets? \".*\" not found",
-        "the Secret {secret} is missing. Fix: run the role again (it writes the Secret).",
+        "the Secret {secret} is missing: run the role again (it writes the Secret).",
     ),
 )
 _KUSTOMIZATION_FIXES = (
     (
         r"path not found|no such file or directory",
-        "{path} does not exist in the revision {revision}. Fix: commit it (a folder with a kustomization.yaml or "
+        "{path} does not exist in the revision {revision}: commit it (a folder with a kustomization.yaml or "
         "plain manifests) to the branch {branch}, or set flux_releases_path to an existing folder.",
     ),
     (
         r"kustomize build failed|build failed|accumulating resources|json: |yaml: |invalid Kustomization",
-        "the manifests of {path} do not build. Fix: correct the file the message names in the repository, then "
+        "the manifests of {path} do not build: correct the file the message names in the repository, then "
         "push (kubectl kustomize {path} shows the error locally).",
     ),
     (
         r"health check failed|timeout waiting for|HealthCheckFailed",
-        "a workload applied from {path} did not become ready. Fix: kubectl describe the object the message names "
+        "a workload applied from {path} did not become ready: kubectl describe the object the message names "
         "(and the HelmRelease's own status for a chart).",
     ),
     (
         r"dry-run failed|apply failed|is invalid|forbidden|admission webhook|unknown field|no matches for kind",
-        "the API server refused an object of {path} (the message names it). Fix: correct it in the repository.",
+        "the API server refused an object of {path} (the message names it): correct it in the repository.",
     ),
 )
 
@@ -355,7 +368,7 @@ def sync(
     With ``wait=False`` (check mode) nothing is requested and the current state is returned.
     """
     started = clock()
-    token = (now or _now)()
+    new_token = now or _now
     source = objects.get(source_kind, namespace, source_name)
     kustomization = objects.get("Kustomization", namespace, kustomization_name)
     hints = _hints(source, kustomization, deploy_key_title)
@@ -369,24 +382,31 @@ def sync(
         ready = source_state == READY and kustomization_state == READY
         return Outcome(source, kustomization, [o.ref for o in want], 0.0, ready)
 
-    tokens = {}
-    for observed in want:
-        objects.request(observed.kind, namespace, observed.name, token)
-        tokens[observed.kind] = token
+    source_token = kustomization_token = None
+    if source in want:
+        source_token = new_token()
+        objects.request(source.kind, namespace, source.name, source_token)
+    requested = [source.ref] if source_token else []
     deadline = started + timeout
     while True:
         source = objects.get(source_kind, namespace, source_name)
         kustomization = objects.get("Kustomization", namespace, kustomization_name)
         hints = _hints(source, kustomization, deploy_key_title)
-        source_state = state(source, tokens.get(source_kind))
+        source_state = state(source, source_token)
         if source_state == FAILED:
             raise _failure(source, hints, clock() - started)
         if source_state == READY:
-            kustomization_state = state(kustomization, tokens.get("Kustomization"), source.revision)
-            if kustomization_state == READY:
-                return Outcome(source, kustomization, [o.ref for o in want], clock() - started, True)
+            kustomization_state = state(kustomization, kustomization_token, source.revision)
+            if kustomization_state == READY and (kustomization_token or not force):
+                return Outcome(source, kustomization, requested, clock() - started, True)
             if kustomization_state == FAILED:
                 raise _failure(kustomization, hints, clock() - started)
+            if kustomization_token is None:
+                # asked now that the source has its artifact: the answer is about that artifact
+                kustomization_token = new_token()
+                objects.request(kustomization.kind, namespace, kustomization.name, kustomization_token)
+                requested.append(kustomization.ref)
+                continue
         if clock() >= deadline:
             raise _timeout(source, kustomization, source_state, hints, timeout)
         sleep(poll)

@@ -91,6 +91,21 @@ def test_ready_objects_are_not_touched() -> None:
     assert outcome.source.revision == REV1 and clock.now == 0
 
 
+def test_a_kustomization_failure_counts_only_when_asked_after_the_source_was_ready() -> None:
+    """Asked together, the Kustomization could answer 'Source artifact not found' before the source has one:
+    it is asked once the source is Ready, and only its answer to that is final."""
+    early = ks(ready="False", reason="ArtifactFailed", message="Source artifact not found", attempted=None)
+    cluster = Cluster(
+        (git(ready=None, revision=None, observed=None), early),
+        (git(ready=None, revision=None, observed=None), early),
+        (git(handled=TOKEN), early),  # the source is Ready: now the Kustomization is asked
+        (git(handled=TOKEN), ks(handled=TOKEN)),
+    )
+    outcome, _ = run(cluster)
+    assert outcome.ready
+    assert [kind for kind, _, _ in cluster.requests] == ["GitRepository", "Kustomization"]
+
+
 def test_force_requests_both_and_waits_for_the_request_to_be_handled() -> None:
     cluster = Cluster(
         (git(), ks()),  # the first read, before the request
@@ -102,7 +117,7 @@ def test_force_requests_both_and_waits_for_the_request_to_be_handled() -> None:
     assert cluster.requests == [("GitRepository", "flux-system", TOKEN), ("Kustomization", "releases", TOKEN)]
     assert outcome.ready and outcome.kustomization.revision == REV2
     assert outcome.requested == ["GitRepository flux-system/flux-system", "Kustomization flux-system/releases"]
-    assert clock.now == 2.0
+    assert clock.now == 1.0, "the Kustomization is asked as soon as the source is Ready"
 
 
 def test_a_failed_fetch_from_before_the_request_is_not_taken_for_the_answer() -> None:
@@ -114,7 +129,7 @@ def test_a_failed_fetch_from_before_the_request_is_not_taken_for_the_answer() ->
     )
     outcome, _ = run(cluster)
     assert outcome.ready
-    assert [kind for kind, _, _ in cluster.requests] == ["GitRepository", "Kustomization"], "not Ready: requested"
+    assert [kind for kind, _, _ in cluster.requests] == ["GitRepository"], "the Kustomization had applied it already"
 
 
 def test_a_refused_deploy_key_fails_at_once_with_the_controllers_message_and_the_fix() -> None:
@@ -128,7 +143,7 @@ def test_a_refused_deploy_key_fails_at_once_with_the_controllers_message_and_the
     text = str(failure.value)
     assert text.startswith("GitRepository flux-system/flux-system failed (source-controller): GitOperationFailed: ")
     assert "unable to authenticate" in text
-    assert "Fix: the Git host refuses Flux's key" in text and "flux-biomage-development" in text
+    assert "Fix: the Git host refuses Flux's key: check that the deploy key" in text and "flux-biomage-development" in text
     assert "Secret flux-system/flux-system" in text
     assert failure.value.details["waited"] == 0.0, "the first read after the request ends the wait"
 
@@ -148,8 +163,18 @@ def test_a_missing_releases_folder_names_the_path_the_branch_and_the_fix() -> No
     assert (
         "Kustomization flux-system/releases failed (kustomize-controller): ArtifactFailed: kustomization path" in text
     )
-    assert f"Fix: ./releases/development does not exist in the revision {REV1}" in text
+    assert f"Fix: ./releases/development does not exist in the revision {REV1}: commit it" in text
     assert "to the branch main" in text
+
+
+def test_a_failed_attempt_is_judged_by_its_ready_conditions_generation() -> None:
+    """kustomize-controller leaves status.observedGeneration at -1 when an attempt fails; the Ready condition
+    carries the generation it is about."""
+    failing = ks(ready="False", reason="HealthCheckFailed", message="health check failed", observed=-1, handled=TOKEN)
+    failing["status"]["conditions"][0]["observedGeneration"] = 1
+    cluster = Cluster((git(), ks(ready=None, observed=None, attempted=None)), (git(), failing))
+    with pytest.raises(fs.FluxSyncError, match="HealthCheckFailed: health check failed. Fix: a workload applied"):
+        run(cluster)
 
 
 def test_a_failure_of_an_older_generation_is_waited_out() -> None:
