@@ -83,9 +83,13 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// build runs kustomize (the library the kustomize CLI is made of) over one folder.
+// build runs kustomize (the library the kustomize CLI is made of) over one folder, as `kustomize
+// build` does: resources in kustomize's legacy order (Namespaces, CRDs, ServiceAccounts and RBAC
+// before the workloads that use them) unless the kustomization sets its own.
 func build(fsys filesys.FileSystem, dir string) ([]byte, error) {
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, dir)
+	options := krusty.MakeDefaultOptions()
+	options.Reorder = krusty.ReorderOptionUnspecified
+	resources, err := krusty.MakeKustomizer(options).Run(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
