@@ -11,14 +11,15 @@ short_description: Wait until Flux has fetched its source and applied it, failin
 version_added: 0.1.0
 description:
   - Proves that Flux syncs, as C(flux reconcile kustomization <name> --with-source) would. Reads a Flux source
-    (a C(GitRepository) by default) and the C(Kustomization) that applies it; when either is not Ready for the
-    latest revision, or with O(force=true), requests a reconciliation of both (the annotation
-    C(reconcile.fluxcd.io/requestedAt) that the flux CLI sets), then waits until the source has handled the
-    request and is Ready with an artifact, and the Kustomization has applied that artifact's revision.
-  - Fails as soon as a controller reports a failure (C(Ready=False) for the current generation and request), with
-    the controller's own message and a fix (the deploy key refused, the branch or C(releases/<env>) missing, an
-    unbuildable kustomization, an object the API server refuses, ...); fails on a missing or suspended object at
-    once; fails after O(timeout) seconds naming what was still missing (no status at all: no controller runs).
+    (a C(GitRepository) by default) and the C(Kustomization) that applies it. When the source is not Ready, or with
+    O(force=true), requests its reconciliation (the annotation C(reconcile.fluxcd.io/requestedAt) that the flux CLI
+    sets) and waits until it has handled the request and is Ready with an artifact; then, unless the Kustomization
+    has applied that artifact's revision already (and O(force) is false), requests the Kustomization's and waits
+    until it has applied it.
+  - Fails as soon as a controller answers such a request with a failure (C(Ready=False)), with the controller's own
+    message and a fix (the deploy key refused, the branch or C(releases/<env>) missing, an unbuildable
+    kustomization, an object the API server refuses, and so on). Fails at once on a missing or suspended object,
+    and after O(timeout) seconds naming what was still missing (no status at all means that no controller runs).
 author:
   - Biomage platform team (@biomage-org)
 requirements:
@@ -95,12 +96,17 @@ EXAMPLES = r"""
 RETURN = r"""
 source:
   description: The source's state at the end (C(kind), C(namespace), C(name), C(ready), C(reason), C(message),
-    C(revision): its artifact's).
+    and C(revision), its artifact's).
   returned: always
   type: dict
-  sample: {kind: GitRepository, name: flux-system, ready: true, revision: main@sha1:4e5f..., reason: Succeeded}
+  sample:
+    kind: GitRepository
+    name: flux-system
+    ready: true
+    reason: Succeeded
+    revision: main@sha1:4e5f00c1d8a6f1e3b0f8d1e5c7a9b2d4e6f80a1c
 kustomization:
-  description: The Kustomization's state at the end (as for O(source); C(revision) is the last applied one).
+  description: The Kustomization's state at the end (as for RV(source); C(revision) is the last applied one).
   returned: always
   type: dict
 requested:
@@ -135,7 +141,7 @@ def main():
             "force": {"type": "bool", "default": False},
             "timeout": {"type": "int", "default": 300},
             "poll_interval": {"type": "float", "default": 1.0},
-            "deploy_key_title": {"type": "str"},
+            "deploy_key_title": {"type": "str", "no_log": False},  # a title, not a key
         },
         supports_check_mode=True,
     )
