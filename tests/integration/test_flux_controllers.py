@@ -87,16 +87,16 @@ def reconcile(env: dict[str, str], **extra: object) -> PlaybookResult:
     return run_playbook(PLAYBOOK, env=env, extra_vars={"probe_namespace": NS, **extra})
 
 
-def helm_release(replicas: int) -> str:
+def helm_release(replicas: int, chart: str = "./charts/nodejs", name: str = "ui", namespace: str = APPS) -> str:
     release = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
-        "metadata": {"name": "ui", "namespace": APPS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "interval": "10m",
             "chart": {
                 "spec": {
-                    "chart": "./charts/nodejs",
+                    "chart": chart,
                     "sourceRef": {"kind": "Bucket", "name": BUCKET, "namespace": NS},
                 }
             },
@@ -183,7 +183,7 @@ def bucket(devstack: dict[str, str], api: client.ApiClient, sources: str) -> Ite
     try:
         yield s3
     finally:
-        for name in ("flux-probe", "flux-probe-missing"):
+        for name in ("flux-probe", "flux-probe-missing", "flux-probe-bad-chart"):
             delete(api, "Kustomization", name)
         delete(api, "Bucket", BUCKET)
 
@@ -274,6 +274,29 @@ def test_a_missing_folder_fails_the_wait_with_kustomize_controllers_message(
     assert f"Kustomization {NS}/flux-probe-missing failed (kustomize-controller)" in result.output, result.output
     assert "kustomization path not found" in result.output
     assert "Fix: ./apps/missing does not exist in the revision" in result.output
+
+
+def test_a_release_naming_a_missing_chart_fails_the_wait_at_once_naming_the_release(
+    stack_ansible_env: dict[str, str], api: client.ApiClient, bucket: object
+) -> None:
+    """The Kustomization health-checks what it applied (the flux role's has wait: true): the HelmRelease's own
+    failure is reported as soon as helm-controller gives it, not at the Kustomization's timeout."""
+    s3 = bucket
+    namespace = yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-probe-bad"}})
+    release = helm_release(1, "./charts/missing", "bad", "flux-probe-bad")
+    s3.put_object(Bucket=BUCKET, Key="apps/bad-chart/release.yaml", Body=f"{namespace}---\n{release}".encode())
+    apply(api, "Kustomization", kustomization("flux-probe-bad-chart", "Bucket", BUCKET, "./apps/bad-chart"))
+    started = time.monotonic()
+    result = reconcile(stack_ansible_env, probe_kustomization="flux-probe-bad-chart", probe_force=True)
+    assert result.returncode != 0
+    output = " ".join(result.output.split())
+    assert (
+        f"HelmRelease flux-probe-bad/bad (applied by Kustomization {NS}/flux-probe-bad-chart from ./apps/bad-chart)"
+        " failed: " in output
+    ), output
+    assert f"its HelmChart {NS}/flux-probe-bad-bad (source-controller): InvalidChartReference:" in output, output
+    assert "Fix: the chart ./charts/missing of HelmRelease flux-probe-bad/bad cannot be found" in output, output
+    assert time.monotonic() - started < 80, "not the Kustomization's 90 s timeout"
 
 
 def test_a_git_source_failure_ends_the_wait_with_source_controllers_message(

@@ -47,7 +47,9 @@ SOURCE_KINDS = {
     "OCIRepository": ("source.toolkit.fluxcd.io", "v1", "ocirepositories"),
 }
 KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
-CONTROLLER = {"Kustomization": "kustomize-controller"}  # every source kind: source-controller
+HELM_RELEASE = ("helm.toolkit.fluxcd.io", "v2", "helmreleases")
+HELM_CHART = ("source.toolkit.fluxcd.io", "v1", "helmcharts")
+CONTROLLER = {"Kustomization": "kustomize-controller", "HelmRelease": "helm-controller"}  # else source-controller
 READY, PENDING, FAILED = "ready", "pending", "failed"
 
 
@@ -72,6 +74,8 @@ class Observed:
     revision: str | None = None  # the source's artifact revision; the Kustomization's last applied one
     attempted: str | None = None  # the Kustomization's last attempted revision
     spec: dict = field(default_factory=dict)
+    inventory: list = field(default_factory=list)  # a Kustomization's applied objects: (namespace, name, group, kind)
+    helm_chart: str | None = None  # a HelmRelease's HelmChart, <namespace>/<name>
 
     @property
     def ref(self):
@@ -128,7 +132,23 @@ def observe(kind, obj, namespace, name):
         revision=revision,
         attempted=attempted,
         spec=spec,
+        inventory=[_inventory_entry(e.get("id", "")) for e in (status.get("inventory") or {}).get("entries") or []],
+        helm_chart=status.get("helmChart"),
     )
+
+
+def _inventory_entry(entry_id):
+    """``(namespace, name, group, kind)`` of a Kustomization inventory id, ``<ns>_<name>_<group>_<kind>``."""
+    parts = entry_id.split("_")
+    return tuple(parts) if len(parts) == 4 else ("", "", "", "")
+
+
+def stalled(observed):
+    """True when the controller gave up on the object's current generation (Stalled=True): retrying is futile
+    until its spec or its source changes."""
+    condition = observed.condition("Stalled")
+    seen = condition.get("observedGeneration", observed.observed_generation)
+    return observed.exists and condition.get("status") == "True" and seen == observed.generation
 
 
 def state(observed, token=None, source_revision=None):
@@ -220,6 +240,19 @@ _KUSTOMIZATION_FIXES = (
 )
 
 
+_HELM_RELEASE_FIXES = (
+    (
+        r"chart .*not found|no chart|path .* not found|no such file|does not exist|invalid chart|chart.*missing",
+        "the chart {chart} of {release} cannot be found in its source: commit it, or correct spec.chart.spec.chart "
+        "in {path}.",
+    ),
+    (
+        r"values|template|render|parse error|yaml:|required",
+        "helm cannot render {release}'s chart {chart} with its values: correct the values in {path}.",
+    ),
+)
+
+
 def explain(observed, hints):
     """The fix for an object's failure, from its controller's message; ``hints`` fill in names."""
     message = " ".join(filter(None, [observed.condition().get("reason"), observed.condition().get("message")]))
@@ -227,10 +260,20 @@ def explain(observed, hints):
         return f"run the flux role (it creates {observed.ref})."
     if observed.suspended:
         return f"resume it (flux resume {observed.kind.lower()} {observed.name} -n {observed.namespace})."
-    fixes = _KUSTOMIZATION_FIXES if observed.kind == "Kustomization" else _SOURCE_FIXES
+    fixes = {"Kustomization": _KUSTOMIZATION_FIXES, "HelmRelease": _HELM_RELEASE_FIXES}.get(
+        observed.kind, _SOURCE_FIXES
+    )
+    if observed.kind == "HelmRelease":
+        chart = ((observed.spec.get("chart") or {}).get("spec") or {}).get("chart") or "(the chart)"
+        hints = {**hints, "release": observed.ref, "chart": chart}
     for pattern, fix in fixes:
         if re.search(pattern, message, re.IGNORECASE):
             return fix.format(**hints)
+    if observed.kind == "HelmRelease":
+        return (
+            f"read helm-controller's message above and correct {observed.ref} in {hints['path']} "
+            f"(kubectl -n {observed.namespace} describe helmrelease {observed.name})."
+        )
     return (
         f"read the message above ({observed.controller}'s), fix its cause and run the role again "
         f"(kubectl -n {observed.namespace} describe {observed.kind.lower()} {observed.name})."
@@ -249,14 +292,18 @@ def _hints(source, kustomization, deploy_key_title):
     }
 
 
-def _failure(observed, hints, waited):
+def _failure(observed, hints, waited, applied_by=None, chart=None):
     if not observed.exists:
         what = "does not exist"
     elif observed.suspended:
         what = "is suspended"
+    elif chart is not None:  # the HelmRelease's own message may still be about an older attempt of the chart
+        what = f"failed: its HelmChart {chart.namespace}/{chart.name} ({chart.controller}): {chart.ready_message}"
+        observed = Observed(**{**observed.__dict__, "conditions": {"Ready": chart.condition()}})
     else:
         what = f"failed ({observed.controller}): {observed.ready_message}"
-    return FluxSyncError(f"{observed.ref} {what}.", fix=explain(observed, hints), waited=round(waited, 1))
+    where = f" (applied by {applied_by.ref} from {hints['path']})" if applied_by else ""
+    return FluxSyncError(f"{observed.ref}{where} {what}.", fix=explain(observed, hints), waited=round(waited, 1))
 
 
 def _timeout(source, kustomization, source_state, hints, timeout):
@@ -296,7 +343,9 @@ class FluxObjects:
 
     @staticmethod
     def _resource(kind):
-        return KUSTOMIZATION if kind == "Kustomization" else SOURCE_KINDS[kind]
+        return {"Kustomization": KUSTOMIZATION, "HelmRelease": HELM_RELEASE, "HelmChart": HELM_CHART}.get(
+            kind
+        ) or SOURCE_KINDS[kind]
 
     def get(self, kind, namespace, name):
         group, version, plural = self._resource(kind)
@@ -331,6 +380,24 @@ class FluxObjects:
                 f"requesting a reconciliation of {kind} {namespace}/{name} failed: {exc}.",
                 fix="check the kubeconfig's permissions (patch on the object).",
             ) from exc
+
+
+def _failing_release(objects, kustomization):
+    """``(release, chart)``: the first HelmRelease the Kustomization applied that helm-controller gave up on
+    (Stalled: its install or upgrade failed past remediation; chart None), or whose HelmChart source-controller
+    gave up on (a chart that is not in the source). Ready=False alone may be a step on the way (the chart not
+    built yet). ``(None, None)`` when there is none."""
+    for namespace, name, group, kind in kustomization.inventory:
+        if kind != "HelmRelease" or group != HELM_RELEASE[0]:
+            continue
+        release = objects.get("HelmRelease", namespace, name)
+        if stalled(release):
+            return release, None
+        if release.helm_chart and "/" in release.helm_chart:
+            chart = objects.get("HelmChart", *release.helm_chart.split("/", 1))
+            if stalled(chart):
+                return release, chart
+    return None, None
 
 
 def _now():
@@ -399,6 +466,12 @@ def sync(
             kustomization_state = state(kustomization, kustomization_token, source.revision)
             if kustomization_state == READY and (kustomization_token or not force):
                 return Outcome(source, kustomization, requested, clock() - started, True)
+            # applied (health checks may still run): a failed HelmRelease is the cause to show, at once
+            release, chart = (None, None)
+            if kustomization.attempted == source.revision:
+                release, chart = _failing_release(objects, kustomization)
+            if release is not None:
+                raise _failure(release, hints, clock() - started, applied_by=kustomization, chart=chart)
             if kustomization_state == FAILED:
                 raise _failure(kustomization, hints, clock() - started)
             if kustomization_token is None:

@@ -51,6 +51,8 @@ class Cluster:
 
     def get(self, kind, namespace, name):
         pair = self.timeline[0]
+        if kind in ("HelmRelease", "HelmChart"):
+            return fs.observe(kind, pair[2].get(f"{kind} {namespace}/{name}"), namespace, name)
         obj = pair[1] if kind == "Kustomization" else pair[0]
         if kind == "Kustomization":
             self.reads += 1
@@ -175,6 +177,81 @@ def test_a_failed_attempt_is_judged_by_its_ready_conditions_generation() -> None
     cluster = Cluster((git(), ks(ready=None, observed=None, attempted=None)), (git(), failing))
     with pytest.raises(fs.FluxSyncError, match=r"HealthCheckFailed: health check failed\. Fix: a workload applied"):
         run(cluster)
+
+
+def flux_object(ready="False", reason="Progressing", message="", generation=1, observed=1, stalled=False, **status):
+    conditions = [
+        {"type": "Ready", "status": ready, "reason": reason, "message": message, "observedGeneration": observed}
+    ]
+    if stalled:
+        conditions.append({"type": "Stalled", "status": "True", "reason": reason, "observedGeneration": observed})
+    spec = {"chart": {"spec": {"chart": "./charts/missing", "sourceRef": {"kind": "GitRepository", "name": NS}}}}
+    return {"metadata": {"generation": generation}, "spec": spec, "status": {"conditions": conditions, **status}}
+
+
+CHECKING = ks(ready="Unknown", reason="Progressing", message="Running health checks", applied=None, handled=TOKEN)
+CHECKING["status"]["inventory"] = {"entries": [{"id": "apps_ui_helm.toolkit.fluxcd.io_HelmRelease", "v": "v2"}]}
+MISSING_CHART = "invalid chart reference: stat /tmp/helmchart/source/charts/missing: no such file or directory"
+
+
+def test_a_release_whose_chart_source_controller_gave_up_on_ends_the_wait_naming_it() -> None:
+    """With health checks the Kustomization would only give up at its timeout: a HelmRelease it applied whose
+    HelmChart is Stalled (the chart is not in the source) is reported at once, with helm-controller's message."""
+    waiting = flux_object(
+        reason="SourceNotReady",
+        message="HelmChart 'flux-system/apps-ui' is not ready: latest generation of object has not been reconciled",
+        helmChart="flux-system/apps-ui",
+    )
+    failing = flux_object(
+        reason="SourceNotReady",
+        message=f"HelmChart 'flux-system/apps-ui' is not ready: {MISSING_CHART}",
+        helmChart="flux-system/apps-ui",
+    )
+    chart_building = {"HelmChart flux-system/apps-ui": flux_object(ready="Unknown")}
+    chart_stalled = {
+        "HelmChart flux-system/apps-ui": flux_object(
+            reason="InvalidChartReference", message=MISSING_CHART, stalled=True
+        )
+    }
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None), {}),
+        (git(), CHECKING, {"HelmRelease apps/ui": waiting, **chart_building}),  # on the way: not a failure
+        (git(), CHECKING, {"HelmRelease apps/ui": failing, **chart_stalled}),
+    )
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster)
+    text = str(failure.value)
+    assert text.startswith(
+        "HelmRelease apps/ui (applied by Kustomization flux-system/releases from ./releases/development) "
+        "failed: its HelmChart flux-system/apps-ui (source-controller): InvalidChartReference: invalid chart"
+    )
+    assert "Fix: the chart ./charts/missing of HelmRelease apps/ui cannot be found in its source" in text
+    assert failure.value.details["waited"] == 0.0
+
+
+def test_a_release_helm_controller_gave_up_on_ends_the_wait() -> None:
+    failed = flux_object(
+        reason="InstallFailed",
+        message="Helm install failed: template: nodejs/templates/x.yaml: required value",
+        stalled=True,
+    )
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None), {}), (git(), CHECKING, {"HelmRelease apps/ui": failed})
+    )
+    with pytest.raises(fs.FluxSyncError, match=r"failed \(helm-controller\): InstallFailed: Helm install failed"):
+        run(cluster)
+
+
+def test_a_release_stalled_for_an_older_generation_is_not_the_answer() -> None:
+    old = flux_object(reason="InstallFailed", stalled=True, generation=2, observed=1)  # the new spec is being installed
+    done = flux_object(ready="True", reason="InstallSucceeded", generation=2, observed=2)
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None), {}),
+        (git(), CHECKING, {"HelmRelease apps/ui": old}),
+        (git(), ks(handled=TOKEN), {"HelmRelease apps/ui": done}),
+    )
+    outcome, _ = run(cluster)
+    assert outcome.ready
 
 
 def test_a_failure_of_an_older_generation_is_waited_out() -> None:
