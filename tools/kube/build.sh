@@ -12,9 +12,9 @@
 # `go build`, so what they share compiles once, and cached under
 #   ${BIOMAGE_CACHE:-$HOME/.cache/biomage-iac}/kube/<name>-<version>-<hash of the module's pins, build.sh>/
 # so a fresh clone on the same machine reuses them; only the first run on a machine pays for the
-# build (about 15 minutes on 2 cores). Concurrent runs wait on a lock file. Each binary's
-# <name>.build-seconds holds the duration of the `go build` that made it (shared by the binaries
-# built together).
+# build (up to 30 minutes on 2 busy cores, docs/local-cluster.md). Concurrent runs wait on a lock
+# file. Each binary's <name>.build-seconds holds the duration of the `go build` that made it (shared
+# by the binaries built together).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
