@@ -25,7 +25,7 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/install-actionlint.sh tools/renovate/package-lock.json
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/kube/controllers/manifest-modules tools/install-actionlint.sh tools/renovate/package-lock.json
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \

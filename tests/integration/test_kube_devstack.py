@@ -21,7 +21,14 @@ from devstack.kube_pki import ensure_pki
 
 pytestmark = pytest.mark.slow
 ELB_HOSTNAME = re.compile(r"^a[0-9a-f]{31}-[0-9a-f]{16}\.elb\.eu-west-1\.amazonaws\.com$")
-PROCESSES = ("kube-etcd", "kube-apiserver", "kube-lb-standin")
+PROCESSES = (
+    "kube-etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-kwok",
+    "kube-lb-standin",
+)
 
 
 def _pids(state: Path) -> dict[str, int]:

@@ -86,13 +86,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def http_ok(url: str, timeout: float = 1.0, context: object | None = None) -> bool:
-    """True when ``url`` answers with a status below 500."""
+def http_ok(url: str, timeout: float = 1.0, context: object | None = None, status_below: int = 500) -> bool:
+    """True when ``url`` answers with a status below ``status_below`` (500: the server answers at all)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310 - loopback only
-            return int(resp.status) < 500
+            return int(resp.status) < status_below
     except urllib.error.HTTPError as exc:
-        return exc.code < 500
+        return exc.code < status_below
     except (OSError, ValueError):
         return False
 
