@@ -22,8 +22,6 @@ description:
     and after O(timeout) seconds naming what was still missing (no status at all means that no controller runs).
 author:
   - Biomage platform team (@biomage-org)
-requirements:
-  - the kubernetes Python client
 attributes:
   check_mode:
     support: full
@@ -38,13 +36,8 @@ attributes:
         O(force=true).
 extends_documentation_fragment:
   - biomage.iac.attributes
+  - biomage.iac.kubeconfig
 options:
-  kubeconfig:
-    description: The kubeconfig of the cluster. Falls back to E(K8S_AUTH_KUBECONFIG), then to the client's default.
-    type: path
-  context:
-    description: The kubeconfig context; its current context when not set.
-    type: str
   namespace:
     description: The namespace of both objects.
     type: str
@@ -122,18 +115,31 @@ waited:
   description: Seconds waited.
   returned: always
   type: float
+plan:
+  description:
+    - One plan entry (module_utils/plan.py) per object whose reconciliation was requested, with action C(unchanged):
+      a request annotates the object but changes nothing it declares, so the plan's counts leave it out.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: GitRepository
+      name: flux-system/flux-system
+      action: unchanged
+      reason: reconciliation requested
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
 from ansible_collections.biomage.iac.plugins.module_utils.errors import fail
 from ansible_collections.biomage.iac.plugins.module_utils.flux import sync as fs
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KUBECONFIG_ARGUMENT_SPEC
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "kubeconfig": {"type": "path", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
-            "context": {"type": "str"},
+            **KUBECONFIG_ARGUMENT_SPEC,
             "namespace": {"type": "str", "default": "flux-system"},
             "source_kind": {"type": "str", "choices": list(fs.SOURCE_KINDS), "default": "GitRepository"},
             "source_name": {"type": "str", "required": True},
@@ -156,13 +162,15 @@ def main():
         )  # fmt: skip
     except fs.FluxSyncError as exc:
         fail(module, exc)
+    requested = outcome.requested  # "<kind> <namespace>/<name>"
     module.exit_json(
-        changed=bool(outcome.requested),
+        changed=bool(requested),
         source=outcome.source.describe(),
         kustomization=outcome.kustomization.describe(),
         requested=outcome.requested,
         ready=outcome.ready,
         waited=round(outcome.waited, 1),
+        plan=[plan_shape.entry(*ref.split(" ", 1), "unchanged", "reconciliation requested") for ref in requested],
     )
 
 

@@ -20,25 +20,19 @@ from __future__ import annotations
 
 import re
 import time
-import traceback
 from dataclasses import dataclass, field
 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
+from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    ApiException,
+    KubeError,
+    api_client,
+    k8s_client,
+)
 
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
-
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
-
-    class ApiException(Exception):
-        """Stand-in so that except clauses work without the client (never raised)."""
-
+__all__ = ["HAS_KUBERNETES", "KUBERNETES_IMPORT_ERROR", "FluxObjects", "FluxSyncError", "sync"]
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 SOURCE_KINDS = {
@@ -330,14 +324,10 @@ class FluxObjects:
     """Reads and annotates Flux objects with the kubernetes client."""
 
     def __init__(self, kubeconfig=None, context=None, request_timeout=30):
-        if not HAS_KUBERNETES:
-            raise FluxSyncError("the kubernetes Python client is required.", fix="pip install kubernetes.")
         try:
-            api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-        except Exception as exc:  # the client raises several unrelated types for a bad kubeconfig
-            raise FluxSyncError(
-                f"cannot load the kubeconfig {kubeconfig}: {exc}.", fix="point to the cluster's kubeconfig."
-            ) from exc
+            api = api_client(kubeconfig, context, timeout=request_timeout)  # the kube room's one client factory
+        except KubeError as exc:
+            raise FluxSyncError(str(exc)) from exc
         self.custom = k8s_client.CustomObjectsApi(api)
         self.request_timeout = request_timeout
 
