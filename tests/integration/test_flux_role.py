@@ -37,7 +37,12 @@ TITLE = "flux-biomage-development"
 SOURCE = ("source.toolkit.fluxcd.io", "v1", "gitrepositories", "flux-system")
 KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "releases")
 ROLE_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles/flux/defaults/main.yml").read_text())
-PINNED_HOSTS = "\n".join(ROLE_DEFAULTS["flux_github_known_hosts"]) + "\n"
+GITHUB_HOSTS = "\n".join(ROLE_DEFAULTS["flux_github_known_hosts"]) + "\n"
+
+
+def stand_in_hosts(env: dict[str, str]) -> str:
+    """The known_hosts the development inventory pins: the stack's SSH stand-in's one line (not GitHub's)."""
+    return Path(env["GITHUB_SSH_KNOWN_HOSTS_FILE"]).read_text().strip() + "\n"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -191,7 +196,7 @@ def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansibl
     fingerprint = fingerprint_of(secret)  # a valid OpenSSH ed25519 private key
     assert secret["data"]["identity.pub"].startswith("ssh-ed25519 ")
     assert deploy_keys.fingerprint(secret["data"]["identity.pub"]) == fingerprint
-    assert secret["data"]["known_hosts"] == PINNED_HOSTS
+    assert secret["data"]["known_hosts"] == stand_in_hosts(env) != GITHUB_HOSTS
     registered = keys(env)
     assert [(k["key"], k["read_only"]) for k in registered] == [
         (deploy_keys.normalize(secret["data"]["identity.pub"]), True)
@@ -200,7 +205,7 @@ def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansibl
     assert f"deploy key {TITLE} {fingerprint}" in summary, "the summary names the key in use"
 
     source, kustomization = get_object(api, SOURCE), get_object(api, KUSTOMIZATION)
-    assert source["spec"]["url"] == "ssh://git@github.com/biomage-org/iac"
+    assert source["spec"]["url"] == f"{env['GITHUB_SSH_URL']}/biomage-org/iac", "the stand-in's SSH server"
     assert source["spec"]["ref"] == {"branch": "main"} and source["spec"]["secretRef"] == {"name": SECRET}
     assert kustomization["spec"]["path"] == "./releases/development" and kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
@@ -230,7 +235,7 @@ def test_rotation_on_demand(api: client.ApiClient, stack_ansible_env: dict[str, 
         assert fingerprint_of(new) != fingerprint_of(old)
         assert [k["key"] for k in keys(env)] == [deploy_keys.normalize(new["data"]["identity.pub"])], "old key deleted"
         assert {k["id"] for k in others} <= {k["id"] for k in keys(env, None)}, "other titles are never touched"
-        assert new["data"]["known_hosts"] == PINNED_HOSTS
+        assert new["data"]["known_hosts"] == stand_in_hosts(env)
 
         output = rotated.output
         assert fingerprint_of(old) in output and fingerprint_of(new) in output, "the diff shows fingerprints"

@@ -185,7 +185,8 @@ _SOURCE_FIXES = (
     (
         r"knownhosts|known_hosts|host key|key mismatch|hostkey",
         "the Git host's SSH host key is not one of the Secret {secret}'s known_hosts: set flux_known_hosts "
-        "to the host's published keys (in development: the stack's GITHUB_SSH_KNOWN_HOSTS) and run the role again.",
+        "to the host's published keys (in development: the line of the stack's GITHUB_SSH_KNOWN_HOSTS_FILE) and "
+        "run the role again.",
     ),
     (
         r"couldn't find remote ref|reference not found|unable to resolve|remote ref .* not found|branch .* not found",
