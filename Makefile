@@ -52,6 +52,8 @@ dev-down: ## stop the local stack
 demo: setup dev-up ## converge the development environment on the local stack (platform, then CI privileges)
 	ansible-playbook playbooks/site.yml -i inventories/development
 	ansible-playbook playbooks/ci.yml -i inventories/development
+	@echo "What Flux runs in development (python -m devstack releases):"
+	$(DEVSTACK) releases
 	@echo 'The local stack stays up: make dev-down stops it.'
 
 lint: setup ## ruff, yamllint, ansible-lint (production profile), actionlint, renovate.json, cfn-lint + template rules, release rules

@@ -8,6 +8,8 @@ removed file uninstalled. Then: rotation under live sync, a GitHub 500 in the mi
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.lib import github as gh
-from tests.lib.ansible_run import PlaybookResult, run_playbook
+from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
 from tests.lib.releases import filled_release
 from tests.lib.tags import CLUSTER_ADDONS
 
@@ -170,6 +172,12 @@ def test_a_committed_release_is_installed_upgraded_and_pruned_by_flux(
     assert len(pods) == 1 and pods[0].spec.node_name.startswith("kwok-node-"), "a Pod Ready on a simulated node"
     artifact = source(api)["status"]["artifact"]["revision"]
     assert artifact == f"main@sha1:{commit}", "fetched over SSH from the stand-in"
+    shown = subprocess.run(  # what make demo prints at its end
+        [sys.executable, "-m", "devstack", "releases", "--state-dir", env["BIOMAGE_DEVSTACK_DIR"]],
+        cwd=REPO_ROOT / "tools", capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert f"{APPS}/{APPS}  Ready=True  nodejs@" in shown and "1/1 Pods ready" in shown, shown
+    assert f"GitRepository flux-system/flux-system: Ready=True main@sha1:{commit}" in shown, shown
 
     gh.commit_files(env, {RELEASE_FILE: release(2)}, message="ui-gitops: 2 replicas")
     role(env).assert_ok()
