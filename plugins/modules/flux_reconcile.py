@@ -117,8 +117,9 @@ waited:
   type: float
 plan:
   description:
-    - One plan entry (module_utils/plan.py) per object whose reconciliation was requested, with action C(unchanged):
-      a request annotates the object but changes nothing it declares, so the plan's counts leave it out.
+    - One plan entry (module_utils/plan.py) per object whose reconciliation was requested, with action
+      C(unchanged). A request annotates the object but changes nothing it declares, so the plan's counts leave it
+      out.
   returned: always
   type: list
   elements: dict
