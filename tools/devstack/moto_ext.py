@@ -675,7 +675,7 @@ def _resource_types_moto_lacks() -> None:
     def placeholder_for(resource_type: str) -> type:
         if resource_type in placeholders:
             return placeholders[resource_type]
-        _, service, kind = resource_type.split("::", 2)
+        service, kind = resource_type.split("::", 2)[1:]
 
         class Placeholder(CloudFormationModel):
             def __init__(self, name: str, account_id: str, region_name: str, properties: dict) -> None:

@@ -103,9 +103,9 @@ def test_a_kustomization_failure_counts_only_when_asked_after_the_source_was_rea
         (git(handled=TOKEN), early),  # the source is Ready: now the Kustomization is asked
         (git(handled=TOKEN), ks(handled=TOKEN)),
     )
-    outcome, _ = run(cluster)
+    outcome, _clock = run(cluster)
     assert outcome.ready
-    assert [kind for kind, _, _ in cluster.requests] == ["GitRepository", "Kustomization"]
+    assert [request[0] for request in cluster.requests] == ["GitRepository", "Kustomization"]
 
 
 def test_force_requests_both_and_waits_for_the_request_to_be_handled() -> None:
@@ -129,9 +129,9 @@ def test_a_failed_fetch_from_before_the_request_is_not_taken_for_the_answer() ->
         (refused, ks(ready="False", reason="ArtifactFailed", attempted="")),
         (git(handled=TOKEN), ks(handled=TOKEN)),
     )
-    outcome, _ = run(cluster)
+    outcome, _clock = run(cluster)
     assert outcome.ready
-    assert [kind for kind, _, _ in cluster.requests] == ["GitRepository"], "the Kustomization had applied it already"
+    assert [request[0] for request in cluster.requests] == ["GitRepository"], "the Kustomization had applied it already"
 
 
 def test_a_refused_deploy_key_fails_at_once_with_the_controllers_message_and_the_fix() -> None:
@@ -250,7 +250,7 @@ def test_a_release_stalled_for_an_older_generation_is_not_the_answer() -> None:
         (git(), CHECKING, {"HelmRelease apps/ui": old}),
         (git(), ks(handled=TOKEN), {"HelmRelease apps/ui": done}),
     )
-    outcome, _ = run(cluster)
+    outcome, _clock = run(cluster)
     assert outcome.ready
 
 
@@ -260,7 +260,7 @@ def test_a_failure_of_an_older_generation_is_waited_out() -> None:
         (git(), ks(ready="False", reason="BuildFailed", generation=2, observed=1, handled=TOKEN)),
         (git(), ks(generation=2, observed=2, handled=TOKEN)),
     )
-    outcome, _ = run(cluster)
+    outcome, _clock = run(cluster)
     assert outcome.ready
 
 
@@ -299,7 +299,7 @@ def test_missing_or_suspended_objects_fail_before_any_request(source, kustomizat
 
 def test_check_mode_requests_nothing_and_reports_what_it_would_request() -> None:
     cluster = Cluster((git(), ks(ready="False", reason="BuildFailed")))
-    outcome, _ = run(cluster, wait=False)
+    outcome, _clock = run(cluster, wait=False)
     assert cluster.requests == [] and not outcome.ready
     assert outcome.requested == ["Kustomization flux-system/releases"]
 
