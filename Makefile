@@ -52,6 +52,12 @@ dev-down: ## stop the local stack
 demo: setup dev-up ## converge the development environment on the local stack (platform, then CI privileges)
 	ansible-playbook playbooks/site.yml -i inventories/development
 	ansible-playbook playbooks/ci.yml -i inventories/development
+	# ui's CI releases it into development (the service kit's release step, as the stand-in's GitHub App),
+	# then the flux role proves that Flux fetched, applied and installed it
+	set -a && . .devstack/env && set +a && $(PY) tools/release.py --app ui --environment development \
+	  --ref master --commit $$(git rev-parse HEAD) --ci-repo biomage-org/ui --template docs/examples/ui.flux.ci \
+	  --domain scp.biomage.test
+	ansible-playbook playbooks/base.yml -i inventories/development --tags eks_cluster,flux -e flux_sync_force=true
 	@echo "What Flux runs in development (python -m devstack releases):"
 	$(DEVSTACK) releases
 	@echo 'The local stack stays up: make dev-down stops it.'
