@@ -48,6 +48,21 @@ def role(env: dict[str, str], **extra: object) -> PlaybookResult:
     return run_playbook(PLAYBOOK, INVENTORY, env=env, extra_vars=extra, args=OTHER_ADDONS)
 
 
+def reconcile(env: dict[str, str], timeout: int = 150) -> PlaybookResult:
+    """The flux role's wait alone (biomage.iac.flux_reconcile, forced): Flux fetches the latest commit over SSH and
+    applies it; the loop's steps use it instead of a whole base.yml run, which the fixture made already."""
+    probe = {
+        "probe_namespace": NAMESPACE,
+        "probe_source_kind": "GitRepository",
+        "probe_source_name": "flux-system",
+        "probe_kustomization": "releases",
+        "probe_force": True,
+        "probe_timeout": timeout,
+        "probe_deploy_key_title": TITLE,
+    }
+    return run_playbook(PROBE, env=env, extra_vars=probe)
+
+
 def release(replicas: int, ref: str = REF, chart: str = "./charts/nodejs") -> str:
     """A release file as a service's CI writes it (docs/examples/ui.flux.ci filled), with a fixed replica count."""
     namespace, helm_release = filled_release("development", ref=ref, domain="dev.biomage.test")
@@ -162,7 +177,7 @@ def synced(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> Iterator
         present = {path: None for path in (RELEASE_FILE, BAD_FILE) if on_main(env, path)}
         if present:
             gh.commit_files(env, present, message="test: remove the gitops releases")
-            role(env)
+            reconcile(env)
 
 
 # -- tests ------------------------------------------------------------------------------------------
@@ -172,9 +187,8 @@ def test_a_committed_release_is_installed_upgraded_and_pruned_by_flux(
     env = synced
     started = time.monotonic()
     commit = gh.commit_files(env, {RELEASE_FILE: release(1)}, message="release ui-gitops")
-    first = role(env).assert_ok()
-    summary = " ".join(first.stdout.split("Summarise what was converged", 1)[1].split())
-    assert f"synced main@sha1:{commit}" in summary, "the wait proved the new commit"
+    first = reconcile(env).assert_ok()
+    assert f"applied main@sha1:{commit} of main@sha1:{commit}" in first.stdout, "the wait proved the new commit"
     assert ready(helm_release_of(api)) == "True"
     pods = ready_pods(api)
     assert len(pods) == 1 and pods[0].spec.node_name.startswith("kwok-node-"), "a Pod Ready on a simulated node"
@@ -188,7 +202,7 @@ def test_a_committed_release_is_installed_upgraded_and_pruned_by_flux(
     assert f"GitRepository flux-system/flux-system: Ready=True main@sha1:{commit}" in shown, shown
 
     gh.commit_files(env, {RELEASE_FILE: release(2)}, message="ui-gitops: 2 replicas")
-    role(env).assert_ok()
+    reconcile(env).assert_ok()
     deployment = client.AppsV1Api(api).read_namespaced_deployment("ui", APPS)
     assert deployment.spec.replicas == 2 and deployment.status.ready_replicas == 2, "upgraded"
     # upgraded (once for the values, and once more when the chart's artifact revision, part of its version
@@ -196,7 +210,7 @@ def test_a_committed_release_is_installed_upgraded_and_pruned_by_flux(
     assert helm_release_of(api)["status"]["history"][0]["version"] >= 2
 
     gh.commit_files(env, {RELEASE_FILE: None}, message="remove ui-gitops")
-    role(env).assert_ok()
+    reconcile(env).assert_ok()
     namespaces = client.CoreV1Api(api)
 
     def gone() -> bool:
@@ -220,8 +234,10 @@ def test_rotation_keeps_flux_syncing_and_the_old_key_is_refused(
     old_key = identity_file(api, tmp_path, "old")
     assert fetches(env, old_key)
     with watched_source(api) as failures:
-        role(env, flux_regenerate="always").assert_ok()
+        rotated = role(env, flux_regenerate="always").assert_ok()
         time.sleep(2)  # a fetch or two after the rotation
+    summary = " ".join(rotated.stdout.split("Summarise what was converged", 1)[1].split())
+    assert "synced main@sha1:" in summary, "the role waited until Flux synced with the new key"
     assert failures == [], "source-controller never failed to fetch during the rotation"
     new_key = identity_file(api, tmp_path, "new")
     assert new_key.read_bytes() != old_key.read_bytes()
@@ -274,7 +290,7 @@ def test_a_release_naming_a_missing_chart_fails_the_role_naming_the_release_and_
         assert time.monotonic() - started < 150, "reported at once, not at the Kustomization's timeout"
     finally:
         gh.commit_files(env, {BAD_FILE: None}, message="remove the bad chart")
-    role(env).assert_ok()
+    reconcile(env).assert_ok()  # pruned: Flux is Ready again
 
 
 def test_a_deploy_key_deleted_behind_the_roles_back_fails_the_wait_then_the_role_adds_it_again(
@@ -287,16 +303,7 @@ def test_a_deploy_key_deleted_behind_the_roles_back_fails_the_wait_then_the_role
             gh.call(env, "DELETE", f"/repos/biomage-org/iac/keys/{deploy_key['id']}")
     assert not fetches(env, key), "a deleted key is refused at once"
 
-    probe = {
-        "probe_namespace": NAMESPACE,
-        "probe_source_kind": "GitRepository",
-        "probe_source_name": "flux-system",
-        "probe_kustomization": "releases",
-        "probe_force": True,
-        "probe_timeout": 60,
-        "probe_deploy_key_title": TITLE,
-    }
-    refused = run_playbook(PROBE, env=env, extra_vars=probe)
+    refused = reconcile(env, timeout=60)
     assert refused.returncode != 0
     output = " ".join(refused.output.split())
     assert "GitRepository flux-system/flux-system failed (source-controller)" in output, output
