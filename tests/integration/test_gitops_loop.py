@@ -129,10 +129,19 @@ def fetches(env: dict[str, str], key: Path) -> bool:
 
 @contextmanager
 def watched_source(api: client.ApiClient) -> Iterator[list[str]]:
-    """Ask source-controller to fetch every second while the body runs; yields the failures it reported
-    (Ready=False of a handled request), filled in when the body ends."""
+    """A second GitRepository with the role's URL and Secret, asked to fetch every second while the body runs
+    (its own requests: the role's wait follows its own on flux-system/flux-system); yields the failures
+    source-controller reported (Ready=False of a handled request), filled in when the body ends."""
     group, version, plural = SOURCE
     custom = client.CustomObjectsApi(api)
+    spec = source(api)["spec"]
+    body = {
+        "apiVersion": f"{group}/{version}",
+        "kind": "GitRepository",
+        "metadata": {"name": "rotation-watch", "namespace": NAMESPACE},
+        "spec": {"url": spec["url"], "ref": spec["ref"], "secretRef": spec["secretRef"], "interval": "10m"},
+    }
+    custom.create_namespaced_custom_object(group, version, NAMESPACE, plural, body)
     failures: list[str] = []
     handled: set[str] = set()
     stop = threading.Event()
@@ -140,16 +149,18 @@ def watched_source(api: client.ApiClient) -> Iterator[list[str]]:
     def watch() -> None:
         while not stop.is_set():
             token = f"{time.time():.6f}"
-            body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
-            custom.patch_namespaced_custom_object(group, version, NAMESPACE, plural, "flux-system", body)
+            request = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
+            custom.patch_namespaced_custom_object(group, version, NAMESPACE, plural, "rotation-watch", request)
             stop.wait(1.0)
-            status = source(api).get("status") or {}
+            status = (
+                custom.get_namespaced_custom_object(group, version, NAMESPACE, plural, "rotation-watch").get("status")
+                or {}
+            )
             answered = status.get("lastHandledReconcileAt")
             if answered and answered not in handled:
                 handled.add(answered)
                 if ready({"status": status}) != "True":
-                    message = next(c.get("message") for c in status["conditions"] if c["type"] == "Ready")
-                    failures.append(message)
+                    failures.append(next(c.get("message") for c in status["conditions"] if c["type"] == "Ready"))
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -158,7 +169,8 @@ def watched_source(api: client.ApiClient) -> Iterator[list[str]]:
     finally:
         stop.set()
         thread.join(10)
-        assert handled, "source-controller handled no request while watched"
+        custom.delete_namespaced_custom_object(group, version, NAMESPACE, plural, "rotation-watch")
+    assert len(handled) >= 3, f"source-controller handled {len(handled)} fetch request(s) while watched"
 
 
 @pytest.fixture(scope="module")
