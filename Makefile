@@ -11,11 +11,13 @@ export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(abspath tools)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 DEVSTACK    := $(PY) -m devstack
-PYTHON_BASE ?= python3
+# the controller Python: 3.12 (ansible-core 2.21 needs 3.12 or newer), found on PATH or in pyenv
+PYTHON_VERSION := 3.12
+PYTHON_BASE ?= $(shell tools/find-python.sh $(PYTHON_VERSION))
 COLLECTION_COPY := .cache/ansible_collections/biomage/iac
 DEBIAN_PACKAGES := shellcheck rsync
-# the pip version ansible-test 2.19 bootstraps into its sanity virtualenvs (see tools/ansible_test_get_pip.py)
-ANSIBLE_TEST_PIP := 24.2
+# the pip version ansible-test 2.21 bootstraps into its sanity virtualenvs (see tools/ansible_test_get_pip.py)
+ANSIBLE_TEST_PIP := 25.2
 ANSIBLE_TEST_GET_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 
 .PHONY: help setup lock dev-up dev-down demo test lint sanity pytest molecule bench build clean
@@ -25,13 +27,16 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/kube/controllers/manifest-modules tools/install-actionlint.sh tools/renovate/package-lock.json
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/kube/controllers/manifest-modules tools/install-actionlint.sh tools/install-awx-collection.sh tools/renovate/package-lock.json
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \
 	done
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
+	  echo "$(VENV) runs another Python than $(PYTHON_VERSION): recreating it"; rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	tools/install-awx-collection.sh $(VENV)
 	tools/kube/install-tools.sh $(BIN)
 	tools/install-actionlint.sh $(BIN)
 	tools/install-renovate.sh
@@ -85,7 +90,7 @@ sanity: setup ## ansible-test sanity on a copy of the collection (no ignore file
 	git ls-files -z --cached --others --exclude-standard | grep -zvE '^(collections/|charts/[^/]+/templates/|infra/k8s-cert-manager-issuers/templates/|tests/fixtures/flux_v1/)' \
 	  | rsync -a --from0 --files-from=- ./ $(COLLECTION_COPY)/
 	cd $(COLLECTION_COPY) && git init -q && git add -A && \
-	  ansible-test sanity --python 3.11 --requirements --color no
+	  ansible-test sanity --python $(PYTHON_VERSION) --requirements --color no
 
 pytest: setup ## the pytest suite (starts and stops the servers it needs)
 	pytest

@@ -11,7 +11,7 @@ that is not Markdown documentation (``*.md``) is an offence; so is deleting one 
 Flux reads (``releases/`` or ``releases/<env>/``), even when only Markdown was in it.
 
 Exit status: 0 the change may be merged, 1 it changes release manifests (each offending path is
-printed with the fix), 2 usage or git error. Python 3.11 standard library only; git is run with
+printed with the fix), 2 usage or git error. Python 3.9+ standard library only; git is run with
 argument lists, never through a shell. The CI workflow .github/workflows/releases-guard.yml runs the
 base branch's copy of this file; docs/releases.md explains the rule and the required status check.
 """

@@ -153,7 +153,9 @@ class CallbackModule(DefaultCallback):
         if isinstance(res.get("plan_fingerprint"), dict) and self._fingerprint is None:
             self._fingerprint = res["plan_fingerprint"]  # the first one: taken before any change
         if isinstance(res.get("planned_change_sets"), dict):
-            self._change_sets.update({str(k): str(v) for k, v in res["planned_change_sets"].items()})
+            self._change_sets.update(
+                {str(k): dict(v) if isinstance(v, dict) else str(v) for k, v in res["planned_change_sets"].items()}
+            )
         if res.get("results") is not None and isinstance(res.get("results"), list):
             return  # a loop: its items were collected one by one
         role = task._role.get_name() if task._role else "(playbook)"

@@ -14,19 +14,32 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   connect_timeout:
-    description: Seconds to wait for a connection to the AWS endpoint.
+    description:
+      - Seconds to wait for a TCP (and TLS) connection to the AWS endpoint, per attempt.
     type: float
-    default: 5.0
+    default: 3.0
   read_timeout:
-    description: Seconds to wait for an answer from the AWS endpoint.
+    description:
+      - Seconds to wait for the next bytes of an answer from the AWS endpoint, per attempt. AWS answers every
+        call these modules make in well under this (a CloudFormation deployment is polled, not waited for
+        in one call); raise it only for an endpoint known to be slow, such as an overloaded emulator.
     type: float
-    default: 60.0
+    default: 10.0
   max_attempts:
     description:
       - Attempts per API call (botocore's standard retry mode with jittered exponential backoff;
-        throttling and transient errors are retried).
+        throttling, 5xx answers and connection errors are retried).
     type: int
     default: 5
+  timeout_attempts:
+    description:
+      - Attempts per API call when the attempts time out (O(connect_timeout) or O(read_timeout) passed); at most
+        O(max_attempts).
+      - With the defaults an endpoint that accepts connections and never answers fails the task within
+        (O(connect_timeout) + O(read_timeout)) x O(timeout_attempts) = 26 s (plus under a second of backoff),
+        naming the endpoint.
+    type: int
+    default: 2
 notes:
   - The AWS endpoint defaults to the E(AWS_ENDPOINT_URL) environment variable when O(endpoint_url) is not set
     (for example the local emulator of the development environment).

@@ -24,9 +24,11 @@ try:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
+        ConnectTimeoutError,
         EndpointConnectionError,
         NoCredentialsError,
         NoRegionError,
+        ReadTimeoutError,
     )
     from botocore.parsers import ResponseParserError
 
@@ -47,10 +49,19 @@ except ImportError as exc:
 
 
 # What biomage.iac adds to amazon.aws's connection options (doc fragment biomage.iac.aws_client).
+# An endpoint that accepts connections and never answers fails within
+# (connect_timeout + read_timeout) x timeout_attempts (+ under 1 s of backoff) = 26 s by default;
+# throttling and 5xx answers are still retried up to max_attempts. AWS answers every API call we make
+# (CloudFormation's included: a deployment is polled, never waited for in one call) in well under 10 s.
+DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_READ_TIMEOUT = 10.0
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_TIMEOUT_ATTEMPTS = 2
 AWS_CLIENT_ARGUMENT_SPEC = {
-    "connect_timeout": {"type": "float", "default": 5.0},
-    "read_timeout": {"type": "float", "default": 60.0},
-    "max_attempts": {"type": "int", "default": 5},
+    "connect_timeout": {"type": "float", "default": DEFAULT_CONNECT_TIMEOUT},
+    "read_timeout": {"type": "float", "default": DEFAULT_READ_TIMEOUT},
+    "max_attempts": {"type": "int", "default": DEFAULT_MAX_ATTEMPTS},
+    "timeout_attempts": {"type": "int", "default": DEFAULT_TIMEOUT_ATTEMPTS},
 }
 
 
@@ -86,18 +97,19 @@ def module_settings(module):
     return {
         "region": module.region,
         "endpoint_url": params.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None,
-        "connect_timeout": params.get("connect_timeout", 5.0),
-        "read_timeout": params.get("read_timeout", 60.0),
-        "max_attempts": params.get("max_attempts", 5),
+        "connect_timeout": params.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT,
+        "read_timeout": params.get("read_timeout") or DEFAULT_READ_TIMEOUT,
+        "max_attempts": params.get("max_attempts") or DEFAULT_MAX_ATTEMPTS,
+        "timeout_attempts": params.get("timeout_attempts") or DEFAULT_TIMEOUT_ATTEMPTS,
     }
 
 
 def client_config(settings, max_pool_connections=10):
     """The botocore Config of every biomage.iac client: timeouts and standard-mode retries."""
     return Config(
-        connect_timeout=settings.get("connect_timeout", 5.0),
-        read_timeout=settings.get("read_timeout", 60.0),
-        retries={"mode": "standard", "max_attempts": settings.get("max_attempts", 5)},
+        connect_timeout=settings.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+        read_timeout=settings.get("read_timeout", DEFAULT_READ_TIMEOUT),
+        retries={"mode": "standard", "max_attempts": settings.get("max_attempts", DEFAULT_MAX_ATTEMPTS)},
         max_pool_connections=max_pool_connections,
         user_agent_extra="biomage.iac",
     )
@@ -123,6 +135,7 @@ def module_client(module, service, counter=None, max_pool_connections=10):
         config=client_config(settings, max_pool_connections),
     )
     _count(client, counter)
+    bound_timeouts(client, settings.get("timeout_attempts", DEFAULT_TIMEOUT_ATTEMPTS))
     return client
 
 
@@ -140,7 +153,23 @@ def make_client(service, settings, counter=None, max_pool_connections=10):
     except (BotoCoreError, ValueError) as exc:
         raise AwsError(f"cannot create an AWS {service} client: {exc}") from exc
     _count(client, counter)
+    bound_timeouts(client, settings.get("timeout_attempts", DEFAULT_TIMEOUT_ATTEMPTS))
     return client
+
+
+def bound_timeouts(client, attempts):
+    """Stop botocore's retries of a call after ``attempts`` attempts when the last one timed out
+    (connect or read): standard mode would retry a silent endpoint up to ``max_attempts`` times,
+    which is meant for throttling and 5xx answers."""
+
+    def stop(attempts_made=0, caught_exception=None):
+        if isinstance(caught_exception, (ConnectTimeoutError, ReadTimeoutError)) and attempts_made >= attempts:
+            raise caught_exception
+
+    def handler(**kwargs):
+        stop(kwargs.get("attempts", 0), kwargs.get("caught_exception"))
+
+    client.meta.events.register_first("needs-retry", handler, unique_id="biomage-iac-timeout-attempts")
 
 
 def _count(client, counter):

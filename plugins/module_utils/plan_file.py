@@ -138,6 +138,25 @@ def compare(planned, current):
     return reasons
 
 
+def change_set_problems(change_sets, describe):
+    """Why the plan file's change sets cannot be executed: ``describe(stack, id)`` returns the change set
+    (DescribeChangeSet) or None when it is gone. [] when every one is CREATE_COMPLETE and AVAILABLE."""
+    reasons = []
+    for stack, record in sorted((change_sets or {}).items()):
+        change_set_id = record.get("id") if isinstance(record, dict) else record
+        if not change_set_id:
+            reasons.append(f"the plan file names no change set id for stack {stack}")
+            continue
+        found = describe(stack, str(change_set_id))
+        if found is None:
+            reasons.append(f"change set {change_set_id} of stack {stack} no longer exists")
+            continue
+        status, execution = found.get("Status"), found.get("ExecutionStatus", "AVAILABLE")
+        if status != "CREATE_COMPLETE" or execution != "AVAILABLE":
+            reasons.append(f"change set {change_set_id} of stack {stack} is {status}/{execution}")
+    return reasons
+
+
 def refusal(path, reasons):
     """The PlanFileError an apply raises before any change."""
     shown = "; ".join(reasons[:SHOWN]) + (f"; and {len(reasons) - SHOWN} more" if len(reasons) > SHOWN else "")

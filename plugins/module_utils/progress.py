@@ -13,12 +13,22 @@ last line as it goes.
 from __future__ import annotations
 
 import os
-import subprocess
-import threading
+import sys
 import time
 
 ENV = "BIOMAGE_PROGRESS_FILE"
 MAX_LINE = 300
+
+
+def enabled():
+    """True when a callback listens (the task has a progress file)."""
+    return bool(os.environ.get(ENV))
+
+
+def elapsed(seconds):
+    """``45s``, ``4m30s``."""
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def report(message):
@@ -34,35 +44,55 @@ def report(message):
         pass  # progress is a courtesy: never a reason to fail
 
 
-def run_logged(argv, log_path, env=None, secrets=()):
-    """Run ``argv``; return ``(rc, stdout, stderr)`` like ``run_command``. Every stderr line (where eksctl
-    logs) is appended to ``log_path`` and reported as progress; ``secrets`` are masked in both."""
-
-    def mask(text):
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, "********")
-        return text
-
-    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"$ {mask(' '.join(argv))}\n")
+# The program run_logged runs its command under (as ``python -c``, arguments: log path, then the command).
+# A module runs commands only through ``run_command``, which returns the output at the end; this small
+# relay lets the command's stderr (where eksctl logs) reach the log file and the progress file line by
+# line while it runs, and passes stdout and stderr on unchanged. Values listed in BIOMAGE_PROGRESS_MASK
+# (one per line) are masked in the log and the progress lines.
+_RELAY = """
+import os, subprocess, sys, time
+log_path, argv = sys.argv[1], sys.argv[2:]
+secrets = [value for value in os.environ.pop("BIOMAGE_PROGRESS_MASK", "").split("\\n") if value]
+progress = os.environ.get("BIOMAGE_PROGRESS_FILE")
+def mask(text):
+    for secret in secrets:
+        text = text.replace(secret, "********")
+    return text
+with open(log_path, "a", encoding="utf-8") as log:
+    log.write("$ " + mask(" ".join(argv)) + "\\n")
+    log.flush()
+    try:
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    except OSError as exc:
+        log.write(f"cannot run: {exc}\\n")
+        sys.stderr.write(str(exc))
+        sys.exit(127)
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        log.write(mask(line))
         log.flush()
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        except OSError as exc:
-            log.write(f"cannot run: {exc}\n")
-            return 127, "", str(exc)
-        out_parts, err_parts = [], []
-        reader = threading.Thread(target=lambda: out_parts.append(proc.stdout.read()), daemon=True)
-        reader.start()
-        for line in proc.stderr:
-            err_parts.append(line)
-            log.write(mask(line))
-            log.flush()
-            if line.strip():
-                report(mask(line.strip()))
-        rc = proc.wait()
-        reader.join()
-        log.write(f"exit status {rc}\n")
-    return rc, "".join(out_parts), "".join(err_parts)
+        if line.strip() and progress:
+            try:
+                with open(progress, "a", encoding="utf-8") as handle:
+                    handle.write(time.strftime("%H:%M:%S ") + " ".join(mask(line).split())[:MAX_LINE] + "\\n")
+            except OSError:
+                pass
+    rc = proc.wait()
+    log.write(f"exit status {rc}\\n")
+sys.exit(rc)
+""".replace("MAX_LINE", str(MAX_LINE))
+
+
+def run_logged(module, argv, log_path, secrets=()):
+    """Run ``argv`` through ``module.run_command``; return its ``(rc, stdout, stderr)``. Every stderr line
+    (where eksctl logs) is appended to ``log_path`` and reported as progress as it comes; ``secrets`` are
+    masked in both."""
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    mask = "\n".join(secret for secret in secrets if secret)
+    return module.run_command(
+        [sys.executable, "-c", _RELAY, log_path, *argv],
+        check_rc=False,
+        environ_update={"BIOMAGE_PROGRESS_MASK": mask},
+        expand_user_and_vars=False,
+    )

@@ -202,12 +202,41 @@ options:
         its own copy). Only happens when a large template is deployed; the plan lists it.
     type: bool
     default: false
+  keep_change_sets:
+    description:
+      - Check mode only (a plan run that writes a plan file, C(-e biomage_plan_out=<file>)). The change set
+        of each stack update is kept instead of deleted, and returned in RV(planned_change_sets) for the plan
+        file, so that an apply can execute exactly what was reviewed (O(execute_change_sets)).
+      - Without it, check mode creates, describes and deletes them as always.
+    type: bool
+    default: false
+  execute_change_sets:
+    description:
+      - An apply of a plan file. Stack name -> the record of its planned change set (RV(planned_change_sets)
+        of the plan run, or just the change set id). Stacks of this call that have one are updated by
+        executing exactly that change set (ExecuteChangeSet by id, no new change set), after checking, for
+        every such stack and before any change, that the stack still needs the update, is the same stack
+        in the same state (status and last update time), that its template, parameters, tags and
+        capabilities are those the change set was made from, and that the change set exists and is
+        C(CREATE_COMPLETE)/C(AVAILABLE). Any difference fails the task, naming it, with nothing changed.
+      - Stacks of the call without an entry are planned and deployed as always; entries of other stacks
+        are ignored. Not used in check mode.
+    type: dict
+    default: {}
+  progress_interval:
+    description:
+      - While a stack operation is waited for, its status is reported to the C(biomage.iac.progress)
+        callback at once, then every O(progress_interval) seconds with the elapsed time and the stack's
+        latest event (one DescribeStackEvents each time). Nothing is read when no callback listens.
+    type: float
+    default: 30
 attributes:
   check_mode:
     support: full
     details:
       - Nothing is created, updated or deleted. For a stack whose template, parameters or tags changed,
-        a change set is created, described (its resource changes are returned) and deleted again. A new
+        a change set is created, described (its resource changes are returned) and deleted again (kept
+        with O(keep_change_sets)). A new
         stack is planned from its template without any write, and so is an update of a template over
         51,200 bytes (nothing is uploaded to S3 in check mode). CloudFormation deciding a difference is
         not deployable (for example only a description changed) is reported as unchanged, as in a real run.
@@ -342,6 +371,11 @@ stacks:
     duration:
       description: Seconds spent deploying this stack.
       type: float
+    change_set:
+      description:
+        - The id of the change set kept for a plan file (check mode with O(keep_change_sets)) or executed from
+          one (O(execute_change_sets)); null otherwise.
+      type: str
 outputs:
   description: Outputs of every stack of the call, by stack name.
   returned: always
@@ -402,6 +436,18 @@ exemptions:
       description: Where the reason is written (the exemption's place in the template, or the allow-list file).
       type: str
       sample: Resources.DownloadsPolicy.Metadata.biomage.exemptions[0]
+planned_change_sets:
+  description:
+    - Check mode with O(keep_change_sets) - the kept change sets by stack name (the C(biomage.iac.plan)
+      callback writes them into the plan file; O(execute_change_sets) takes them back).
+  returned: check mode with O(keep_change_sets)
+  type: dict
+  sample:
+    biomage-sqs-staging:
+      id: arn:aws:cloudformation:eu-west-1:123456789012:changeSet/biomage-iac-20261203010203-1a2b3c4d/5e6f
+      stack_id: arn:aws:cloudformation:eu-west-1:123456789012:stack/biomage-sqs-staging/0a1b
+      stack_state: UPDATE_COMPLETE@2026-12-01T10:00:00+00:00
+      request: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 problems:
   description: Validation or planning problems (the task failed before any change).
   returned: failure
@@ -465,6 +511,9 @@ def argument_spec():
         "changed_before": {"type": "list", "elements": "str", "default": []},
         "template_bucket": {"type": "str"},
         "template_bucket_create": {"type": "bool", "default": False},
+        "keep_change_sets": {"type": "bool", "default": False},
+        "execute_change_sets": {"type": "dict", "default": {}},
+        "progress_interval": {"type": "float", "default": 30.0},
     }
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
     return spec
@@ -500,6 +549,9 @@ def converge(module, specs, counter):
         poll_delay=params["poll_delay"],
         max_poll_delay=params["max_poll_delay"],
         uploader=uploader,
+        keep_change_sets=params["keep_change_sets"],
+        planned_change_sets=params["execute_change_sets"],
+        progress_interval=params["progress_interval"],
     )
     runner.plan(specs)
     runner.apply()
@@ -557,6 +609,8 @@ def main():
         "duration": round(time.monotonic() - started, 3),
         "exemptions": [e.to_dict() for e in exemptions],
     }
+    if module.check_mode and params["keep_change_sets"]:
+        result["planned_change_sets"] = runner.kept_change_sets()
     if module._diff:
         diffs = runner.diffs()
         if exemptions:

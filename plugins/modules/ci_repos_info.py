@@ -53,6 +53,13 @@ options:
     description: Also read archived repositories (their CI does not run, so by default they get no role).
     type: bool
     default: false
+  variables:
+    description:
+      - Actions variables to read from every repository without the file (returned in RV(repos[].variables)),
+        for example the C(AWS_ROLE_ARN) left behind when a repository's role was deleted.
+    type: list
+    elements: str
+    default: []
 seealso:
   - name: CI privileges
     description: docs/ci-privileges.md in the biomage.iac repository.
@@ -114,6 +121,11 @@ repos:
       type: str
       returned: when has_ci
       sample: github.com/biomage-org/ui/.ci.yaml
+    variables:
+      description: The values of the Actions variables named in O(variables) (null when unset).
+      type: dict
+      returned: when O(variables) is given and the repository has no CI privileges file (and is read)
+      sample: {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/biomage/ci/biomage-ci-worker-Role-1AB2C3"}
 problems:
   description: Every problem found (the task failed before any change).
   returned: failure
@@ -134,6 +146,7 @@ def main():
         branches=dict(type="list", elements="str", default=[]),
         environments=dict(type="list", elements="str", default=[]),
         include_archived=dict(type="bool", default=False),
+        variables=dict(type="list", elements="str", default=[]),
         **GITHUB_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -146,6 +159,7 @@ def main():
             environments=params["environments"],
             path=params["path"],
             include_archived=params["include_archived"],
+            variables=params["variables"],
         )
     except BiomageError as exc:
         fail(module, exc)  # a CiConfigError's problems become the result's `problems`

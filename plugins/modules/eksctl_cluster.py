@@ -322,7 +322,7 @@ def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
     def run_command(argv):
         if log_file is None:
             return module.run_command(argv, check_rc=False)
-        return progress.run_logged(argv, log_file, secrets=runner.secrets)
+        return progress.run_logged(module, argv, log_file, secrets=runner.secrets)
 
     runner = runner_factory(
         run_command,

@@ -206,7 +206,7 @@ def main():
         # whatever happens next, Ansible scrubs the private key (and its base64 form) from the output
         module.no_log_values.update([value, base64.b64encode(value.encode("utf-8")).decode("ascii")])
 
-    github = GitHubClient(p["api_url"], p["token"], p["validate_certs"])
+    github = GitHubClient(p["api_url"], p["token"], p["validate_certs"], timeout=p["api_timeout"])
     try:
         store = KubernetesSecretStore(p["namespace"], p["secret_name"], p["kubeconfig"], p["context"], p["timeout"])
         secret = store.read()
@@ -222,7 +222,7 @@ def main():
     except BiomageError as exc:
         fail(module, exc)
 
-    for warning in steps.warnings:
+    for warning in steps.warnings + github.recovered:
         module.warn(warning)
     keypair = outcome.keypair
     known_hosts = fc.normalize_known_hosts(known_hosts)

@@ -137,9 +137,11 @@ def main():
     )
     params = module.params
     owner, repo, state = params["owner"], params["repo"], params["state"]
+    client = None
     try:
+        client = module_client(module)
         name, current, action = github_actions.ensure_secret(
-            module_client(module),
+            client,
             owner,
             repo,
             params["name"],
@@ -150,6 +152,8 @@ def main():
         )
     except BiomageError as exc:
         fail(module, exc)
+    for warning in client.recovered:
+        module.warn(warning)
     result = dict(changed=action != "unchanged", name=name, action=action, existed=current is not None)
     result["plan"] = plan_entries.actions_setting_entry("GitHub Actions secret", owner, repo, name, action)
     if module._diff:

@@ -119,12 +119,16 @@ def main():
     )
     params = module.params
     owner, repo, value, state = params["owner"], params["repo"], params["value"], params["state"]
+    client = None
     try:
+        client = module_client(module)
         name, current, action = github_actions.ensure_variable(
-            module_client(module), owner, repo, params["name"], value, state, check_mode=module.check_mode
+            client, owner, repo, params["name"], value, state, check_mode=module.check_mode
         )
     except BiomageError as exc:
         fail(module, exc)
+    for warning in client.recovered:
+        module.warn(warning)
     result = dict(changed=action != "unchanged", name=name, action=action, value=value if state == "present" else None)
     result["plan"] = plan_entries.actions_setting_entry("GitHub Actions variable", owner, repo, name, action)
     if module._diff:

@@ -150,9 +150,11 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    client = None
     try:
+        client = module_client(module)
         existing, steps, added = deploy_keys.ensure(
-            module_client(module),
+            client,
             params["owner"],
             params["repo"],
             params["title"],
@@ -163,7 +165,11 @@ def main():
             check_mode=module.check_mode,
         )
     except BiomageError as exc:
-        fail(module, exc)
+        for warning in client.recovered if client else []:
+            module.warn(warning)
+        fail(module, exc, changed=bool(exc.details.get("changed_before")))
+    for warning in client.recovered:
+        module.warn(warning)
 
     result = dict(
         changed=deploy_keys.changed(steps),

@@ -15,7 +15,8 @@ description:
   - The C(biomage.iac.plan) callback writes the result into the plan file of a check run
     (C(-e biomage_plan_out=<file>)).
   - Given O(plan_in) (C(-e biomage_plan_in=<file>)), it fails, naming every changed file and stack,
-    when the inputs or the live stacks differ from the plan file's, so an apply refuses before any change.
+    when the inputs or the live stacks differ from the plan file's, or when a CloudFormation change set the
+    plan file records is gone or no longer executable, so an apply refuses before any change.
   - Read-only. See docs/plan.md.
 extends_documentation_fragment:
   - amazon.aws.common.modules
@@ -73,7 +74,9 @@ checked:
   returned: success
   type: bool
 change_sets:
-  description: The planned change sets recorded in O(plan_in) (stack name -> change set id).
+  description:
+    - The planned change sets recorded in O(plan_in) (stack name -> the change set's record, with its C(id));
+      the roles that converge stacks pass them to M(biomage.iac.cfn_stacks) (option C(execute_change_sets)).
   returned: when O(plan_in) is given
   type: dict
 """
@@ -82,10 +85,12 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.biomage.iac.plugins.module_utils import plan_file
 from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     AWS_CLIENT_ARGUMENT_SPEC,
+    ClientError,
     aws_errors,
     module_client,
     module_settings,
 )
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.client import change_set_missing
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
 
 
@@ -98,6 +103,25 @@ def live_stacks(module):
         client = module_client(module, "cloudformation")
         stacks = [s for page in client.get_paginator("describe_stacks").paginate() for s in page.get("Stacks", [])]
     return plan_file.stack_states(stacks, module.params["stack_prefix"], suffix)
+
+
+def change_set_reasons(module, change_sets):
+    """Why the plan file's change sets cannot be executed (gone, failed, executed or obsolete)."""
+    if not change_sets:
+        return []
+    settings = module_settings(module)
+    client = module_client(module, "cloudformation")
+
+    def describe(stack, change_set_id):
+        with aws_errors(settings, f"read change set {change_set_id}", needs="cloudformation:DescribeChangeSet"):
+            try:
+                return client.describe_change_set(StackName=stack, ChangeSetName=change_set_id)
+            except ClientError as exc:
+                if change_set_missing(exc):
+                    return None
+                raise
+
+    return plan_file.change_set_problems(change_sets, describe)
 
 
 def main():
@@ -118,6 +142,7 @@ def main():
         result["plan_fingerprint"] = current
         if planned is not None:
             reasons = plan_file.compare(planned["fingerprint"], current)
+            reasons += change_set_reasons(module, planned.get("change_sets"))
             if reasons:
                 raise plan_file.refusal(params["plan_in"], reasons)
             result.update(checked=True, change_sets=dict(planned.get("change_sets") or {}))

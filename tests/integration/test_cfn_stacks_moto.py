@@ -110,7 +110,9 @@ def test_a_change_set_update_is_executed_and_leaves_no_change_set(devstack: dict
     assert "DelaySeconds: 7" in client.get_template(StackName="itest-csu")["TemplateBody"]
     assert counter.snapshot().get("ExecuteChangeSet") == 2  # the creation's and the update's
     pending = client.list_change_sets(StackName="itest-csu")["Summaries"]
-    assert [c["ChangeSetName"] for c in pending if c.get("ExecutionStatus") == "AVAILABLE"] == []
+    # (moto lists every stack's change sets whatever StackName says: only this stack's count)
+    mine = [c for c in pending if c["StackName"] == "itest-csu"]
+    assert [c["ChangeSetName"] for c in mine if c.get("ExecutionStatus") == "AVAILABLE"] == []
 
 
 def test_check_mode_previews_an_update_and_leaves_nothing_behind(devstack: dict[str, str]) -> None:

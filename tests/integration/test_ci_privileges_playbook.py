@@ -242,6 +242,7 @@ def test_a_removed_ci_yaml_leaves_an_orphan_until_pruned(
         assert variable(stack_ansible_env, "worker", "AWS_ROLE_ARN") is None
         assert variable(stack_ansible_env, "worker", "AWS_REGION") is None
         assert "variable worker AWS_ROLE_ARN delete" in pruned.stdout
+        assert deleted_role_variables(stack_ansible_env, devstack) == {}, "no variable names the deleted role"
     finally:
         restore_seed(stack_ansible_env)
     back = run(stack_ansible_env).assert_ok()
@@ -351,3 +352,54 @@ def test_an_inventory_that_does_not_own_ci_privileges_stops_before_any_call(stac
     assert "inventories/staging does not converge CI privileges (ci_privileges_owner: false)" in result.output
     assert "Fix: run playbooks/ci.yml with the inventory that sets ci_privileges_owner: true" in result.output
     assert "TASK [biomage.iac.preflight" not in result.stdout
+
+
+def deleted_role_variables(env: dict[str, str], devstack: dict[str, str]) -> dict[str, str]:
+    """Every repository whose role variable names a CI role that does not exist: {repo: arn}."""
+    iam = aws.client(devstack, "iam")
+    existing = {r["Arn"] for r in iam.list_roles(PathPrefix="/biomage/ci/")["Roles"]}
+    named = {repo: variable(env, repo, "AWS_ROLE_ARN") for repo in ("api", "ui", "worker", "pipeline", "iac")}
+    return {repo: arn for repo, arn in named.items() if arn and arn not in existing}
+
+
+def test_a_prune_that_stops_after_deleting_the_stack_leaves_no_variable_naming_the_deleted_role(
+    applied: PlaybookResult, stack_ansible_env: dict[str, str], devstack: dict[str, str]
+) -> None:
+    env = stack_ansible_env
+    fault = {"method": "DELETE", "path": f"/repos/{OWNER}/worker/actions/variables/AWS_ROLE_ARN", "status": 500}
+    try:
+        set_file(env, "worker", None)
+        assert github(env, "POST", "/_standin/faults", {**fault, "count": 0})[0] == 201
+        stopped = run(env, extra_vars={"ci_privileges_prune": "true"})
+        assert stopped.returncode != 0
+        assert "biomage-ci-worker" not in live_stacks(devstack), "the stack was deleted before the failure"
+        output = " ".join(stopped.output.split())
+        assert "Read back: deleting the variable AWS_ROLE_ARN of biomage-org/worker did not take effect" in output
+        assert "Changed by this run before the failure: stack biomage-ci-worker (delete)" in output
+        assert "A re-run reads the stacks and the repositories' settings back" in output
+        assert "removes variables that name a deleted role" in output
+        assert deleted_role_variables(env, devstack).keys() == {"worker"}
+        assert github(env, "DELETE", "/_standin/faults")[0] in (200, 204)
+
+        # the orphan is gone, so only the variable tells of it: kept and reported without prune
+        kept = run(env).assert_ok()
+        assert kept.total("changed") == 0
+        assert "variables naming a deleted role: worker (kept: run with -e ci_privileges_prune=true" in kept.stdout
+        plan = run(env, check=True, extra_vars={"ci_privileges_prune": "true"}).assert_ok()
+        assert "variable worker AWS_ROLE_ARN delete" in plan.stdout
+        assert deleted_role_variables(env, devstack).keys() == {"worker"}
+
+        pruned = run(env, extra_vars={"ci_privileges_prune": "true"}).assert_ok()
+        assert "variable worker AWS_ROLE_ARN delete" in pruned.stdout
+        assert "variables naming a deleted role: worker (removed)" in pruned.stdout
+        assert deleted_role_variables(env, devstack) == {}
+        assert variable(env, "worker", "AWS_ROLE_ARN") is None and variable(env, "worker", "AWS_REGION") is None
+        assert variable(env, "ui", "AWS_ROLE_ARN"), "the variables of existing roles are kept"
+        again = run(env, extra_vars={"ci_privileges_prune": "true"}).assert_ok()
+        assert again.total("changed") == 0
+    finally:
+        github(env, "DELETE", "/_standin/faults")
+        restore_seed(env)
+    back = run(env).assert_ok()
+    assert actions(back)["biomage-ci-worker"] == "create"
+    assert deleted_role_variables(env, devstack) == {}

@@ -310,6 +310,35 @@ def test_secret_write_refused_up_front_changes_nothing_on_github(
     assert read_secret(api)["resource_version"] == old["resource_version"]
 
 
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_lost_answer_to_the_deploy_key_post_is_read_back_and_the_rotation_completes(
+    api: client.ApiClient, stack_ansible_env: dict[str, str], status: int
+) -> None:
+    """GitHub registers the new key and its answer is lost (issue 15): the role reads the keys back,
+    counts the key as registered (no retry, no 422 "key is already in use", no second key) and switches
+    the Secret to it."""
+    env = stack_ansible_env
+    old = converged(api, env)
+    fault = {"method": "POST", "path": "/repos/biomage-org/iac/keys", "status": status, "after": True}
+    token = Path(env["GITHUB_TOKEN_FILE"]).read_text().strip()
+    request = urllib.request.Request(
+        f"{env['GITHUB_API_URL']}/_standin/faults",
+        method="POST",
+        data=json.dumps(fault).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 201
+    rotated = run(env, flux_regenerate="always").assert_ok()
+    output = " ".join(rotated.output.split())
+    assert f"GitHub answered {status} to POST" in output and "took effect: counted as done" in output
+    assert "already in use" not in output and "Nothing was changed" not in output
+    secret = read_secret(api)
+    assert secret["data"]["identity"] != old["data"]["identity"], "the Secret switched to the new key"
+    assert [k["key"] for k in keys(env)] == [deploy_keys.normalize(secret["data"]["identity.pub"])], "one key"
+    assert run(env).assert_ok().total("changed") == 0
+
+
 def test_secret_without_a_usable_key_is_refused_then_replaced_on_request(
     api: client.ApiClient, stack_ansible_env: dict[str, str]
 ) -> None:

@@ -228,3 +228,17 @@ def test_injected_faults_answer_before_any_handler_then_run_out(github: dict[str
     call(github, "POST", "/_standin/faults", {"path": "/x"})
     assert call(github, "DELETE", "/_standin/faults")[0] == 204
     assert call(github, "GET", "/_standin/faults")[1] == []
+
+
+def test_a_fault_after_the_handler_keeps_the_effect_and_loses_the_answer(github: dict[str, str]) -> None:
+    fault = {"method": "POST", "path": rf"/repos/{OWNER}/worker/keys", "status": 502, "after": True}
+    status, added = call(github, "POST", "/_standin/faults", fault)
+    assert status == 201 and added["after"] is True
+    public = ssh_public_key()
+    status, error = call(github, "POST", f"/repos/{OWNER}/worker/keys", {"title": "after", "key": public})
+    assert status == 502 and "injected" in error["message"]
+    (key,) = [k for k in call(github, "GET", f"/repos/{OWNER}/worker/keys")[1] if k["title"] == "after"]
+    assert key["key"].split()[:2] == public.split()[:2], "the handler ran: the key is registered"
+    again = call(github, "POST", f"/repos/{OWNER}/worker/keys", {"title": "after", "key": public})
+    assert again[0] == 422 and "key is already in use" in json.dumps(again[1]), "as GitHub answers a blind retry"
+    assert call(github, "DELETE", f"/repos/{OWNER}/worker/keys/{key['id']}")[0] == 204

@@ -171,10 +171,12 @@ def test_the_server_lists_its_patches() -> None:
         "create-stack-atomic",
         "change-set-stacks-export",
         "stack-tags-are-a-change",
+        "stack-updates-are-dated",
         "eks-cluster-reports-its-issuer",
         "cloudformation-elasticache-and-secrets",
         "short-form-intrinsics",
         "resource-types-moto-lacks",
+        "list-change-sets-of-the-stack",
     }
 
 
@@ -198,6 +200,44 @@ def test_an_executed_change_set_leaves_its_parameters_tags_outputs_and_descripti
     assert stack["Tags"] == [{"Key": "owner", "Value": "second"}]
     assert stack["Outputs"][0]["OutputValue"] == "b"
     assert stack["Description"] == "two"
+
+
+def test_updates_are_dated_and_retire_the_other_change_sets(devstack: dict) -> None:
+    # AWS: DescribeStacks reports LastUpdatedTime after an update; ExecuteChangeSet deletes the stack's
+    # other change sets, and after an UpdateStack they are OBSOLETE (ExecutionStatus)
+    cfn = aws.client(devstack, "cloudformation")
+    stack_name = name("moto-ext")
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=QUEUE.format(description="one"),
+        Parameters=[{"ParameterKey": "Suffix", "ParameterValue": "a"}],
+    )
+    assert "LastUpdatedTime" not in stack_of(cfn, stack_name)
+
+    def change_set(suffix: str) -> str:
+        return cfn.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=name("cs"),
+            ChangeSetType="UPDATE",
+            TemplateBody=QUEUE.format(description="one"),
+            Parameters=[{"ParameterKey": "Suffix", "ParameterValue": suffix}],
+        )["Id"]
+
+    other, executed = change_set("b"), change_set("c")
+    cfn.execute_change_set(ChangeSetName=executed)
+    first = stack_of(cfn, stack_name)["LastUpdatedTime"]
+    with pytest.raises(botocore.exceptions.ClientError):
+        cfn.describe_change_set(ChangeSetName=other)
+    assert cfn.describe_change_set(ChangeSetName=executed)["ExecutionStatus"] == "EXECUTE_COMPLETE"
+
+    pending = change_set("d")
+    cfn.update_stack(
+        StackName=stack_name,
+        TemplateBody=QUEUE.format(description="two"),
+        Parameters=[{"ParameterKey": "Suffix", "ParameterValue": "e"}],
+    )
+    assert stack_of(cfn, stack_name)["LastUpdatedTime"] > first
+    assert cfn.describe_change_set(ChangeSetName=pending)["ExecutionStatus"] == "OBSOLETE"
 
 
 def test_a_second_change_set_with_the_same_inputs_has_no_changes(devstack: dict) -> None:
@@ -476,3 +516,25 @@ def test_resource_types_moto_does_not_model_are_created_updated_and_deleted(devs
     stack_id = stack["StackId"]
     cfn.delete_stack(StackName=stack_name)
     assert stack_of(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_list_change_sets_lists_the_named_stacks_only(devstack: dict) -> None:
+    # AWS: ListChangeSets (StackName required) returns that stack's change sets, by name or by id
+    cfn = aws.client(devstack, "cloudformation")
+    stacks = {}
+    for label in ("one", "two"):
+        stack_name = name(f"moto-ext-list-{label}")
+        stack = create_by_change_set(cfn, stack_name, QUEUE.format(description=label), name("q"))
+        cfn.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=f"pending-{label}",
+            ChangeSetType="UPDATE",
+            TemplateBody=QUEUE.format(description=f"{label} again"),
+            Parameters=[{"ParameterKey": "Suffix", "UsePreviousValue": True}],
+        )
+        stacks[label] = stack
+    by_name = cfn.list_change_sets(StackName=stacks["one"]["StackName"])["Summaries"]
+    assert {s["StackName"] for s in by_name} == {stacks["one"]["StackName"]}
+    assert "pending-one" in {s["ChangeSetName"] for s in by_name}
+    by_id = cfn.list_change_sets(StackName=stacks["two"]["StackId"])["Summaries"]
+    assert {s["ChangeSetName"] for s in by_id if s["ChangeSetName"].startswith("pending-")} == {"pending-two"}

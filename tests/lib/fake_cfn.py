@@ -184,6 +184,8 @@ class FakeCfn:
             self.add(name, "", {}, {}, status="REVIEW_IN_PROGRESS")
         self.change_sets[kwargs["ChangeSetName"]] = {
             "Status": "CREATE_COMPLETE",
+            "ExecutionStatus": "AVAILABLE",
+            "StackId": self.stacks[name]["StackId"],
             "Changes": [
                 {
                     "ResourceChange": {
@@ -199,6 +201,8 @@ class FakeCfn:
 
     def describe_change_set(self, StackName: str, ChangeSetName: str, NextToken: str | None = None) -> dict[str, Any]:
         self._record("describe_change_set", {"StackName": StackName, "ChangeSetName": ChangeSetName})
+        if ChangeSetName not in self.change_sets:
+            raise client_error("DescribeChangeSet", f"ChangeSet [{ChangeSetName}] does not exist", "ChangeSetNotFound")
         return {k: v for k, v in self.change_sets[ChangeSetName].items() if not k.startswith("_")}
 
     def execute_change_set(self, StackName: str, ChangeSetName: str) -> dict[str, Any]:

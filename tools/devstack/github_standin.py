@@ -23,7 +23,9 @@ Paths under ``/_standin/`` are not GitHub's (same token): for tests and the loca
 - ``POST /_standin/faults`` ``{"method": "DELETE", "path": "<regex>", "status": 500, "count": 1}``:
   the next ``count`` GitHub API requests (0: all, until removed) whose method (default: any) and
   path (``re.fullmatch``) match are answered ``status`` with GitHub's error shape, before any
-  handler runs. ``GET /_standin/faults`` lists them (with ``hits``), ``DELETE /_standin/faults``
+  handler runs; with ``"after": true`` the request is processed first (its effect is kept) and its
+  answer replaced by the error, as when GitHub did the work but the answer was lost (a 502 of a proxy).
+  ``GET /_standin/faults`` lists them (with ``hits``), ``DELETE /_standin/faults``
   removes all, ``DELETE /_standin/faults/<id>`` one.
 
 - ``GET /_standin/log/<owner>/<repo>[?path=P]``: ``main``'s commits (newest first): sha, author, subject.
@@ -210,11 +212,12 @@ class Fault:
     hits: int = 0
     message: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    after: bool = False  # answer ``status`` after the request was processed (its effect is kept)
 
     def json(self) -> dict[str, Any]:
         return {"id": self.id, "method": self.method, "path": self.path.pattern, "status": self.status,
                 "remaining": self.remaining, "hits": self.hits, "message": self.message,
-                "headers": self.headers}  # fmt: skip
+                "headers": self.headers, "after": self.after}  # fmt: skip
 
 
 def key_blob(openssh: str) -> bytes | None:
@@ -326,7 +329,7 @@ class GitHubStandin:
             if match and method in self.spec["paths"][template]:
                 operation = self.spec["paths"][template][method]
                 actor = self._actor(request, operation["operationId"])
-                self._inject_fault(request)
+                after = self._inject_fault(request)
                 params = self._parameters(operation, match.groupdict(), request)
                 body = self._body(operation, request)
                 handler = self.handlers[operation["operationId"]]
@@ -335,6 +338,8 @@ class GitHubStandin:
                 with self.lock:
                     status, payload = handler(body=body, **params)
                 self._check_response(operation, status, payload)
+                if after is not None:  # the request was processed; its answer is lost
+                    raise after
                 return status, payload
         self._actor(request, None)
         self._inject_fault(request)
@@ -422,7 +427,9 @@ class GitHubStandin:
         return repo
 
     # -- faults --------------------------------------------------------------------------------
-    def _inject_fault(self, request: Request) -> None:
+    def _inject_fault(self, request: Request) -> ApiError | None:
+        """Raise the error of the first matching fault, or return it when the fault answers ``after``
+        the request is processed (the caller raises it then: GitHub did the work, the answer is lost)."""
         with self.lock:
             for fault in self.faults:
                 if (fault.method in (None, request.method)) and fault.path.fullmatch(request.path):
@@ -431,11 +438,15 @@ class GitHubStandin:
                         fault.remaining -= 1
                         if not fault.remaining:
                             self.faults.remove(fault)
-                    raise ApiError(
+                    error = ApiError(
                         fault.status,
                         fault.message or f"Server Error (injected by the stand-in: fault {fault.id})",
                         headers=fault.headers,
                     )
+                    if fault.after:
+                        return error
+                    raise error
+        return None
 
     def _add_fault(self, body: Any) -> Fault:
         if not isinstance(body, dict) or not isinstance(body.get("path"), str):
@@ -449,6 +460,7 @@ class GitHubStandin:
                 remaining=int(body.get("count", 1)),
                 message=str(body["message"]) if body.get("message") else None,
                 headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
+                after=bool(body.get("after", False)),
             )
         except (re.error, TypeError, ValueError, AttributeError) as exc:
             raise ApiError(422, f"invalid fault: {exc}") from exc

@@ -23,6 +23,8 @@ from moto.cloudformation.exceptions import CloudFormationError, UnformattedGetAt
 from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
 from moto.cloudformation.responses import CloudFormationResponse, transform_dict
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
 from moto.eks.models import EKSBackend
 from moto.elasticache.models import elasticache_backends
 from moto.secretsmanager.models import secretsmanager_backends
@@ -265,6 +267,37 @@ def _stack_tags_are_a_change() -> None:
         original_check(self, incoming_params, stack_body, old_stack)
 
     CloudFormationResponse._validate_different_update = validate_different_update
+
+
+@_patch(
+    "stack-updates-are-dated",
+    "UpdateStack and the ExecuteChangeSet of an update record the stack's LastUpdatedTime (DescribeStacks). "
+    "Executing a change set deletes the stack's other change sets; an UpdateStack leaves them OBSOLETE, no "
+    "longer executable. (moto reported no LastUpdatedTime and kept every change set AVAILABLE.)",
+)
+def _stack_updates_are_dated() -> None:
+    original_update = CloudFormationBackend.update_stack
+    original_execute = CloudFormationBackend.execute_change_set
+
+    def update_stack(self, name, *args, **kwargs):
+        stack = original_update(self, name, *args, **kwargs)
+        stack.last_updated_time = utcnow()
+        for change_set in self.change_sets.values():
+            if change_set.stack_id == stack.stack_id and change_set.execution_status == "AVAILABLE":
+                change_set.execution_status = "OBSOLETE"
+        return stack
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        change_set = self.describe_change_set(change_set_name)
+        original_execute(self, change_set_name, stack_name)
+        if change_set.change_set_type == "UPDATE":
+            self.stacks[change_set.stack_id].last_updated_time = utcnow()
+        for other_id in [i for i, c in self.change_sets.items() if c.stack_id == change_set.stack_id]:
+            if self.change_sets[other_id] is not change_set:
+                del self.change_sets[other_id]
+
+    CloudFormationBackend.update_stack = update_stack
+    CloudFormationBackend.execute_change_set = execute_change_set
 
 
 # tags with which the devstack registers its local Kubernetes API server as an EKS cluster
@@ -742,6 +775,24 @@ def _resource_types_moto_lacks() -> None:
     parsing.resource_class_from_type = resource_class_from_type
 
 
+@_patch(
+    "list-change-sets-of-the-stack",
+    "ListChangeSets lists the change sets of the stack it names (StackName: a name or a stack id), "
+    "as AWS does; moto listed every stack's.",
+)
+def _list_change_sets_of_the_stack() -> None:
+    def list_change_sets(self):
+        named = self._get_param("StackName")
+        change_sets = [
+            change_set
+            for change_set in self.cloudformation_backend.list_change_sets()
+            if not named or named in (change_set.stack_name, change_set.stack_id)
+        ]
+        return ActionResult({"Summaries": change_sets})
+
+    CloudFormationResponse.list_change_sets = list_change_sets
+
+
 _APPLIED = False
 
 
@@ -756,11 +807,13 @@ def apply() -> list[tuple[str, str]]:
             _execute_change_set_records_the_stack,
             _change_set_stacks_export,
             _stack_tags_are_a_change,
+            _stack_updates_are_dated,
             _eks_cluster_reports_its_issuer,
             _cloudformation_elasticache_and_secrets,
             _short_form_intrinsics,
             _create_stack_atomic,
             _resource_types_moto_lacks,
+            _list_change_sets_of_the_stack,
         ):
             patch()
         _APPLIED = True

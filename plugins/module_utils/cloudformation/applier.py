@@ -177,7 +177,10 @@ class Applier:
 
     def _update(self, result):
         stack_id = result.deployed["StackId"]
-        if self.deploy_method == "change_set":
+        if result.planned_change_set is not None:
+            # the reviewed change set of the plan file (checked by the planner): executed, never re-created
+            self.api.execute_change_set(result, result.planned_change_set["id"], f"update {result.name} (planned)")
+        elif self.deploy_method == "change_set":
             name, _change_set = self._change_set(result, "UPDATE")
             if name is None:
                 return

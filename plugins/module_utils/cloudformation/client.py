@@ -12,6 +12,7 @@ hint; a ``ClientError`` is left to the caller, which knows which codes are expec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -48,6 +49,14 @@ def nothing_to_deploy(text):
     return any(marker in text for marker in NO_CHANGES)
 
 
+def change_set_missing(exc):
+    """True when a ClientError says the change set (or its stack) does not exist."""
+    code = error_code(exc)
+    return code in ("ChangeSetNotFound", "ChangeSetNotFoundException") or (
+        code == "ValidationError" and "does not exist" in error_message(exc)
+    )
+
+
 def change_set_name():
     return f"biomage-iac-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
@@ -65,6 +74,21 @@ def stack_request(spec, location=None):
         }
     )
     return request
+
+
+def request_digest(spec):
+    """SHA-256 of what a change set of ``spec`` is created from (template text, parameters, capabilities,
+    tags): a planned change set is executed only while the desired stack still has this digest."""
+    text = json.dumps(stack_request(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stack_state(stack):
+    """``STATUS@last change`` of a described stack (LastUpdatedTime, else CreationTime), as plan files
+    record it: a stack that was changed, or is being changed, since then has another state."""
+    when = (stack or {}).get("LastUpdatedTime") or (stack or {}).get("CreationTime") or ""
+    when = when.isoformat() if hasattr(when, "isoformat") else str(when)
+    return f"{(stack or {}).get('StackStatus', '?')}@{when}"
 
 
 def adopt_request(result):
@@ -267,6 +291,21 @@ class CfnClient:
             changes.extend(change_of(c) for c in page.get("Changes") or [])
             token = page.get("NextToken")
         return changes
+
+    def describe_change_set_by_id(self, result, change_set_id):
+        """A change set by its id (ARN), None when it no longer exists."""
+        try:
+            return self.call(
+                result,
+                "describe_change_set",
+                f"describe the planned change set of {result.name}",
+                StackName=result.name,
+                ChangeSetName=change_set_id,
+            )
+        except ClientError as exc:
+            if change_set_missing(exc):
+                return None
+            raise
 
     def execute_change_set(self, result, name, action):
         return self.call(result, "execute_change_set", action, StackName=result.name, ChangeSetName=name)

@@ -41,11 +41,15 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 try:
-    from cloudsplaining.scan.policy_document import PolicyDocument
-    from cloudsplaining.shared.exclusions import DEFAULT_EXCLUSIONS_CONFIG, Exclusions
-    from parliament import analyze_policy_string
+    with warnings.catch_warnings():
+        # parliament loads its data files through pkg_resources, which warns of its own deprecation
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        from cloudsplaining.scan.policy_document import PolicyDocument
+        from cloudsplaining.shared.exclusions import DEFAULT_EXCLUSIONS_CONFIG, Exclusions
+        from parliament import analyze_policy_string
 except ImportError as exc:  # ansible-test's import sanity runs without them; the analysis then refuses
     ANALYSER_IMPORT_ERROR = str(exc)
 else:

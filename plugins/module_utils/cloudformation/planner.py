@@ -10,7 +10,11 @@ environment and group no longer desired) are found, and imports of exports no st
 makes are looked up. Any blocker raises :class:`PlanFailed` here, before any change.
 
 In check mode an update's resource-level plan comes from a change set that is created, described
-and deleted again (the only write check mode makes); a new stack is planned from its template.
+and deleted again (the only write check mode makes); a new stack is planned from its template. With
+``keep_change_sets`` (a plan run that writes a plan file) a change set with changes is kept instead,
+and recorded in ``StackResult.kept_change_set``. An apply given ``planned_change_sets`` (from the plan
+file) checks each one against the stack, the desired inputs and the change set itself before any
+change, and the applier executes it instead of creating a new one (see :meth:`Planner.check_planned`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws import AwsError, C
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.client import (
     change_set_name,
     nothing_to_deploy,
+    request_digest,
+    stack_state,
 )
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import PlanFailed
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.pool import bounded_map
@@ -81,8 +87,12 @@ class Planner:
         recreate_rollback_complete=False,
         max_workers=4,
         uploader=None,
+        keep_change_sets=False,
+        planned_change_sets=None,
     ):
         self.api = api
+        self.keep_change_sets = keep_change_sets
+        self.planned_change_sets = {str(k): planned_record(v) for k, v in (planned_change_sets or {}).items()}
         self.uploader = uploader
         self.waiter = waiter
         self.environment = environment
@@ -142,7 +152,45 @@ class Planner:
             for result in self.results.values():
                 if result.action in (CREATE, RECREATE):
                     plan_from_template(result)
+        else:
+            self.check_planned()
         return self.results
+
+    def check_planned(self):
+        """An apply of a plan file: every stack of this call with a planned change set must still be
+        what was planned (same stack and state, same desired inputs) and its change set executable;
+        otherwise PlanFailed names each reason, before any change."""
+        mine = [
+            (self.results[name], record)
+            for name, record in sorted(self.planned_change_sets.items())
+            if name in self.results and self.results[name].spec is not None
+        ]
+        if not mine:
+            return
+        problems = []
+        for (result, record), found in zip(mine, self._map(self._read_planned, mine), strict=True):
+            problem = _planned_problem(result, record, found)
+            if problem:
+                problems.append(f"{result.name}: not applying planned change set {record['id']}: {problem}")
+                continue
+            result.planned_change_set = record
+            result.changes = found.get("_changes", [])
+            result.notes.append(f"executes the change set of the plan file ({record['id']})")
+        if problems:
+            raise PlanFailed(
+                f"{_blocking(problems)} stack(s) changed since the plan file was made; nothing was changed",
+                fix="review the new plan: run the plan again (--check -e biomage_plan_out=<file>) and apply that file.",
+                problems=problems,
+            )
+
+    def _read_planned(self, item):
+        result, record = item
+        if result.action != UPDATE or result.error:
+            return None
+        found = self.api.describe_change_set_by_id(result, record["id"])
+        if found is not None and found.get("Status") == "CREATE_COMPLETE":
+            found["_changes"] = self.api.change_set_changes(result, record["id"], found)
+        return found
 
     def _add(self, spec, stack, problems):
         result = StackResult(spec.name, spec)
@@ -331,10 +379,12 @@ class Planner:
                     changed = True
 
     def _preview_change_set(self, result):
-        """Check mode: the resource-level plan of an update from a change set that is then deleted."""
+        """Check mode: the resource-level plan of an update from a change set that is then deleted
+        (kept, with ``keep_change_sets``, when it has changes to execute)."""
         name = change_set_name()
+        created = {}
         try:
-            self.api.create_change_set(result, name, "UPDATE")
+            created = self.api.create_change_set(result, name, "UPDATE")
             change_set = self.waiter.change_set(result, name)
             if change_set.get("Status") == "FAILED":
                 reason = change_set.get("StatusReason", "")
@@ -344,6 +394,14 @@ class Planner:
                     result.error = f"the change set failed: {reason}"
             else:
                 result.changes = change_set.get("_changes", [])
+                if self.keep_change_sets:
+                    result.kept_change_set = {
+                        "id": created.get("Id") or change_set.get("ChangeSetId") or name,
+                        "stack_id": result.deployed["StackId"],
+                        "stack_state": stack_state(result.deployed),
+                        "request": request_digest(result.spec),
+                    }
+                    result.notes.append(f"change set {result.kept_change_set['id']} kept for the plan file")
         except ClientError as exc:
             if nothing_to_deploy(error_message(exc)):
                 # some endpoints refuse an empty change set instead of creating a FAILED one
@@ -352,9 +410,48 @@ class Planner:
                 result.error = f"cannot preview the update: {error_message(exc)}"
         finally:
             try:
-                self.api.delete_change_set(result, name, f"delete the preview change set of {result.name}")
+                if result.kept_change_set is None:
+                    self.api.delete_change_set(result, name, f"delete the preview change set of {result.name}")
             except (ClientError, AwsError) as exc:
                 self.warnings.append(f"{result.name}: could not delete preview change set {name}: {exc}")
+
+
+def planned_record(value):
+    """A plan file's change set record (a dict, or just the id) as a dict with an ``id``."""
+    record = dict(value) if isinstance(value, dict) else {"id": value}
+    record["id"] = str(record.get("id") or "")
+    return record
+
+
+def _planned_problem(result, record, change_set):
+    """Why the planned change set of ``result`` must not be executed (None when it may)."""
+    if not record["id"]:
+        return "the plan file gives no change set id"
+    if result.error:
+        return result.error
+    if result.action != UPDATE:
+        what = {UNCHANGED: "no longer differs from its template (someone applied it since)"}.get(
+            result.action, f"now needs {result.action}"
+        )
+        return f"the plan updates the stack, but it {what}"
+    if record.get("stack_id") and record["stack_id"] != result.deployed.get("StackId"):
+        return "the stack was deleted and created again since the plan"
+    if record.get("stack_state") and record["stack_state"] != stack_state(result.deployed):
+        return f"the stack changed since the plan ({record['stack_state']} -> {stack_state(result.deployed)})"
+    if record.get("request") and record["request"] != request_digest(result.spec):
+        return "its template, parameters, tags or capabilities differ from those the change set was planned with"
+    if change_set is None:
+        return "the change set no longer exists"
+    status = change_set.get("Status")
+    execution = change_set.get("ExecutionStatus", "AVAILABLE")
+    if status != "CREATE_COMPLETE" or execution != "AVAILABLE":
+        reason = change_set.get("StatusReason")
+        return f"the change set is {status}/{execution}, not CREATE_COMPLETE/AVAILABLE" + (
+            f" ({reason})" if reason else ""
+        )
+    if record.get("stack_id") and change_set.get("StackId") and change_set["StackId"] != record["stack_id"]:
+        return "the change set belongs to another stack"
+    return None
 
 
 def _deploys(result):

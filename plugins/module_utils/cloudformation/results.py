@@ -63,6 +63,10 @@ class StackResult:
         self.outputs = {}
         self.api_calls = 0
         self.delete_first = False
+        # check mode with keep_change_sets: the kept preview change set, as the plan file records it
+        # ({"id", "stack_id", "stack_state", "request"}); apply: the planned one executed instead of a new one
+        self.kept_change_set = None
+        self.planned_change_set = None
         self.started = None
         self.duration = 0.0
 
@@ -91,6 +95,7 @@ class StackResult:
             "outputs": dict(self.outputs),
             "api_calls": self.api_calls,
             "duration": round(self.duration, 3),
+            "change_set": (self.planned_change_set or self.kept_change_set or {}).get("id"),
         }
 
     def plan_entry(self):

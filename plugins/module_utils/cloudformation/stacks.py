@@ -51,6 +51,10 @@ class CfnStacks:
         poll_delay=1.0,
         max_poll_delay=15.0,
         uploader=None,
+        keep_change_sets=False,
+        planned_change_sets=None,
+        progress_interval=30.0,
+        report=None,
         sleep=time.sleep,
         clock=time.monotonic,
     ):
@@ -65,6 +69,8 @@ class CfnStacks:
             wait_timeout=wait_timeout,
             poll_delay=poll_delay,
             max_poll_delay=max_poll_delay,
+            progress_interval=progress_interval,
+            report=report,
             sleep=sleep,
             clock=clock,
         )
@@ -78,6 +84,8 @@ class CfnStacks:
             recreate_rollback_complete=recreate_rollback_complete,
             max_workers=max_workers,
             uploader=uploader,
+            keep_change_sets=keep_change_sets and check_mode,
+            planned_change_sets=None if check_mode else planned_change_sets,
         )
         self.applier = Applier(
             self.api,
@@ -114,6 +122,10 @@ class CfnStacks:
             return self.results
         with self._aws_errors():
             return self.applier.apply(self.results)
+
+    def kept_change_sets(self):
+        """Check mode with keep_change_sets: ``{stack name: record}`` of the change sets kept for a plan file."""
+        return {name: dict(r.kept_change_set) for name, r in sorted(self.results.items()) if r.kept_change_set}
 
     def diffs(self):
         return render.diffs(self.results)

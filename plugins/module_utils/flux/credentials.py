@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 from ansible_collections.biomage.iac.plugins.module_utils.github import deploy_keys
-from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import UNKNOWN, GitHubError
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KubeError
 
 try:
@@ -319,6 +319,11 @@ def apply(
                     " GitHub accepts a key as a deploy key of one repository only: if the Secret's key is registered "
                     "elsewhere, re-run with regenerate=always to give Flux a key of its own."
                 )
+            if exc.outcome == UNKNOWN:
+                raise FluxCredentialsError(
+                    f"{exc} The {store.where} is as it was; GitHub may have registered the key: a re-run reads the "
+                    f"keys back and converges (a key the {store.where} does not hold is deleted).{hint}"
+                ) from None
             raise FluxCredentialsError(f"{exc} Nothing was changed: the {store.where} is as it was.{hint}") from None
     if steps.write_secret:
         try:

@@ -13,7 +13,7 @@ import contextlib
 import re
 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
-from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import NOT_APPLIED, GitHubError
 
 # GitHub: alphanumerics and underscores, not starting with a digit or GITHUB_ (case-insensitive)
 NAME = re.compile(r"^(?![0-9])(?!GITHUB_)[A-Z0-9_]+$")
@@ -70,9 +70,9 @@ def plan_secret(current, state, force):
     return "update" if force else "unchanged"
 
 
-def apply_secret(client, owner, repo, name, value, action):
+def apply_secret(client, owner, repo, name, value, action, current=None):
     if action in ("create", "update"):
-        client.put_secret(owner, repo, name, value)
+        client.put_secret(owner, repo, name, value, previous=current)
     elif action == "delete":
         client.delete_secret(owner, repo, name)
 
@@ -84,7 +84,10 @@ def _setting(owner, repo, kind, name):
         yield
     except BiomageError as exc:
         raise ActionsSettingError(
-            f"{owner}/{repo} {kind} {name}: {exc.message}", status=getattr(exc, "status", None), fix=exc.fix
+            f"{owner}/{repo} {kind} {name}: {exc.message}",
+            status=getattr(exc, "status", None),
+            fix=exc.fix,
+            outcome=getattr(exc, "outcome", NOT_APPLIED),
         ) from exc
 
 
@@ -102,7 +105,7 @@ def ensure_variable(client, owner, repo, name, value, state, check_mode=False):
         check_mode,
         read=client.get_variable,
         plan=lambda current: plan_variable(current, value, state),
-        write=lambda stored_name, action: apply_variable(client, owner, repo, stored_name, value, action),
+        write=lambda stored_name, action, current: apply_variable(client, owner, repo, stored_name, value, action),
     )
 
 
@@ -117,7 +120,9 @@ def ensure_secret(client, owner, repo, name, value, state, force=False, check_mo
         check_mode,
         read=client.get_secret,
         plan=lambda current: plan_secret(current, state, force),
-        write=lambda stored_name, action: apply_secret(client, owner, repo, stored_name, value, action),
+        write=lambda stored_name, action, current: apply_secret(
+            client, owner, repo, stored_name, value, action, current
+        ),
     )
 
 
@@ -128,7 +133,7 @@ def _ensure(kind, owner, repo, name, check_mode, read, plan, write):
         current = read(owner, repo, stored_name)
         action = plan(current)
         if action != "unchanged" and not check_mode:
-            write(stored_name, action)
+            write(stored_name, action, current)
     return stored_name, current, action
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ansible_collections.biomage.iac.plugins.module_utils.github.actions import normalise_name
 from ansible_collections.biomage.iac.plugins.module_utils.github.ci_config import CI_FILE, CiConfigError, parse_file
 from ansible_collections.biomage.iac.plugins.module_utils.github.ci_template import (
     check_rendered,
@@ -40,13 +41,16 @@ def build(text, owner, repo, branches, environments=(), path=CI_FILE):
     }
 
 
-def collect(client, owner, branches=(), environments=(), path=CI_FILE, include_archived=False):
+def collect(client, owner, branches=(), environments=(), path=CI_FILE, include_archived=False, variables=()):
     """Every repository of ``owner`` with its CI privileges, validated; raise CiConfigError with every
     problem of every repository (before anything is changed anywhere).
 
     A repository without the file (404) has no CI privileges; one with it gets :func:`build`'s keys
-    and ``template_label``. ``branches`` empty means the repository's default branch.
+    and ``template_label``. ``branches`` empty means the repository's default branch. A repository
+    without the file also gets ``variables``: the value of each Actions variable named in
+    ``variables`` (None when unset), so that settings left from a deleted role can be found.
     """
+    variables = [normalise_name(variable, "variable") for variable in variables]
     repos = client.paginate("/orgs/{}/repos".format(quote(owner, safe="")))
     results, problems = [], []
     for entry in sorted(repos, key=lambda r: r["name"].lower()):
@@ -64,6 +68,10 @@ def collect(client, owner, branches=(), environments=(), path=CI_FILE, include_a
             continue
         text = client.get_file(owner, name, path)
         if text is None:
+            if variables:
+                item["variables"] = {
+                    variable: (client.get_variable(owner, name, variable) or {}).get("value") for variable in variables
+                }
             continue
         item["has_ci"] = True
         wanted = list(branches) or [item["default_branch"] or "main"]

@@ -92,13 +92,21 @@ APP_401_FIX = (
 )
 
 
+# what a failed write did, as far as the client knows (GitHubError.outcome)
+NOT_APPLIED = "not applied"
+UNKNOWN = "unknown"
+
+
 class GitHubError(BiomageError):
     """A GitHub call that failed, worded for the operator; ``status`` (and ``details["http_status"]``)
-    is the HTTP status GitHub answered, None when there was no answer."""
+    is the HTTP status GitHub answered, None when there was no answer. ``outcome``: NOT_APPLIED when
+    the call certainly changed nothing (a refusal, or a read-back after an ambiguous answer), UNKNOWN
+    when a write may have been processed."""
 
-    def __init__(self, message, status=None, fix=None, **details):
+    def __init__(self, message, status=None, fix=None, outcome=NOT_APPLIED, **details):
         super().__init__(message, fix=fix, http_status=status, **details)
         self.status = status
+        self.outcome = outcome
 
 
 def _b64url(data):
@@ -165,7 +173,7 @@ class AppAuth:
             found = client.request("GET", client._repo_path(owner, repo, "installation"), bearer=bearer)[1]
             self.installation_id = int(found["id"])
         path = f"/app/installations/{int(self.installation_id)}/access_tokens"
-        body = client.request("POST", path, bearer=bearer)[1] or {}
+        body = client.request("POST", path, bearer=bearer, repeatable=True)[1] or {}
         self._token = body.get("token")
         self._expires = _parse_time(body.get("expires_at"), self.clock() + 3600)
         self.minted += 1
@@ -245,6 +253,7 @@ class GitHubClient:
         self.sleep = sleep or time.sleep
         self.calls = []  # (method, path) of every request made: for plans and tests
         self.rate_limit_waits = []  # seconds waited for each rate limit met
+        self.recovered = []  # writes answered ambiguously that reading back showed done (module warnings)
         self._repo_hint = (None, None)
 
     def for_repo(self, owner, repo):
@@ -257,18 +266,27 @@ class GitHubClient:
             return f"Bearer {self.app.token(self, *self._repo_hint)}"
         return f"Bearer {self._token}"
 
-    def request(self, method, path, body=None, bearer=None):
+    def request(self, method, path, body=None, bearer=None, confirm=None, what=None, repeatable=False):
         """Return (status, parsed JSON or None, headers). Raises GitHubError on any failure.
 
         ``bearer``: authenticate with this (a GitHub App's JWT) instead of the client's token.
         Rate limits (429, or 403 with Retry-After or an exhausted quota) are waited out within
         ``rate_limit_budget`` seconds; a token GitHub refuses (401) is renewed once for an App.
+
+        A write (POST, PUT, PATCH, DELETE) that gets an ambiguous answer (a 5xx, or none within the
+        timeout) may have been processed: with ``confirm`` (a function reading the state back, returning
+        the written object, or True, when the write took effect and None when it did not) the state is
+        read back before anything else, and the write counts as done (recorded in ``recovered``) or is
+        retried (5xx of RETRY_STATUSES) only when it did not take effect; without ``confirm`` a POST or
+        PATCH is never retried. ``what`` names the write in messages (``the deploy key 'x'``);
+        ``repeatable``: a write that may simply be sent again (minting a token).
         """
         url = path if path.startswith("http") else self.api_url + path
         data = None
         if body is not None:
             data = json.dumps(body)
         self.calls.append((method, path))
+        write = method not in ("GET", "HEAD") and not repeatable
         attempt, renewed, waited = 0, False, 0.0
         while True:
             headers = {
@@ -304,11 +322,18 @@ class GitHubClient:
                     renewed = True
                     self.app.expire()
                     continue
-                if exc.code in RETRY_STATUSES and attempt < self.retries:
+                error = self._http_error(method, url, exc, payload)
+                if write and exc.code >= 500:
+                    answer = f"answered {exc.code}"
+                    confirmed = self._read_back(method, url, answer, error, confirm, what)
+                    if confirmed is not None:
+                        return exc.code, (None if confirmed is True else confirmed), {}
+                # a read is retried; a write only when it did not take effect, or is idempotent (PUT, DELETE)
+                retry = not write or confirm is not None or method in ("PUT", "DELETE")
+                if exc.code in RETRY_STATUSES and attempt < self.retries and retry:
                     self.sleep(min(2**attempt, 10))
                     attempt += 1
                     continue
-                error = self._http_error(method, url, exc, payload)
                 if exc.code == 401 and (self.app is not None or bearer):
                     error.fix = APP_401_FIX
                 raise error from exc
@@ -317,20 +342,61 @@ class GitHubClient:
                 raise GitHubError(
                     f"cannot reach the GitHub API at {self.api_url}: {reason}.",
                     fix="check github_api_url and the network.",
+                    outcome=NOT_APPLIED,
                 ) from exc
             except (TimeoutError, OSError) as exc:  # no answer within the timeout (not retried: see the message)
-                raise self._silent(method, url, exc) from exc
+                error = self._silent(method, url, exc, write and confirm is not None)
+                if write and confirm is not None:
+                    answer = f"did not answer within {self.timeout:g} s"
+                    confirmed = self._read_back(method, url, answer, error, confirm, what)
+                    if confirmed is not None:
+                        return 0, (None if confirmed is True else confirmed), {}
+                raise error from exc
 
-    def _silent(self, method, url, exc):
+    def _read_back(self, method, url, answer, error, confirm, what):
+        """After an ambiguous answer to a write: what ``confirm`` reads back (the write took effect:
+        recorded in ``recovered``), or None; ``error`` is amended with what the read-back found."""
+        subject = what or f"{method} {url}"
+        if confirm is None:
+            error.outcome = UNKNOWN
+            error.message += (
+                f" GitHub may have processed {subject}: nothing was read back, so it is unknown whether it took "
+                "effect; a re-run reads the state and converges."
+            )
+            error.args = (error.message,)
+            return None
+        try:
+            confirmed = confirm()
+        except GitHubError as exc:
+            error.outcome = UNKNOWN
+            error.message += (
+                f" Reading the state back failed too ({exc.message}), so it is unknown whether {subject} took "
+                "effect; a re-run reads the state and converges."
+            )
+            error.args = (error.message,)
+            return None
+        if confirmed is None or confirmed is False:
+            error.outcome = NOT_APPLIED
+            error.message += f" Read back: {subject} did not take effect (nothing was changed by this call)."
+            error.args = (error.message,)
+            return None
+        self.recovered.append(
+            f"GitHub {answer} to {method} {url}, but reading the state back shows that {subject} took effect: "
+            "counted as done."
+        )
+        return confirmed
+
+    def _silent(self, method, url, exc, confirmable=False):
         maybe = (
             ""
-            if method in ("GET", "HEAD")
+            if method in ("GET", "HEAD") or confirmable
             else " GitHub may have processed the request: a re-run reads the state back and converges."
         )
         return GitHubError(
             f"the GitHub API at {self.api_url} did not answer {method} {url} within {self.timeout:g} s "
             f"({type(exc).__name__}: {exc}).{maybe}",
             fix="check the endpoint (github_api_url) and the network, or raise the module's api_timeout.",
+            outcome=UNKNOWN if maybe else NOT_APPLIED,
         )
 
     @staticmethod
@@ -396,42 +462,95 @@ class GitHubClient:
         return self.paginate(self._repo_path(owner, repo, "keys"))
 
     def add_deploy_key(self, owner, repo, title, key, read_only):
+        """Register a deploy key; the key GitHub holds. After an ambiguous answer the keys are read
+        back: a key with this material already registered is the one this call added (a retried POST
+        would be refused: "key is already in use")."""
         body = {"title": title, "key": key, "read_only": read_only}
-        return self.request("POST", self._repo_path(owner, repo, "keys"), body)[1]
+        material = key.split()[:2]
+
+        def registered():
+            found = [k for k in self.list_deploy_keys(owner, repo) if (k.get("key") or "").split()[:2] == material]
+            return found[0] if found else None
+
+        what = f"adding the deploy key {title!r} to {owner}/{repo}"
+        return self.request("POST", self._repo_path(owner, repo, "keys"), body, confirm=registered, what=what)[1]
 
     def delete_deploy_key(self, owner, repo, key_id):
-        self.request("DELETE", self._repo_path(owner, repo, "keys", int(key_id)))
+        path = self._repo_path(owner, repo, "keys", int(key_id))
+        what = f"deleting the deploy key {key_id} of {owner}/{repo}"
+        self.request("DELETE", path, confirm=lambda: True if self._get_or_none(path) is None else None, what=what)
 
     # Actions secrets -----------------------------------------------------------------------
     def repo_public_key(self, owner, repo):
         return self.request("GET", self._actions_path(owner, repo, "secrets", "public-key"))[1]
 
-    def put_secret(self, owner, repo, name, value, public_key=None):
-        """Encrypt ``value`` as a sealed box for the repository's key and store it. True if new."""
+    def put_secret(self, owner, repo, name, value, public_key=None, previous=None):
+        """Encrypt ``value`` as a sealed box for the repository's key and store it. True if new.
+
+        ``previous``: the secret's metadata before (None: absent); after an ambiguous answer the write
+        counts as done when the secret now exists with another ``updated_at``."""
         public_key = public_key or self.repo_public_key(owner, repo)
         body = {"encrypted_value": seal(public_key["key"], value), "key_id": public_key["key_id"]}
-        return self.request("PUT", self._actions_path(owner, repo, "secrets", name), body)[0] == 201
+
+        def written():
+            now = self.get_secret(owner, repo, name)
+            if now is None or (previous is not None and now.get("updated_at") == previous.get("updated_at")):
+                return None
+            return now
+
+        what = f"writing the secret {name} of {owner}/{repo}"
+        path = self._actions_path(owner, repo, "secrets", name)
+        status = self.request("PUT", path, body, confirm=written, what=what)[0]
+        return status == 201 or (status not in (201, 204) and previous is None)
 
     def get_secret(self, owner, repo, name):
         """A secret's metadata (name, created_at, updated_at; never its value), or None."""
         return self._get_or_none(self._actions_path(owner, repo, "secrets", name))
 
     def delete_secret(self, owner, repo, name):
-        self.request("DELETE", self._actions_path(owner, repo, "secrets", name))
+        def gone():
+            return True if self.get_secret(owner, repo, name) is None else None
+
+        what = f"deleting the secret {name} of {owner}/{repo}"
+        self.request("DELETE", self._actions_path(owner, repo, "secrets", name), confirm=gone, what=what)
 
     # Actions variables (not secret: they can be read back) -----------------------------------
     def get_variable(self, owner, repo, name):
         """A variable (name, value, created_at, updated_at), or None."""
         return self._get_or_none(self._actions_path(owner, repo, "variables", name))
 
+    def _variable_is(self, owner, repo, name, value):
+        """A read-back: True when the variable has ``value`` (None: when it is absent), else None."""
+        current = self.get_variable(owner, repo, name)
+        if value is None:
+            return True if current is None else None
+        return True if current is not None and current.get("value") == value else None
+
     def create_variable(self, owner, repo, name, value):
-        self.request("POST", self._actions_path(owner, repo, "variables"), {"name": name, "value": value})
+        self.request(
+            "POST",
+            self._actions_path(owner, repo, "variables"),
+            {"name": name, "value": value},
+            confirm=lambda: self._variable_is(owner, repo, name, value),
+            what=f"creating the variable {name} of {owner}/{repo}",
+        )
 
     def update_variable(self, owner, repo, name, value):
-        self.request("PATCH", self._actions_path(owner, repo, "variables", name), {"name": name, "value": value})
+        self.request(
+            "PATCH",
+            self._actions_path(owner, repo, "variables", name),
+            {"name": name, "value": value},
+            confirm=lambda: self._variable_is(owner, repo, name, value),
+            what=f"updating the variable {name} of {owner}/{repo}",
+        )
 
     def delete_variable(self, owner, repo, name):
-        self.request("DELETE", self._actions_path(owner, repo, "variables", name))
+        self.request(
+            "DELETE",
+            self._actions_path(owner, repo, "variables", name),
+            confirm=lambda: self._variable_is(owner, repo, name, None),
+            what=f"deleting the variable {name} of {owner}/{repo}",
+        )
 
     # contents ------------------------------------------------------------------------------
     def _contents_path(self, owner, repo, path):
@@ -478,7 +597,12 @@ class GitHubClient:
         return self.request("GET", self._repo_path(owner, repo, "rulesets", int(ruleset_id)))[1]
 
     def create_ruleset(self, owner, repo, body):
-        return self.request("POST", self._repo_path(owner, repo, "rulesets"), body)[1]
+        def created():
+            found = [r for r in self.list_rulesets(owner, repo) if r.get("name") == body.get("name")]
+            return self.get_ruleset(owner, repo, found[0]["id"]) if found else None
+
+        what = f"creating the ruleset {body.get('name')!r} of {owner}/{repo}"
+        return self.request("POST", self._repo_path(owner, repo, "rulesets"), body, confirm=created, what=what)[1]
 
     def update_ruleset(self, owner, repo, ruleset_id, body):
         return self.request("PUT", self._repo_path(owner, repo, "rulesets", int(ruleset_id)), body)[1]

@@ -16,9 +16,11 @@ clusters' keys lost), and later, through a quoting bug, deleted none for a year.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import UNKNOWN, GitHubError
 
 
 class DeployKeyError(BiomageError):
@@ -82,20 +84,52 @@ def plan(existing, title, public_key, read_only, state="present", exclusive=Fals
 
 
 def apply(client, owner, repo, steps):
-    """Carry out a plan: conflicting same-material keys first, then the add, then stale keys."""
+    """Carry out a plan: conflicting same-material keys first, then the add, then stale keys.
+
+    A write that fails raises a GitHubError whose message also says what this call changed before it
+    and what a re-run does (the client has read the state back after an ambiguous answer)."""
     added = None
+    done = []
     wanted = steps["add"]["key"] if steps["add"] else None
     conflicting = [k for k in steps["delete"] if wanted and normalize(k["key"]) == wanted]
-    for key in conflicting:
-        client.delete_deploy_key(owner, repo, key["id"])
-    if steps["add"]:
-        added = client.add_deploy_key(
-            owner, repo, steps["add"]["title"], steps["add"]["key"], steps["add"]["read_only"]
-        )
-    for key in steps["delete"]:
-        if key not in conflicting:
+    with _reporting(owner, repo, steps, done):
+        for key in conflicting:
             client.delete_deploy_key(owner, repo, key["id"])
+            done.append(f"deleted the key {_label(key)}")
+        if steps["add"]:
+            added = client.add_deploy_key(
+                owner, repo, steps["add"]["title"], steps["add"]["key"], steps["add"]["read_only"]
+            )
+            done.append(f"added the key {_label(added or steps['add'])}")
+        for key in steps["delete"]:
+            if key not in conflicting:
+                client.delete_deploy_key(owner, repo, key["id"])
+                done.append(f"deleted the key {_label(key)}")
     return added
+
+
+def _label(key):
+    shown = f"{key.get('title')!r} {fingerprint(key['key'])}"
+    return shown + (f" (id {key['id']})" if key.get("id") is not None else "")
+
+
+@contextlib.contextmanager
+def _reporting(owner, repo, steps, done):
+    """A GitHubError of the block, amended with what the block changed before it and what a re-run does."""
+    try:
+        yield
+    except GitHubError as exc:
+        before = "the failed write may have taken effect; " if exc.outcome == UNKNOWN else ""
+        changed = "; ".join(done) if done else "nothing"
+        added = any(step.startswith("added") for step in done)
+        rerun = "adds the wanted key" if steps["add"] and not added else "deletes the keys still to be deleted"
+        exc.message = (
+            f"{exc.message} Before this failure, this task changed on {owner}/{repo}: {changed}; {before}"
+            f"a re-run reads the repository's keys back and converges (it {rerun} and leaves what is done as it is)."
+        )
+        exc.args = (exc.message,)
+        exc.details["changed_before"] = list(done)
+        raise
 
 
 def changed(steps):

@@ -78,3 +78,24 @@ def test_an_unreadable_plan_file_is_explained(tmp_path: Path) -> None:
         assert "is not a plan file" in str(exc)
     else:
         raise AssertionError("a file without a fingerprint was accepted")
+
+
+def test_change_sets_that_cannot_be_executed_are_named() -> None:
+    found = {
+        "arn:ready": {"Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE"},
+        "arn:obsolete": {"Status": "CREATE_COMPLETE", "ExecutionStatus": "OBSOLETE"},
+    }
+    reasons = plan_file.change_set_problems(
+        {
+            "biomage-sqs-staging": {"id": "arn:ready"},
+            "biomage-sns-staging": {"id": "arn:obsolete"},
+            "biomage-s3-staging": "arn:gone",
+            "biomage-dynamo-staging": {},
+        },
+        lambda _stack, change_set_id: found.get(change_set_id),
+    )
+    assert reasons == [
+        "the plan file names no change set id for stack biomage-dynamo-staging",
+        "change set arn:gone of stack biomage-s3-staging no longer exists",
+        "change set arn:obsolete of stack biomage-sns-staging is CREATE_COMPLETE/OBSOLETE",
+    ]

@@ -30,7 +30,7 @@ def test_ansible_builder_creates_the_execution_environment_build_context(tmp_pat
         text=True,
     )
     containerfile = (context / "Containerfile").read_text()
-    assert "ansible-core==2.19.14 ansible-runner==2.4.3" in containerfile
+    assert "ansible-core==2.21.5 ansible-runner==2.4.3" in containerfile
     assert "install-eksctl.sh /usr/local/bin" in containerfile and "install-kube-tools.sh" in containerfile
     build = context / "_build"
     assert "kubernetes==" in (build / "requirements.txt").read_text()

@@ -16,6 +16,10 @@ from ansible_collections.biomage.iac.plugins.module_utils import aws
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubClient, GitHubError
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import KubeError
 from ansible_collections.biomage.iac.plugins.module_utils.kube.secrets import KubernetesSecretStore
+from ansible_collections.biomage.iac.plugins.modules import cfn_stacks
+
+from tests.lib.cfn_scenarios import ENV, GROUP, REGION, item, queue_template
+from tests.lib.module_run import run_module
 
 BUDGET = 30
 
@@ -59,6 +63,28 @@ def test_aws_client(silent: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert time.monotonic() - started < BUDGET
     error = aws.aws_error(raised.value, settings, "ask AWS who we are")
     assert f"http://{silent}" in str(error)
+
+
+def test_an_aws_module_with_default_settings(silent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cfn_stacks, as a playbook runs it (no timeout option given), against the silent endpoint."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    args = {
+        "environment": ENV,
+        "group": GROUP,
+        "region": REGION,
+        "endpoint_url": f"http://{silent}",
+        "stacks": [item("s", queue_template())],
+    }
+    started = time.monotonic()
+    outcome = run_module(cfn_stacks.main, args)
+    elapsed = time.monotonic() - started
+    assert outcome.failed
+    assert f"http://{silent}" in outcome.result["msg"] and "timeout" in outcome.result["msg"].lower()
+    assert elapsed < BUDGET, f"a silent endpoint held the module {elapsed:.1f} s"
+    assert elapsed >= aws.DEFAULT_READ_TIMEOUT, "the read timeout was waited out (not a connection refusal)"
 
 
 def test_kubernetes_client(silent: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.biomage.iac.plugins.module_utils.errors import fail
 from ansible_collections.biomage.iac.plugins.module_utils.github import ci_config, ci_privileges
+from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
 
 from tests.lib.ci_files import OWNER, UI_CI, ci_yaml
 
@@ -69,3 +70,24 @@ def test_a_modules_failure_lists_every_problem() -> None:
         "msg": "2 problem(s) in CI privileges:\na: x. Fix: y.\nb: x. Fix: y.",
         "problems": ["a: x. Fix: y.", "b: x. Fix: y."],
     }
+
+
+def test_collect_reads_the_named_variables_of_repositories_without_the_file() -> None:
+    class WithVariables(FakeGitHub):
+        def get_variable(self, owner: str, repo: str, name: str) -> dict | None:
+            assert name == "AWS_ROLE_ARN", "names are read as GitHub stores them (upper case)"
+            return {"name": name, "value": "arn:aws:iam::123456789012:role/biomage/ci/x"} if repo == "worker" else None
+
+    repos = ci_privileges.collect(
+        WithVariables({"ui": UI_CI, "worker": None, "iac": None}), OWNER, variables=["aws_role_arn"]
+    )
+    by_name = {r["name"]: r for r in repos}
+    assert by_name["worker"]["variables"] == {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/biomage/ci/x"}
+    assert by_name["iac"]["variables"] == {"AWS_ROLE_ARN": None}
+    assert "variables" not in by_name["ui"], "a repository with CI privileges gets its variables set anyway"
+
+
+def test_collect_refuses_an_invalid_variable_name_before_any_call() -> None:
+    with pytest.raises(GitHubError) as caught:
+        ci_privileges.collect(FakeGitHub({}), OWNER, variables=["GITHUB_NOT_ALLOWED"])
+    assert "variable name 'GITHUB_NOT_ALLOWED' is invalid" in str(caught.value)

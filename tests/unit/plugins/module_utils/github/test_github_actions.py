@@ -51,7 +51,7 @@ class FakeSettings:
     def delete_variable(self, owner, repo, name):
         self.writes.append(("delete_variable", name))
 
-    def put_secret(self, owner, repo, name, value):
+    def put_secret(self, owner, repo, name, value, previous=None):
         self.writes.append(("put_secret", name))
 
     def delete_secret(self, owner, repo, name):

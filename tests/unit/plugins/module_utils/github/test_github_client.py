@@ -158,3 +158,50 @@ def test_module_client_uses_the_modules_connection_options() -> None:
     module = SimpleNamespace(params={"api_url": API + "/", "token": TOKEN, "validate_certs": False})
     client = github.module_client(module)
     assert (client.api_url, client.validate_certs) == (API, False)
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVuaXQtdGVzdC1rZXktbWF0ZXJpYWwtMDAwMDAwMA"
+
+
+def test_a_write_that_times_out_is_read_back_and_counted_as_done_when_it_took_effect(api: FakeApi) -> None:
+    client = github.GitHubClient(API, TOKEN, timeout=2)
+    registered = {"id": 7, "title": "flux", "key": KEY, "read_only": True}
+    api.answers = [TimeoutError("timed out"), Response(200, [registered])]
+    assert client.add_deploy_key("o", "r", "flux", KEY + " comment", True) == registered
+    assert [r["method"] for r in api.requests] == ["POST", "GET"], "read back, never sent again"
+    (warning,) = client.recovered
+    assert "GitHub did not answer within 2 s to POST" in warning
+    assert "adding the deploy key 'flux' to o/r took effect: counted as done" in warning
+
+
+def test_a_write_that_times_out_and_did_not_take_effect_says_so(api: FakeApi) -> None:
+    client = github.GitHubClient(API, TOKEN, timeout=2)
+    api.answers = [TimeoutError("timed out"), http_error(API + "/repos/o/r/actions/variables/X", 404, {})]
+    with pytest.raises(github.GitHubError) as raised:
+        client.create_variable("o", "r", "X", "v")
+    assert raised.value.outcome == github.NOT_APPLIED
+    assert "did not answer POST" in str(raised.value)
+    assert "Read back: creating the variable X of o/r did not take effect (nothing was changed" in str(raised.value)
+    assert client.recovered == []
+
+
+def test_a_write_whose_read_back_fails_is_reported_as_unknown(api: FakeApi) -> None:
+    client = github.GitHubClient(API, TOKEN, retries=0)
+    url = API + "/repos/o/r/keys"
+    api.answers = [http_error(url, 500, {"message": "boom"}), http_error(url, 503, {"message": "down"})]
+    with pytest.raises(github.GitHubError) as raised:
+        client.add_deploy_key("o", "r", "flux", KEY, True)
+    assert raised.value.outcome == github.UNKNOWN
+    assert "Reading the state back failed too" in str(raised.value)
+    assert "it is unknown whether adding the deploy key 'flux' to o/r took effect" in str(raised.value)
+
+
+def test_a_post_without_a_read_back_is_never_retried(api: FakeApi) -> None:
+    client = github.GitHubClient(API, TOKEN)
+    url = API + "/repos/o/r/things"
+    api.answers = [http_error(url, 502, {"message": "Bad Gateway"})]
+    with pytest.raises(github.GitHubError) as raised:
+        client.request("POST", "/repos/o/r/things", {"a": 1})
+    assert len(api.requests) == 1
+    assert raised.value.outcome == github.UNKNOWN
+    assert "it is unknown whether it took effect" in str(raised.value)
