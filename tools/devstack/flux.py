@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core import LOOPBACK, Component, Context, DevstackError, http_ok
-from .kube import APISERVER, Binaries, ensure_binaries, free_ports
+from .kube import API_READY, APISERVER, Binaries, ensure_binaries, free_ports
 
 SOURCE, KUSTOMIZE, HELM = "flux-source-controller", "flux-kustomize-controller", "flux-helm-controller"
 MANIFESTS = "flux-manifests"
@@ -100,6 +100,7 @@ class Flux(Component):
     """source-controller, kustomize-controller, helm-controller and the install manifest's server."""
 
     name = "flux"
+    after = (API_READY,)  # the API server answers and serves Flux's CRDs; the nodes may still come up
 
     @staticmethod
     def folder(ctx: Context) -> Path:

@@ -26,7 +26,9 @@ import shutil
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,10 @@ CLOUD_CONTROLLERS = ("service-lb-controller", "cloud-node-lifecycle-controller",
 # the simulated nodes: KWOK manages the Nodes with this annotation (as kwokctl's fake nodes have)
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_COUNT = 2
+# the milestone of a concurrent start: the API server answers and serves the CRDs (Flux's controllers may start)
+API_READY = "kube-api"
+# KWOK is restarted when its leases or Pods stall this long (seconds; it renews leases every 10 s)
+DEFAULT_KWOK_STALL_AFTER = "30"
 POD_CIDR = "10.244.0.0/16"  # KWOK's pod IPs; the Service range is SERVICE_CLUSTER_IP_RANGE
 
 
@@ -281,6 +287,18 @@ def kwok_argv(binary: Path, kubeconfig: Path, config: Path, port: int) -> list[s
     ]
 
 
+def kwok_watch_argv(
+    kwok: list[str], server: str, pki: Pki, stall_after: str, count: int = KWOK_NODE_COUNT
+) -> list[str]:
+    """KWOK under its supervisor (``devstack.kwok_watch``), which restarts it when it stalls."""
+    nodes = [f"--node=kwok-node-{index}" for index in range(count)]
+    return [
+        sys.executable, "-m", "devstack.kwok_watch",
+        f"--server={server}", f"--ca={pki.ca_cert}", f"--cert={pki.admin_cert}", f"--key={pki.admin_key}",
+        *nodes, f"--stall-after={stall_after}", "--", *kwok,
+    ]  # fmt: skip
+
+
 def kwok_nodes(kube_version: str, count: int = KWOK_NODE_COUNT) -> dict[str, object]:
     """The fake Nodes (a List for kubectl apply), shaped like kwokctl's: KWOK fills in their status."""
     nodes = []
@@ -322,6 +340,11 @@ def kwok_nodes(kube_version: str, count: int = KWOK_NODE_COUNT) -> dict[str, obj
             }
         )
     return {"apiVersion": "v1", "kind": "List", "items": nodes}
+
+
+def _tools_pythonpath() -> dict[str, str]:
+    """The env of the stack's Python helpers: tools/ first on the path, whatever the caller's."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))}
 
 
 def _kubeconfig(server: str, pki: Pki) -> dict[str, object]:
@@ -380,6 +403,7 @@ class Kube(Component):
     stand-in, started and stopped as one component."""
 
     name = "kube"
+    provides = (API_READY,)
 
     # -- paths ---------------------------------------------------------------------------------
     @staticmethod
@@ -447,10 +471,15 @@ class Kube(Component):
         if ports is None or not self._healthy(ctx, pki, ports):
             self.stop(ctx)  # recovers from stale pid files and half-dead stacks
             ports = self._start_fresh(ctx, binaries, pki)
-        elif self._recorded_standin_endpoint(ctx) != ctx.env.get("AWS_ENDPOINT_URL", ""):
-            # the AWS emulator was restarted on another port since: point the stand-in at it
-            ctx.terminate(LB_STANDIN)
-            self._start_lb_standin(ctx)
+        else:
+            ctx.wait_for("moto")  # the stand-in registers load balancers in the AWS emulator, when it runs
+            if self._recorded_standin_endpoint(ctx) != ctx.env.get("AWS_ENDPOINT_URL", ""):
+                # the AWS emulator was restarted on another port since: point the stand-in at it
+                ctx.terminate(LB_STANDIN)
+                self._start_lb_standin(ctx)
+        return self._env(ctx, binaries, ports)
+
+    def _env(self, ctx: Context, binaries: Binaries, ports: Ports) -> dict[str, str]:
         return {
             "KUBECONFIG": str(self.kubeconfig(ctx)),
             "K8S_AUTH_KUBECONFIG": str(self.kubeconfig(ctx)),
@@ -484,17 +513,26 @@ class Kube(Component):
             controller_manager_argv(binaries.kube_controller_manager, kubeconfig, pki, ports.controller_manager, certs),
         )
         ctx.spawn(SCHEDULER, scheduler_argv(binaries.kube_scheduler, kubeconfig, ports.scheduler, certs))
-        ctx.spawn(KWOK, kwok_argv(binaries.kwok, kubeconfig, binaries.kwok_stages, ports.kwok))
-        self._install_crds(ctx, binaries.kubectl)
-        self._kubectl(
-            ctx, binaries.kubectl, "apply", "--server-side", "--field-manager=biomage-devstack", "--filename=-",
-            stdin=json.dumps(kwok_nodes(binaries.kube_version)),
-        )  # fmt: skip
+        kwok = kwok_argv(binaries.kwok, kubeconfig, binaries.kwok_stages, ports.kwok)
+        stall_after = os.environ.get("BIOMAGE_KWOK_STALL_AFTER", DEFAULT_KWOK_STALL_AFTER)
+        ctx.spawn(KWOK, kwok_watch_argv(kwok, self.server(ports), pki, stall_after), env=_tools_pythonpath())
+        ctx.wait_for("moto")  # the stand-in registers load balancers in the AWS emulator, when it runs
+        ready_file = self._spawn_lb_standin(ctx)
+        # the CRDs and the fake nodes, server-side applied at once (kubectl would first read discovery)
+        objects = [(self._crd_path(path), path.read_text(encoding="utf-8")) for path in crd_files()]
+        objects += [
+            (f"/api/v1/nodes/{node['metadata']['name']}", json.dumps(node))
+            for node in kwok_nodes(binaries.kube_version)["items"]
+        ]  # type: ignore[index]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda item: self._apply(ctx, pki, ports, *item), objects))
+        ctx.wait_until(lambda: self._crds_established(pki, ports), "the CRDs Established", APISERVER)
+        ctx.reached(API_READY, self._env(ctx, binaries, ports))  # Flux's controllers start now
         for name, port in ((CONTROLLER_MANAGER, ports.controller_manager), (SCHEDULER, ports.scheduler)):
             ctx.wait_until(lambda port=port: self._component_healthy(port), f"https://{LOOPBACK}:{port}/healthz", name)
         ctx.wait_until(lambda: self._kwok_healthy(ports.kwok), f"http://{LOOPBACK}:{ports.kwok}/healthz", KWOK)
-        self._kubectl(ctx, binaries.kubectl, "wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
-        self._start_lb_standin(ctx)
+        ctx.wait_until(lambda: self._nodes_ready(pki, ports), "the fake nodes Ready", KWOK)
+        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
         return ports
 
     def _kubectl(self, ctx: Context, kubectl: Path, *args: str, stdin: str | None = None) -> None:
@@ -506,13 +544,73 @@ class Kube(Component):
                 f"API server log tail ({ctx.log_file(APISERVER)}):\n{log_tail(ctx.log_file(APISERVER))}"
             )
 
-    def _install_crds(self, ctx: Context, kubectl: Path) -> None:
-        """Apply the generated cert-manager and Flux CRDs and wait until the server serves them."""
-        file_args = [f"--filename={path}" for path in crd_files()]
-        self._kubectl(ctx, kubectl, "apply", "--server-side", "--field-manager=biomage-devstack", *file_args)
-        self._kubectl(ctx, kubectl, "wait", "--for=condition=Established", "--timeout=60s", *file_args)
+    def _get(self, pki: Pki, ports: Ports, path: str) -> dict[str, object] | None:
+        """A GET on the API server as the admin (None when it does not answer)."""
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - loopback only
+                f"{self.server(ports)}{path}", timeout=5, context=admin_ssl_context(pki)
+            ) as resp:
+                return json.load(resp)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _crd_path(path: Path) -> str:
+        """The API path of a generated CRD, from its file name ``<group>_<plural>.yaml``."""
+        group, plural = path.stem.split("_", 1)
+        return f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}"
+
+    def _apply(self, ctx: Context, pki: Pki, ports: Ports, path: str, body: str) -> None:
+        """Server-side apply of one object (YAML or JSON) as the stack's field manager."""
+        request = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{self.server(ports)}{path}?fieldManager=biomage-devstack&force=true",
+            data=body.encode("utf-8"),
+            method="PATCH",
+            headers={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=admin_ssl_context(pki)):  # noqa: S310
+                return
+        except urllib.error.HTTPError as exc:
+            answer = exc.read().decode("utf-8", "replace")[:2000]
+        except OSError as exc:
+            answer = str(exc)
+        raise DevstackError(
+            f"applying {path} to the local API server failed: {answer}\n"
+            f"API server log tail ({ctx.log_file(APISERVER)}):\n{log_tail(ctx.log_file(APISERVER))}"
+        )
+
+    @staticmethod
+    def _condition_true(item: dict[str, object], kind: str) -> bool:
+        conditions = (item.get("status") or {}).get("conditions") or []  # type: ignore[union-attr]
+        return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+    def _crds_established(self, pki: Pki, ports: Ports) -> bool:
+        """Every generated CRD (file ``<group>_<plural>.yaml``) is served."""
+        listing = self._get(pki, ports, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+        if listing is None:
+            return False
+        established = {
+            item["metadata"]["name"]  # type: ignore[index]
+            for item in listing["items"]  # type: ignore[union-attr]
+            if self._condition_true(item, "Established")
+        }
+        wanted = {self._crd_path(path).rsplit("/", 1)[1] for path in crd_files()}
+        return wanted <= established
+
+    def _nodes_ready(self, pki: Pki, ports: Ports) -> bool:
+        listing = self._get(pki, ports, "/api/v1/nodes")
+        if listing is None:
+            return False
+        nodes = listing["items"]  # type: ignore[index]
+        return len(nodes) >= KWOK_NODE_COUNT and all(self._condition_true(node, "Ready") for node in nodes)
 
     def _start_lb_standin(self, ctx: Context) -> None:
+        ready_file = self._spawn_lb_standin(ctx)
+        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
+
+    def _spawn_lb_standin(self, ctx: Context) -> Path:
+        """Start the stand-in; return the file it creates once it watches Services."""
         ready_file = self.folder(ctx) / "lb-standin.ready"
         ready_file.unlink(missing_ok=True)
         argv = [
@@ -524,14 +622,14 @@ class Kube(Component):
             f"--region={ctx.region}",
             f"--ready-file={ready_file}",
         ]
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))}
+        env = _tools_pythonpath()
         if ctx.env.get("AWS_ENDPOINT_URL"):
             # the AWS emulator runs: register each load balancer there too (see lb_standin's doc)
             env.update({key: value for key, value in ctx.env.items() if key.startswith("AWS_")})
             argv.append("--register-in-aws-emulator")
         ctx.spawn(LB_STANDIN, argv, env=env)
         self._standin_endpoint(ctx).write_text(ctx.env.get("AWS_ENDPOINT_URL", ""), encoding="utf-8")
-        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
+        return ready_file
 
     def stop(self, ctx: Context) -> bool:
         stopped = [ctx.terminate(name) for name in PROCESSES]
