@@ -194,7 +194,13 @@ def test_a_stalled_kwok_is_restarted_and_pods_become_ready(tmp_path: Path, monke
         (frozen,) = _children(supervisor)
         os.kill(frozen, signal.SIGSTOP)
         kubectl = [env["BIOMAGE_KUBECTL"], f"--kubeconfig={env['KUBECONFIG']}"]
-        subprocess.run([*kubectl, "run", "stuck", "--image=registry.invalid/none:1", "--restart=Never"], check=True)
+        run = [*kubectl, "run", "stuck", "--image=registry.invalid/none:1", "--restart=Never"]
+        deadline = time.monotonic() + 30
+        # kube-controller-manager creates the namespace's default service account shortly after the start
+        while (created := subprocess.run(run, capture_output=True, text=True, check=False)).returncode != 0:
+            assert 'serviceaccount "default" not found' in created.stderr, created.stderr
+            assert time.monotonic() < deadline, created.stderr
+            time.sleep(0.5)
         ready = subprocess.run(
             [*kubectl, "wait", "--for=condition=Ready", "--timeout=60s", "pod/stuck"],
             capture_output=True,

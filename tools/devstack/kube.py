@@ -568,6 +568,7 @@ class Kube(Component):
             method="PATCH",
             headers={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
         )
+        answer = ""
         try:
             with urllib.request.urlopen(request, timeout=30, context=admin_ssl_context(pki)):  # noqa: S310
                 return
