@@ -27,7 +27,7 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## virtualenv, pinned packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/install-actionlint.sh tools/install-awx-collection.sh tools/renovate/package-lock.json
+$(VENV)/.installed: requirements.txt $(wildcard tools/kube/*/go.mod) tools/kube/controllers/manifest-modules tools/install-actionlint.sh tools/install-awx-collection.sh tools/renovate/package-lock.json
 	@for pkg in $(DEBIAN_PACKAGES); do \
 	  command -v $$pkg >/dev/null || { echo "installing Debian package $$pkg"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; \
@@ -57,6 +57,14 @@ dev-down: ## stop the local stack
 demo: setup dev-up ## converge the development environment on the local stack (platform, then CI privileges)
 	ansible-playbook playbooks/site.yml -i inventories/development
 	ansible-playbook playbooks/ci.yml -i inventories/development
+	# ui's CI releases it into development (the service kit's release step, as the stand-in's GitHub App),
+	# then the flux role proves that Flux fetched, applied and installed it
+	set -a && . .devstack/env && set +a && $(PY) tools/release.py --app ui --environment development \
+	  --ref master --commit $$(git rev-parse HEAD) --ci-repo biomage-org/ui --template docs/examples/ui.flux.ci \
+	  --domain scp.biomage.test
+	ansible-playbook playbooks/base.yml -i inventories/development --tags eks_cluster,flux -e flux_sync_force=true
+	@echo "What Flux runs in development (python -m devstack releases):"
+	$(DEVSTACK) releases
 	@echo 'The local stack stays up: make dev-down stops it.'
 
 lint: setup ## ruff, yamllint, ansible-lint (production profile), actionlint, renovate.json, cfn-lint + template rules, release rules

@@ -6,6 +6,7 @@ a ValidatingAdmissionPolicy of the real API server), and no secret in the output
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
 import json
 import threading
@@ -36,7 +37,12 @@ TITLE = "flux-biomage-development"
 SOURCE = ("source.toolkit.fluxcd.io", "v1", "gitrepositories", "flux-system")
 KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "releases")
 ROLE_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles/flux/defaults/main.yml").read_text())
-PINNED_HOSTS = "\n".join(ROLE_DEFAULTS["flux_known_hosts"]) + "\n"
+GITHUB_HOSTS = "\n".join(ROLE_DEFAULTS["flux_github_known_hosts"]) + "\n"
+
+
+def stand_in_hosts(env: dict[str, str]) -> str:
+    """The known_hosts the development inventory pins: the stack's SSH stand-in's one line (not GitHub's)."""
+    return Path(env["GITHUB_SSH_KNOWN_HOSTS_FILE"]).read_text().strip() + "\n"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansibl
     fingerprint = fingerprint_of(secret)  # a valid OpenSSH ed25519 private key
     assert secret["data"]["identity.pub"].startswith("ssh-ed25519 ")
     assert deploy_keys.fingerprint(secret["data"]["identity.pub"]) == fingerprint
-    assert secret["data"]["known_hosts"] == PINNED_HOSTS
+    assert secret["data"]["known_hosts"] == stand_in_hosts(env) != GITHUB_HOSTS
     registered = keys(env)
     assert [(k["key"], k["read_only"]) for k in registered] == [
         (deploy_keys.normalize(secret["data"]["identity.pub"]), True)
@@ -199,7 +205,7 @@ def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansibl
     assert f"deploy key {TITLE} {fingerprint}" in summary, "the summary names the key in use"
 
     source, kustomization = get_object(api, SOURCE), get_object(api, KUSTOMIZATION)
-    assert source["spec"]["url"] == "ssh://git@github.com/biomage-org/iac"
+    assert source["spec"]["url"] == f"{env['GITHUB_SSH_URL']}/biomage-org/iac", "the stand-in's SSH server"
     assert source["spec"]["ref"] == {"branch": "main"} and source["spec"]["secretRef"] == {"name": SECRET}
     assert kustomization["spec"]["path"] == "./releases/development" and kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
@@ -229,7 +235,7 @@ def test_rotation_on_demand(api: client.ApiClient, stack_ansible_env: dict[str, 
         assert fingerprint_of(new) != fingerprint_of(old)
         assert [k["key"] for k in keys(env)] == [deploy_keys.normalize(new["data"]["identity.pub"])], "old key deleted"
         assert {k["id"] for k in others} <= {k["id"] for k in keys(env, None)}, "other titles are never touched"
-        assert new["data"]["known_hosts"] == PINNED_HOSTS
+        assert new["data"]["known_hosts"] == stand_in_hosts(env)
 
         output = rotated.output
         assert fingerprint_of(old) in output and fingerprint_of(new) in output, "the diff shows fingerprints"
@@ -355,32 +361,33 @@ def test_secret_without_a_usable_key_is_refused_then_replaced_on_request(
     assert [k["key"] for k in keys(env)] == [deploy_keys.normalize(new["data"]["identity.pub"])]
 
 
-# -- the controllers (cloud environments) -----------------------------------------------------------
-def install_manifest(images: list[str]) -> str:
-    """Shaped like a Flux release's install.yaml: namespace, service accounts, one Deployment a controller."""
-    docs: list[dict] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}]
-    for image in images:
-        name = image.split("/")[-1].split(":")[0]
-        labels = {"app": name}
-        docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": NAMESPACE}})
-        docs.append(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-                "spec": {
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "serviceAccountName": name,
-                            "containers": [{"name": "manager", "image": f"images.example/{image}"}],
-                        },
-                    },
-                },
-            }
-        )
-    return yaml.safe_dump_all(docs)
+# -- the controllers: the install manifest, in every environment ------------------------------------
+def stack_manifest(env: dict[str, str]) -> list[dict]:
+    """The objects of the install manifest the stack serves (the development inventory's)."""
+    with urllib.request.urlopen(env["FLUX_INSTALL_MANIFEST_URL"], timeout=10) as resp:
+        return [o for o in yaml.safe_load_all(resp.read()) if o]
+
+
+def with_deployment(objects: list[dict], name: str, image: str) -> list[dict]:
+    """``objects`` plus a Deployment ``name`` running ``image`` (a controller a future release may add)."""
+    labels = {"app": name}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "manager", "image": image}]},
+            },
+        },
+    }
+    return [*objects, deployment]
+
+
+def manifest_vars(url: str, text: str) -> dict[str, str]:
+    return {"flux_install_manifest_url": url, "flux_install_manifest_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 @contextmanager
@@ -408,42 +415,71 @@ def served(files: dict[str, str]) -> Iterator[str]:
         server.server_close()
 
 
-def test_controllers_from_the_pinned_manifest(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> None:
-    """The cloud path (flux_install_controllers: true) with a manifest served on loopback: checked, applied,
-    idempotent; a manifest running other images is refused before anything is applied."""
+def test_the_install_manifest_is_applied_in_development_and_its_controllers_run_as_simulated_pods(
+    api: client.ApiClient, stack_ansible_env: dict[str, str]
+) -> None:
+    """Development takes the cloud's path: the stack's manifest (with source-watcher) is checked and applied, and
+    its Deployments become available on KWOK's nodes (the real controllers run beside the stack)."""
     env = stack_ansible_env
     converged(api, env)
-    pinned = ROLE_DEFAULTS["flux_controller_images"]
+    objects = stack_manifest(env)
+    names = {o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"}
+    assert "source-watcher" in names, "Flux 2.9's manifest runs source-watcher"
+
+    result = run(env, flux_controllers_wait=True).assert_ok()
+    assert "Flux v2.9.6 runs ghcr.io/fluxcd/" in result.stdout and "ghcr.io/fluxcd/source-watcher:" in result.stdout
+    deployments = client.AppsV1Api(api).list_namespaced_deployment(NAMESPACE).items
+    assert {d.metadata.name for d in deployments} == names
+    assert all(d.status.available_replicas == d.spec.replicas for d in deployments), "waited until available"
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE).items
+    assert pods and all(p.spec.node_name.startswith("kwok-node-") for p in pods), "simulated Pods"
+    assert run(env).assert_ok().total("changed") == 0
+
+
+def test_a_manifest_with_a_new_controller_passes_and_foreign_or_unpinned_ones_are_refused(
+    api: client.ApiClient, stack_ansible_env: dict[str, str]
+) -> None:
+    """No hand-kept image list: any controller of Flux's registry passes (source-watcher, a future one); an image
+    from elsewhere, a missing controller, a wrong or missing digest stop the run before anything is applied."""
+    env = stack_ansible_env
+    converged(api, env)
+    objects = stack_manifest(env)
     apps = client.AppsV1Api(api)
-    other = [image.replace("source-controller:v1.9.6", "source-controller:v1.8.0") for image in pinned]
-    with served({"/install.yaml": install_manifest(pinned), "/other.yaml": install_manifest(other)}) as url:
-        extra = {"flux_install_controllers": True, "flux_controllers_wait": False}
+    future = yaml.safe_dump_all(
+        with_deployment(objects, "future-controller", "ghcr.io/fluxcd/future-controller:v0.1.0")
+    )
+    foreign = yaml.safe_dump_all(with_deployment(objects, "future-controller", "docker.io/someone/controller:v1"))
+    no_helm = yaml.safe_dump_all([o for o in objects if o["metadata"]["name"] != "helm-controller"])
+    files = {"/future.yaml": future, "/foreign.yaml": foreign, "/no-helm.yaml": no_helm}
+    with served(files) as url:
         try:
-            refused = run(env, flux_install_manifest_url=f"{url}/other.yaml", **extra)
-            assert refused.returncode != 0
-            assert "fluxcd/source-controller:v1.8.0" in refused.output and "Nothing was applied" in refused.output
-            assert apps.list_namespaced_deployment(NAMESPACE).items == []
+            for path, expected in (
+                ("/foreign.yaml", "runs docker.io/someone/controller:v1, not only images of ghcr.io/fluxcd/"),
+                ("/no-helm.yaml", "has no Deployment of helm-controller (flux_required_controllers)"),
+            ):
+                refused = run(env, **manifest_vars(f"{url}{path}", files[path]))
+                assert (
+                    refused.returncode != 0 and expected in refused.output and "Nothing was applied" in refused.output
+                )
+            wrong = {**manifest_vars(f"{url}/future.yaml", future), "flux_install_manifest_sha256": "0" * 64}
+            refused = run(env, **wrong)
+            assert refused.returncode != 0 and f"not the pinned {'0' * 64}" in refused.output
+            refused = run(env, flux_install_manifest_url=f"{url}/future.yaml", flux_install_manifest_sha256="")
+            assert refused.returncode != 0 and "flux_install_manifest_sha256 is not set" in refused.output
+            assert "future-controller" not in [
+                d.metadata.name for d in apps.list_namespaced_deployment(NAMESPACE).items
+            ]
 
-            planned = run(env, check=True, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
-            assert planned.total("changed") == 1 and apps.list_namespaced_deployment(NAMESPACE).items == []
-
-            first = run(env, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
-            assert first.total("changed") == 1, "only the controllers were missing"
-            images = sorted(
-                d.spec.template.spec.containers[0].image for d in apps.list_namespaced_deployment(NAMESPACE).items
-            )
-            assert images == sorted(f"images.example/{image}" for image in pinned)
-
-            again = run(env, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
-            assert again.total("changed") == 0
-            check = run(env, check=True, flux_install_manifest_url=f"{url}/install.yaml", **extra).assert_ok()
-            assert check.total("changed") == 0
+            planned = run(env, check=True, **manifest_vars(f"{url}/future.yaml", future)).assert_ok()
+            assert planned.total("changed") == 1
+            assert "future-controller" not in [
+                d.metadata.name for d in apps.list_namespaced_deployment(NAMESPACE).items
+            ]
+            applied = run(env, **manifest_vars(f"{url}/future.yaml", future)).assert_ok()
+            assert applied.total("changed") == 1 and "ghcr.io/fluxcd/future-controller:v0.1.0" in applied.stdout
+            assert apps.read_namespaced_deployment("future-controller", NAMESPACE)
         finally:
-            for deployment in apps.list_namespaced_deployment(NAMESPACE).items:
-                apps.delete_namespaced_deployment(deployment.metadata.name, NAMESPACE)
-            for image in pinned:
-                name = image.split("/")[-1].split(":")[0]
-                try:
-                    client.CoreV1Api(api).delete_namespaced_service_account(name, NAMESPACE)
-                except ApiException as exc:
-                    assert exc.status == 404
+            try:
+                apps.delete_namespaced_deployment("future-controller", NAMESPACE)
+            except ApiException as exc:
+                assert exc.status == 404

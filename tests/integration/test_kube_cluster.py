@@ -1,6 +1,6 @@
-"""The local Kubernetes API server of the session's stack, used the way the roles will use it:
+"""The local Kubernetes cluster of the session's stack, used the way the roles will use it:
 kubernetes.core's k8s and helm modules, server-side dry-run in check mode, CRD validation of
-cert-manager and Flux objects, and the load-balancer stand-in."""
+cert-manager and Flux objects, workloads on KWOK's simulated nodes, and the load-balancer stand-in."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_kubernetes_core_creates_objects_idempotently_and_check_mode_is_honest(
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     deployment = apps.read_namespaced_deployment("web", "kube-probe")
     assert deployment.spec.replicas == 1
-    assert deployment.status.ready_replicas is None, "nothing is scheduled: there are no nodes"
+    assert _ready_replicas(apps, "kube-probe", "web", 1) == 1, "its Pod runs on a simulated node"
     assert core.read_namespaced_service("web", "kube-probe").spec.cluster_ip.startswith("10.")
 
     again = run_playbook(playbook, env=stack_ansible_env).assert_ok()
@@ -98,6 +98,80 @@ def test_kubernetes_core_creates_objects_idempotently_and_check_mode_is_honest(
     assert re.search(r"^[-]\s+\"?replicas\"?: 1", planned.stdout, re.MULTILINE), planned.stdout
     assert re.search(r"^[+]\s+\"?replicas\"?: 3", planned.stdout, re.MULTILINE), planned.stdout
     assert apps.read_namespaced_deployment("web", "kube-probe").spec.replicas == 1
+
+
+def _ready_replicas(apps: client.AppsV1Api, namespace: str, name: str, want: int, timeout: float = 60) -> int:
+    """The Deployment's ready replicas once they reach ``want`` (or what they are after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = apps.read_namespaced_deployment_status(name, namespace).status.ready_replicas or 0
+        if ready >= want or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.25)
+
+
+def test_deployment_pods_become_ready_on_simulated_nodes_and_jobs_complete(api: client.ApiClient) -> None:
+    """kube-controller-manager, kube-scheduler and KWOK: a Deployment's Pods are scheduled onto the fake nodes
+    and become Ready; scaling, a Job's completion and a namespace's deletion finish as on a real cluster."""
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+    nodes = core.list_node().items
+    assert len(nodes) >= 2 and all(n.metadata.annotations["kwok.x-k8s.io/node"] == "fake" for n in nodes)
+    assert all(any(c.type == "Ready" and c.status == "True" for c in n.status.conditions) for n in nodes)
+
+    namespace = "kwok-probe"
+    core.create_namespace({"metadata": {"name": namespace}})
+    labels = {"app": "probe"}
+    pod = {"containers": [{"name": "app", "image": "registry.invalid/never-pulled:1"}]}
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "probe"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod},
+            },
+        },
+    )
+    assert _ready_replicas(apps, namespace, "probe", 3) == 3
+    pods = core.list_namespaced_pod(namespace, label_selector="app=probe").items
+    assert {p.spec.node_name for p in pods} <= {n.metadata.name for n in nodes}
+    assert all(p.status.phase == "Running" and p.status.pod_ip.startswith("10.244.") for p in pods)
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "probe"}, "spec": {"selector": labels, "ports": [{"port": 80}]}}
+    )
+    discovery, deadline, addresses = client.DiscoveryV1Api(api), time.monotonic() + 30, set()
+    while addresses != {p.status.pod_ip for p in pods}:
+        assert time.monotonic() < deadline, f"the Service's endpoints are {addresses}"
+        time.sleep(0.25)
+        slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector="kubernetes.io/service-name=probe")
+        addresses = {a for s in slices.items for e in s.endpoints or [] if e.conditions.ready for a in e.addresses}
+    assert core.read_namespaced_config_map("kube-root-ca.crt", namespace).data["ca.crt"].startswith("-----BEGIN")
+    assert core.read_namespaced_service_account("default", namespace)
+
+    apps.patch_namespaced_deployment_scale("probe", namespace, {"spec": {"replicas": 1}})
+    deadline = time.monotonic() + 60
+    while len(core.list_namespaced_pod(namespace, label_selector="app=probe").items) != 1:
+        assert time.monotonic() < deadline, "scaled-down Pods were never deleted"
+        time.sleep(0.25)
+
+    batch.create_namespaced_job(
+        namespace,
+        {
+            "metadata": {"name": "once"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {**pod, "restartPolicy": "Never"}}},
+        },
+    )
+    deadline = time.monotonic() + 60
+    while not (batch.read_namespaced_job_status("once", namespace).status.succeeded or 0):
+        assert time.monotonic() < deadline, "the Job's Pod never completed"
+        time.sleep(0.25)
+
+    core.delete_namespace(namespace)
+    deadline = time.monotonic() + 60
+    while namespace in [n.metadata.name for n in core.list_namespace().items]:
+        assert time.monotonic() < deadline, "the namespace stayed Terminating"
+        time.sleep(0.5)
 
 
 def test_invalid_cert_manager_and_flux_objects_are_rejected_by_the_server(

@@ -21,7 +21,14 @@ from devstack.kube_pki import ensure_pki
 
 pytestmark = pytest.mark.slow
 ELB_HOSTNAME = re.compile(r"^a[0-9a-f]{31}-[0-9a-f]{16}\.elb\.eu-west-1\.amazonaws\.com$")
-PROCESSES = ("kube-etcd", "kube-apiserver", "kube-lb-standin")
+PROCESSES = (
+    "kube-etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-kwok",
+    "kube-lb-standin",
+)
 
 
 def _pids(state: Path) -> dict[str, int]:
@@ -171,3 +178,43 @@ def test_orphaned_stand_in_exits_by_itself(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no API server for 1s: exiting" in result.stderr
     assert time.monotonic() - started < 15
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_stalled_kwok_is_restarted_and_pods_become_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KWOK frozen (as after a VM clock jump: leases not renewed, Pods not moved) is detected and restarted."""
+    monkeypatch.setenv("BIOMAGE_KWOK_STALL_AFTER", "12")
+    stack = Stack(tmp_path, ["kube"])
+    env = stack.up()
+    try:
+        supervisor = _pids(tmp_path)["kube-kwok"]
+        (frozen,) = _children(supervisor)
+        os.kill(frozen, signal.SIGSTOP)
+        kubectl = [env["BIOMAGE_KUBECTL"], f"--kubeconfig={env['KUBECONFIG']}"]
+        run = [*kubectl, "run", "stuck", "--image=registry.invalid/none:1", "--restart=Never"]
+        deadline = time.monotonic() + 30
+        # kube-controller-manager creates the namespace's default service account shortly after the start
+        while (created := subprocess.run(run, capture_output=True, text=True, check=False)).returncode != 0:
+            assert 'serviceaccount "default" not found' in created.stderr, created.stderr
+            assert time.monotonic() < deadline, created.stderr
+            time.sleep(0.5)
+        ready = subprocess.run(
+            [*kubectl, "wait", "--for=condition=Ready", "--timeout=60s", "pod/stuck"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ready.returncode == 0, ready.stderr
+        log = (tmp_path / "kube-kwok.log").read_text()
+        assert "kwok-watch: KWOK stalled (" in log and "restarting it (restart 1)" in log
+        (restarted,) = _children(supervisor)
+        assert restarted != frozen
+        _wait_dead(frozen)
+        assert not pid_alive(frozen)
+        # the restarted KWOK keeps the nodes Ready and the stack adoptable
+        assert Stack(tmp_path, ["kube"]).up() == env
+    finally:
+        stack.down()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate tools/crds/generated/ from the cert-manager and Flux Go API types that go.mod pins
-# (image-reflector and image-automation at the versions of the flux role's flux_controller_images),
+# (image-reflector and image-automation at the versions the flux role's pinned Flux release ships),
 # with the controller-gen that go.mod pins. Never edit the generated files by hand: bump a version in
 # go.mod (then `GOFLAGS=-mod=mod go mod tidy`) and run this script (`make -C tools/crds`).
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""Command line of the local stack: ``python -m devstack up|down|status|env``."""
+"""Command line of the local stack: ``python -m devstack up|down|status|env|releases``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .stack import Stack
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status", "env"])
+    parser.add_argument("action", choices=["up", "down", "status", "env", "releases"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument(
         "--components",
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "status":
             for name, running in stack.status().items():
                 print(f"{name}: {'running' if running else 'stopped'}")
+        elif args.action == "releases":
+            print(releases_report(stack.env()))
         else:
             for key, value in sorted(stack.env().items()):
                 print(f"{key}={value}")
@@ -44,6 +46,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def releases_report(env: dict[str, str]) -> str:
+    """What Flux runs on the stack (devstack/releases.py), through the stack's admin kubeconfig."""
+    if not env.get("KUBECONFIG"):
+        raise DevstackError("the stack's API server is not started. Fix: make dev-up (then make demo).")
+    # imported here: up, down and status (make dev-up's start-up time) do without the kubernetes client
+    from kubernetes import config  # noqa: PLC0415
+
+    from .releases import report  # noqa: PLC0415
+
+    with config.new_client_from_config(config_file=env["KUBECONFIG"]) as api:
+        return report(api)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .core import Component
+from .flux import Flux
 from .github import GitHub
 from .kube import Kube
 from .moto import Moto
@@ -11,5 +12,6 @@ COMPONENTS: dict[str, type[Component]] = {
     "moto": Moto,
     "kube": Kube,
     "github": GitHub,
+    "flux": Flux,
 }
 DEFAULT_COMPONENTS: tuple[str, ...] = tuple(COMPONENTS)

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +29,10 @@ LOG_TAIL_LINES = 30
 
 class DevstackError(RuntimeError):
     """A failure of the local stack, worded for the operator (what failed, where to look, the fix)."""
+
+
+class Aborted(DevstackError):
+    """A component stopped waiting for another one, which failed to start (that failure is the one to report)."""
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -86,13 +91,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def http_ok(url: str, timeout: float = 1.0, context: object | None = None) -> bool:
-    """True when ``url`` answers with a status below 500."""
+def http_ok(url: str, timeout: float = 1.0, context: object | None = None, status_below: int = 500) -> bool:
+    """True when ``url`` answers with a status below ``status_below`` (500: the server answers at all)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310 - loopback only
-            return int(resp.status) < 500
+            return int(resp.status) < status_below
     except urllib.error.HTTPError as exc:
-        return exc.code < 500
+        return exc.code < status_below
     except (OSError, ValueError):
         return False
 
@@ -107,9 +112,41 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     # what `up` must tell the operator (e.g. an emulator restarted empty), printed by the command line
     notices: list[str] = field(default_factory=list)
+    # milestones of a concurrent `up` (see `reached` and `wait_for`): what is expected, what was reached
+    expected: set[str] = field(default_factory=set)
+    _reached: dict[str, threading.Event] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _aborted: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
+
+    # -- milestones of a concurrent start ------------------------------------------------------
+    def _event(self, milestone: str) -> threading.Event:
+        with self._lock:
+            return self._reached.setdefault(milestone, threading.Event())
+
+    def reached(self, milestone: str, env: dict[str, str] | None = None) -> None:
+        """Record that ``milestone`` is reached, adding ``env`` to the shared env first."""
+        with self._lock:
+            self.env = {**self.env, **(env or {})}
+        self._event(milestone).set()
+
+    def abort(self) -> None:
+        """A component failed: every `wait_for` gives up."""
+        self._aborted.set()
+
+    def wait_for(self, milestone: str, timeout: float | None = None) -> None:
+        """Block until another component reached ``milestone``; at once when none of this stack provides it."""
+        if milestone not in self.expected:
+            return
+        event = self._event(milestone)
+        deadline = time.monotonic() + (timeout or 4 * self.startup_timeout)
+        while not event.wait(0.05):
+            if self._aborted.is_set():
+                raise Aborted(f"stopped waiting for {milestone}: another component failed to start")
+            if time.monotonic() >= deadline:
+                raise DevstackError(f"{milestone} was not ready within {timeout or 4 * self.startup_timeout:.0f}s")
 
     @property
     def env_file(self) -> Path:
@@ -239,6 +276,10 @@ class Component(abc.ABC):
     """One server of the stack. Subclasses set ``name`` and implement ``start``."""
 
     name = "component"
+    # milestones (other components' names, or milestones they reach part-way) this one starts after
+    after: tuple[str, ...] = ()
+    # milestones this one reaches part-way through its start (see Context.reached), besides its name
+    provides: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def start(self, ctx: Context) -> dict[str, str]:

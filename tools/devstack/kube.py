@@ -1,14 +1,20 @@
-"""The local Kubernetes API server of the stack: etcd + kube-apiserver on loopback, no nodes.
+"""The local Kubernetes cluster of the stack: a real control plane on loopback, simulated nodes.
 
-This is the envtest-style control plane: objects are stored in etcd and validated by the real
-kube-apiserver (OpenAPI schemas, CRD structural schemas, RBAC, admission), but nothing is scheduled
-or reconciled: there is no kubelet, controller-manager or scheduler. The cert-manager and Flux CRDs
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler (all of the pinned release) run as
+local processes, so objects are stored and validated by the real API server and reconciled by the
+real controllers (Deployments make ReplicaSets make Pods, the scheduler binds them, namespaces are
+finalised, garbage is collected). There is no kubelet and no container runtime: KWOK
+(``sigs.k8s.io/kwok``) keeps a few fake Nodes alive (heartbeats, leases) and moves the Pods bound to
+them through its stages (Running and Ready, Succeeded for a Job's Pods, gone when deleted), so no
+image is ever pulled and nothing of a Pod runs. The cert-manager and Flux CRDs
 (``tools/crds/generated``) are installed at start-up, and a stand-in for the cloud load-balancer
-controller (``devstack.lb_standin``) writes a hostname on Services of type LoadBalancer.
+controller (``devstack.lb_standin``) writes a hostname on Services of type LoadBalancer; the
+controller-manager runs none of its cloud controllers.
 
 Layout under ``<state_dir>``: ``kube/pki/`` (keys, 0600), ``kube/etcd-data/`` (wiped at every
-fresh start), ``kube/admin.kubeconfig`` (exported as KUBECONFIG), ``kube/ports`` and one pid/log
-file per process: ``kube-etcd``, ``kube-apiserver``, ``kube-lb-standin``.
+fresh start), ``kube/admin.kubeconfig`` (exported as KUBECONFIG), ``kube/ports``, ``kube/kwok.yaml``
+(KWOK's stages) and one pid/log file per process: ``kube-etcd``, ``kube-apiserver``,
+``kube-controller-manager``, ``kube-scheduler``, ``kube-kwok``, ``kube-lb-standin``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import shutil
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,19 +49,40 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "kube" / "build.sh"
 CRD_DIR = REPO_ROOT / "tools" / "crds" / "generated"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ETCD, APISERVER, LB_STANDIN = "kube-etcd", "kube-apiserver", "kube-lb-standin"
-PROCESSES = (LB_STANDIN, APISERVER, ETCD)  # stop order
+CONTROLLER_MANAGER, SCHEDULER, KWOK = "kube-controller-manager", "kube-scheduler", "kube-kwok"
+PROCESSES = (LB_STANDIN, KWOK, SCHEDULER, CONTROLLER_MANAGER, APISERVER, ETCD)  # stop order
 DEFAULT_LB_DELAY = "2"
+# the cloud controllers of kube-controller-manager: none runs here (the stand-in writes load balancers)
+CLOUD_CONTROLLERS = ("service-lb-controller", "cloud-node-lifecycle-controller", "node-route-controller")
+# the simulated nodes: KWOK manages the Nodes with this annotation (as kwokctl's fake nodes have)
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+KWOK_NODE_COUNT = 2
+# the milestone of a concurrent start: the API server answers and serves the CRDs (Flux's controllers may start)
+API_READY = "kube-api"
+# KWOK is restarted when its leases or Pods stall this long (seconds; it renews leases every 10 s)
+DEFAULT_KWOK_STALL_AFTER = "30"
+POD_CIDR = "10.244.0.0/16"  # KWOK's pod IPs; the Service range is SERVICE_CLUSTER_IP_RANGE
 
 
 @dataclass(frozen=True)
 class Binaries:
-    """The pinned, machine-wide cached binaries (see tools/kube/build.sh)."""
+    """The pinned, machine-wide cached binaries and generated files (see tools/kube/build.sh)."""
 
     kube_version: str
+    kwok_version: str
+    flux_versions: dict[str, str]  # controller name -> version built
     kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
     etcd: Path
     kubectl: Path
     helm: Path
+    kwok: Path
+    kwok_stages: Path
+    source_controller: Path
+    kustomize_controller: Path
+    helm_controller: Path
+    flux_install_manifest: Path
 
     @classmethod
     def from_lines(cls, text: str) -> Binaries:
@@ -61,16 +90,47 @@ class Binaries:
         try:
             return cls(
                 kube_version=values["KUBE_VERSION"],
-                kube_apiserver=Path(values["KUBE_APISERVER_BIN"]),
-                etcd=Path(values["ETCD_BIN"]),
-                kubectl=Path(values["KUBECTL_BIN"]),
-                helm=Path(values["HELM_BIN"]),
+                kwok_version=values["KWOK_VERSION"],
+                flux_versions={
+                    name: values[f"{name.upper().replace('-', '_')}_VERSION"]
+                    for name in ("source-controller", "kustomize-controller", "helm-controller")
+                },
+                **{
+                    field: Path(values[key])
+                    for field, key in (
+                        ("kube_apiserver", "KUBE_APISERVER_BIN"),
+                        ("kube_controller_manager", "KUBE_CONTROLLER_MANAGER_BIN"),
+                        ("kube_scheduler", "KUBE_SCHEDULER_BIN"),
+                        ("etcd", "ETCD_BIN"),
+                        ("kubectl", "KUBECTL_BIN"),
+                        ("helm", "HELM_BIN"),
+                        ("kwok", "KWOK_BIN"),
+                        ("kwok_stages", "KWOK_STAGES"),
+                        ("source_controller", "SOURCE_CONTROLLER_BIN"),
+                        ("kustomize_controller", "KUSTOMIZE_CONTROLLER_BIN"),
+                        ("helm_controller", "HELM_CONTROLLER_BIN"),
+                        ("flux_install_manifest", "FLUX_INSTALL_MANIFEST"),
+                    )
+                },
             )
         except KeyError as exc:
             raise DevstackError(f"{BUILD_SCRIPT} --print did not print {exc.args[0]}. Fix: check the script.") from exc
 
     def missing(self) -> list[Path]:
-        return [p for p in (self.kube_apiserver, self.etcd, self.kubectl, self.helm) if not os.access(p, os.X_OK)]
+        programs = (
+            self.kube_apiserver,
+            self.kube_controller_manager,
+            self.kube_scheduler,
+            self.etcd,
+            self.kubectl,
+            self.helm,
+            self.kwok,
+            self.source_controller,
+            self.kustomize_controller,
+            self.helm_controller,
+        )
+        files = (self.kwok_stages, self.flux_install_manifest)
+        return [p for p in programs if not os.access(p, os.X_OK)] + [p for p in files if not p.is_file()]
 
 
 def _run_build(*args: str) -> str:
@@ -101,6 +161,9 @@ class Ports:
     etcd_client: int
     etcd_peer: int
     apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
 
     def dump(self) -> str:
         return json.dumps(self.__dict__) + "\n"
@@ -113,16 +176,27 @@ class Ports:
             return None
 
 
-def _choose_ports() -> Ports:
+def free_ports(count: int, taken: tuple[int, ...] = ()) -> list[int]:
+    """``count`` distinct free loopback ports, none of ``taken``."""
     ports: list[int] = []
-    while len(ports) < 2:
+    while len(ports) < count:
         port = free_port()
-        if port not in ports:
+        if port not in ports and port not in taken:
             ports.append(port)
+    return ports
+
+
+def _choose_ports() -> Ports:
     apiserver = wanted_port("BIOMAGE_KUBE_PORT")
-    while apiserver in ports:
-        apiserver = wanted_port("BIOMAGE_KUBE_PORT")
-    return Ports(etcd_client=ports[0], etcd_peer=ports[1], apiserver=apiserver)
+    etcd_client, etcd_peer, controller_manager, scheduler, kwok = free_ports(5, taken=(apiserver,))
+    return Ports(
+        etcd_client=etcd_client,
+        etcd_peer=etcd_peer,
+        apiserver=apiserver,
+        controller_manager=controller_manager,
+        scheduler=scheduler,
+        kwok=kwok,
+    )
 
 
 def etcd_argv(binary: Path, data_dir: Path, ports: Ports) -> list[str]:
@@ -167,6 +241,112 @@ def apiserver_argv(binary: Path, pki: Pki, ports: Ports) -> list[str]:
     ]
 
 
+def controller_manager_argv(binary: Path, kubeconfig: Path, pki: Pki, port: int, cert_dir: Path) -> list[str]:
+    """kube-controller-manager as kubeadm runs it, minus cloud, leader election and node CIDRs."""
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--bind-address={LOOPBACK}",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",  # its self-signed serving certificate (health checks only)
+        "--leader-elect=false",
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={pki.sa_key}",
+        f"--root-ca-file={pki.ca_cert}",
+        f"--cluster-signing-cert-file={pki.ca_cert}",
+        f"--cluster-signing-key-file={pki.ca_key}",
+        "--controllers=*," + ",".join(f"-{name}" for name in CLOUD_CONTROLLERS),
+        "--profiling=false",
+    ]
+
+
+def scheduler_argv(binary: Path, kubeconfig: Path, port: int, cert_dir: Path) -> list[str]:
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--bind-address={LOOPBACK}",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+        "--leader-elect=false",
+        "--profiling=false",
+    ]
+
+
+def kwok_argv(binary: Path, kubeconfig: Path, config: Path, port: int) -> list[str]:
+    """The out-of-cluster KWOK controller, managing only the stack's annotated fake nodes."""
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--config={config}",
+        "--manage-all-nodes=false",
+        f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+        f"--cidr={POD_CIDR}",
+        f"--node-ip={LOOPBACK}",
+        f"--server-address={LOOPBACK}:{port}",  # /healthz
+        "--node-lease-duration-seconds=40",
+    ]
+
+
+def kwok_watch_argv(
+    kwok: list[str], server: str, pki: Pki, stall_after: str, count: int = KWOK_NODE_COUNT
+) -> list[str]:
+    """KWOK under its supervisor (``devstack.kwok_watch``), which restarts it when it stalls."""
+    nodes = [f"--node=kwok-node-{index}" for index in range(count)]
+    return [
+        sys.executable, "-m", "devstack.kwok_watch",
+        f"--server={server}", f"--ca={pki.ca_cert}", f"--cert={pki.admin_cert}", f"--key={pki.admin_key}",
+        *nodes, f"--stall-after={stall_after}", "--", *kwok,
+    ]  # fmt: skip
+
+
+def kwok_nodes(kube_version: str, count: int = KWOK_NODE_COUNT) -> dict[str, object]:
+    """The fake Nodes (a List for kubectl apply), shaped like kwokctl's: KWOK fills in their status."""
+    nodes = []
+    for index in range(count):
+        name = f"kwok-node-{index}"
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {
+                        "kubernetes.io/arch": "amd64",
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/role": "agent",
+                        "node-role.kubernetes.io/agent": "",
+                        "type": "kwok",
+                    },
+                },
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "nodeInfo": {  # every field is required; KWOK keeps these
+                        "architecture": "amd64",
+                        "bootID": "",
+                        "containerRuntimeVersion": "kwok",
+                        "kernelVersion": "kwok",
+                        "kubeProxyVersion": kube_version,
+                        "kubeletVersion": kube_version,
+                        "machineID": "",
+                        "operatingSystem": "linux",
+                        "osImage": "",
+                        "systemUUID": "",
+                    },
+                    "phase": "Running",
+                },
+            }
+        )
+    return {"apiVersion": "v1", "kind": "List", "items": nodes}
+
+
+def _tools_pythonpath() -> dict[str, str]:
+    """The env of the stack's Python helpers: tools/ first on the path, whatever the caller's."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))}
+
+
 def _kubeconfig(server: str, pki: Pki) -> dict[str, object]:
     def b64(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode("ascii")
@@ -202,6 +382,15 @@ def admin_ssl_context(pki: Pki) -> ssl.SSLContext:
     return context
 
 
+def self_signed_context() -> ssl.SSLContext:
+    """For the /healthz of the controller-manager and scheduler, whose serving certificates are their
+    own self-signed ones (loopback only)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def crd_files(folder: Path = CRD_DIR) -> list[Path]:
     files = sorted(folder.glob("*.yaml"))
     if not files:
@@ -210,9 +399,11 @@ def crd_files(folder: Path = CRD_DIR) -> list[Path]:
 
 
 class Kube(Component):
-    """etcd + kube-apiserver + the load-balancer stand-in, started and stopped as one component."""
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK and the load-balancer
+    stand-in, started and stopped as one component."""
 
     name = "kube"
+    provides = (API_READY,)
 
     # -- paths ---------------------------------------------------------------------------------
     @staticmethod
@@ -250,9 +441,24 @@ class Kube(Component):
         except OSError:
             return False
 
+    @staticmethod
+    def _component_healthy(port: int) -> bool:
+        """/healthz of kube-controller-manager or kube-scheduler (always allowed, anonymously)."""
+        return http_ok(f"https://{LOOPBACK}:{port}/healthz", context=self_signed_context(), status_below=300)
+
+    @staticmethod
+    def _kwok_healthy(port: int) -> bool:
+        return http_ok(f"http://{LOOPBACK}:{port}/healthz", status_below=300)
+
     def _healthy(self, ctx: Context, pki: Pki, ports: Ports) -> bool:
-        """Every process of the component runs and the API server is ready: safe to adopt."""
-        return all(ctx.read_pid(name) is not None for name in PROCESSES) and self._readyz_ok(pki, ports)
+        """Every process of the component runs and answers its health check: safe to adopt."""
+        return (
+            all(ctx.read_pid(name) is not None for name in PROCESSES)
+            and self._readyz_ok(pki, ports)
+            and self._component_healthy(ports.controller_manager)
+            and self._component_healthy(ports.scheduler)
+            and self._kwok_healthy(ports.kwok)
+        )
 
     def is_running(self, ctx: Context) -> bool:
         return all(ctx.read_pid(name) is not None for name in (ETCD, APISERVER))
@@ -265,15 +471,21 @@ class Kube(Component):
         if ports is None or not self._healthy(ctx, pki, ports):
             self.stop(ctx)  # recovers from stale pid files and half-dead stacks
             ports = self._start_fresh(ctx, binaries, pki)
-        elif self._recorded_standin_endpoint(ctx) != ctx.env.get("AWS_ENDPOINT_URL", ""):
-            # the AWS emulator was restarted on another port since: point the stand-in at it
-            ctx.terminate(LB_STANDIN)
-            self._start_lb_standin(ctx)
+        else:
+            ctx.wait_for("moto")  # the stand-in registers load balancers in the AWS emulator, when it runs
+            if self._recorded_standin_endpoint(ctx) != ctx.env.get("AWS_ENDPOINT_URL", ""):
+                # the AWS emulator was restarted on another port since: point the stand-in at it
+                ctx.terminate(LB_STANDIN)
+                self._start_lb_standin(ctx)
+        return self._env(ctx, binaries, ports)
+
+    def _env(self, ctx: Context, binaries: Binaries, ports: Ports) -> dict[str, str]:
         return {
             "KUBECONFIG": str(self.kubeconfig(ctx)),
             "K8S_AUTH_KUBECONFIG": str(self.kubeconfig(ctx)),
             "BIOMAGE_KUBE_SERVER": self.server(ports),
             "BIOMAGE_KUBE_VERSION": binaries.kube_version,
+            "BIOMAGE_KWOK_VERSION": binaries.kwok_version,
             "BIOMAGE_KUBECTL": str(binaries.kubectl),
             "BIOMAGE_HELM": str(binaries.helm),
         }
@@ -290,29 +502,116 @@ class Kube(Component):
         ctx.wait_until(lambda: http_ok(etcd_health), f"etcd answering on {etcd_health}", ETCD)
 
         ctx.spawn(APISERVER, apiserver_argv(binaries.kube_apiserver, pki, ports))
-        write_kubeconfig(self.kubeconfig(ctx), self.server(ports), pki)
+        kubeconfig = self.kubeconfig(ctx)
+        write_kubeconfig(kubeconfig, self.server(ports), pki)
         ctx.wait_until(lambda: self._readyz_ok(pki, ports), f"{self.server(ports)}/readyz", APISERVER)
 
-        self._install_crds(ctx, binaries.kubectl)
-        self._start_lb_standin(ctx)
+        # the controllers start while the CRDs and nodes are created; each is then waited for
+        certs = folder / "serving-certs"
+        ctx.spawn(
+            CONTROLLER_MANAGER,
+            controller_manager_argv(binaries.kube_controller_manager, kubeconfig, pki, ports.controller_manager, certs),
+        )
+        ctx.spawn(SCHEDULER, scheduler_argv(binaries.kube_scheduler, kubeconfig, ports.scheduler, certs))
+        kwok = kwok_argv(binaries.kwok, kubeconfig, binaries.kwok_stages, ports.kwok)
+        stall_after = os.environ.get("BIOMAGE_KWOK_STALL_AFTER", DEFAULT_KWOK_STALL_AFTER)
+        ctx.spawn(KWOK, kwok_watch_argv(kwok, self.server(ports), pki, stall_after), env=_tools_pythonpath())
+        ctx.wait_for("moto")  # the stand-in registers load balancers in the AWS emulator, when it runs
+        ready_file = self._spawn_lb_standin(ctx)
+        # the CRDs and the fake nodes, server-side applied at once (kubectl would first read discovery)
+        objects = [(self._crd_path(path), path.read_text(encoding="utf-8")) for path in crd_files()]
+        objects += [
+            (f"/api/v1/nodes/{node['metadata']['name']}", json.dumps(node))
+            for node in kwok_nodes(binaries.kube_version)["items"]
+        ]  # type: ignore[index]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda item: self._apply(ctx, pki, ports, *item), objects))
+        ctx.wait_until(lambda: self._crds_established(pki, ports), "the CRDs Established", APISERVER)
+        ctx.reached(API_READY, self._env(ctx, binaries, ports))  # Flux's controllers start now
+        for name, port in ((CONTROLLER_MANAGER, ports.controller_manager), (SCHEDULER, ports.scheduler)):
+            ctx.wait_until(lambda port=port: self._component_healthy(port), f"https://{LOOPBACK}:{port}/healthz", name)
+        ctx.wait_until(lambda: self._kwok_healthy(ports.kwok), f"http://{LOOPBACK}:{ports.kwok}/healthz", KWOK)
+        ctx.wait_until(lambda: self._nodes_ready(pki, ports), "the fake nodes Ready", KWOK)
+        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
         return ports
 
-    def _kubectl(self, ctx: Context, kubectl: Path, *args: str) -> None:
+    def _kubectl(self, ctx: Context, kubectl: Path, *args: str, stdin: str | None = None) -> None:
         argv = [str(kubectl), f"--kubeconfig={self.kubeconfig(ctx)}", *args]
-        result = subprocess.run(argv, check=False, text=True, capture_output=True)
+        result = subprocess.run(argv, check=False, text=True, capture_output=True, input=stdin)
         if result.returncode != 0:
             raise DevstackError(
                 f"`kubectl {' '.join(args)}` failed against the local API server:\n{result.stderr.strip()}\n"
                 f"API server log tail ({ctx.log_file(APISERVER)}):\n{log_tail(ctx.log_file(APISERVER))}"
             )
 
-    def _install_crds(self, ctx: Context, kubectl: Path) -> None:
-        """Apply the generated cert-manager and Flux CRDs and wait until the server serves them."""
-        file_args = [f"--filename={path}" for path in crd_files()]
-        self._kubectl(ctx, kubectl, "apply", "--server-side", "--field-manager=biomage-devstack", *file_args)
-        self._kubectl(ctx, kubectl, "wait", "--for=condition=Established", "--timeout=60s", *file_args)
+    def _get(self, pki: Pki, ports: Ports, path: str) -> dict[str, object] | None:
+        """A GET on the API server as the admin (None when it does not answer)."""
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - loopback only
+                f"{self.server(ports)}{path}", timeout=5, context=admin_ssl_context(pki)
+            ) as resp:
+                return json.load(resp)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _crd_path(path: Path) -> str:
+        """The API path of a generated CRD, from its file name ``<group>_<plural>.yaml``."""
+        group, plural = path.stem.split("_", 1)
+        return f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}"
+
+    def _apply(self, ctx: Context, pki: Pki, ports: Ports, path: str, body: str) -> None:
+        """Server-side apply of one object (YAML or JSON) as the stack's field manager."""
+        request = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{self.server(ports)}{path}?fieldManager=biomage-devstack&force=true",
+            data=body.encode("utf-8"),
+            method="PATCH",
+            headers={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        )
+        answer = ""
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=admin_ssl_context(pki)):  # noqa: S310
+                return
+        except urllib.error.HTTPError as exc:
+            answer = exc.read().decode("utf-8", "replace")[:2000]
+        except OSError as exc:
+            answer = str(exc)
+        raise DevstackError(
+            f"applying {path} to the local API server failed: {answer}\n"
+            f"API server log tail ({ctx.log_file(APISERVER)}):\n{log_tail(ctx.log_file(APISERVER))}"
+        )
+
+    @staticmethod
+    def _condition_true(item: dict[str, object], kind: str) -> bool:
+        conditions = (item.get("status") or {}).get("conditions") or []  # type: ignore[union-attr]
+        return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+    def _crds_established(self, pki: Pki, ports: Ports) -> bool:
+        """Every generated CRD (file ``<group>_<plural>.yaml``) is served."""
+        listing = self._get(pki, ports, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+        if listing is None:
+            return False
+        established = {
+            item["metadata"]["name"]  # type: ignore[index]
+            for item in listing["items"]  # type: ignore[union-attr]
+            if self._condition_true(item, "Established")
+        }
+        wanted = {self._crd_path(path).rsplit("/", 1)[1] for path in crd_files()}
+        return wanted <= established
+
+    def _nodes_ready(self, pki: Pki, ports: Ports) -> bool:
+        listing = self._get(pki, ports, "/api/v1/nodes")
+        if listing is None:
+            return False
+        nodes = listing["items"]  # type: ignore[index]
+        return len(nodes) >= KWOK_NODE_COUNT and all(self._condition_true(node, "Ready") for node in nodes)
 
     def _start_lb_standin(self, ctx: Context) -> None:
+        ready_file = self._spawn_lb_standin(ctx)
+        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
+
+    def _spawn_lb_standin(self, ctx: Context) -> Path:
+        """Start the stand-in; return the file it creates once it watches Services."""
         ready_file = self.folder(ctx) / "lb-standin.ready"
         ready_file.unlink(missing_ok=True)
         argv = [
@@ -324,14 +623,14 @@ class Kube(Component):
             f"--region={ctx.region}",
             f"--ready-file={ready_file}",
         ]
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tools"), os.environ.get("PYTHONPATH")]))}
+        env = _tools_pythonpath()
         if ctx.env.get("AWS_ENDPOINT_URL"):
             # the AWS emulator runs: register each load balancer there too (see lb_standin's doc)
             env.update({key: value for key, value in ctx.env.items() if key.startswith("AWS_")})
             argv.append("--register-in-aws-emulator")
         ctx.spawn(LB_STANDIN, argv, env=env)
         self._standin_endpoint(ctx).write_text(ctx.env.get("AWS_ENDPOINT_URL", ""), encoding="utf-8")
-        ctx.wait_until(ready_file.exists, "the load-balancer stand-in watching Services", LB_STANDIN)
+        return ready_file
 
     def stop(self, ctx: Context) -> bool:
         stopped = [ctx.terminate(name) for name in PROCESSES]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from .components import COMPONENTS, DEFAULT_COMPONENTS
-from .core import DEFAULT_STATE_DIR, Component, Context, DevstackError
+from .core import DEFAULT_STATE_DIR, Aborted, Component, Context, DevstackError
 
 
 def _resolve(names: Iterable[str]) -> list[Component]:
@@ -26,17 +27,47 @@ class Stack:
         self.components = _resolve(components)
 
     def up(self) -> dict[str, str]:
-        """Start every component (adopting healthy running ones) and write the env file."""
-        env = {"BIOMAGE_DEVSTACK_DIR": str(self.ctx.state_dir)}
+        """Start every component (adopting healthy running ones) and write the env file.
+
+        Components start concurrently, each once the milestones it needs (``after``) are reached:
+        the AWS emulator and the GitHub stand-in beside Kubernetes, Flux's controllers as soon as
+        the API server serves the CRDs (while the nodes come up).
+        """
+        ctx = self.ctx
+        ctx.env = {"BIOMAGE_DEVSTACK_DIR": str(ctx.state_dir)}
+        ctx.expected = {m for c in self.components for m in (c.name, *c.provides)}
+        failures: list[BaseException] = []
+
+        def run(component: Component) -> None:
+            try:
+                for milestone in component.after:
+                    ctx.wait_for(milestone)
+                ctx.reached(component.name, component.start(ctx))
+                for milestone in component.provides:  # reached by now, when the component did not say so earlier
+                    ctx.reached(milestone)
+            except BaseException as exc:  # re-raised by up below, after the other threads
+                failures.append(exc)
+                ctx.abort()
+
+        threads = [threading.Thread(target=run, args=(c,), name=f"devstack-{c.name}") for c in self.components]
         try:
-            for component in self.components:
-                env.update(component.start(self.ctx))
-                self.ctx.env = env
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         except BaseException:
-            # leave nothing half-started behind a failed `up`
+            ctx.abort()
+            for thread in threads:
+                if thread.is_alive():
+                    thread.join()
             self.down()
             raise
-        self.ctx.write_env(env)
+        if failures:
+            # leave nothing half-started behind a failed `up`; the first real failure, not a waiter's
+            self.down()
+            raise next((exc for exc in failures if not isinstance(exc, Aborted)), failures[0])
+        env = dict(ctx.env)
+        ctx.write_env(env)
         return env
 
     def down(self) -> list[str]:

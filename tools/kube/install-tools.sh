@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install the pinned Kubernetes tools: build (once per machine, see build.sh) kube-apiserver, etcd,
-# kubectl and helm, and link kubectl and helm into the virtualenv's bin folder, so kubernetes.core's
-# k8s and helm modules find them on PATH. Idempotent; a second run takes well under a second.
+# Install the pinned Kubernetes tools: build (once per machine, see build.sh) the local stack's
+# binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, KWOK and
+# Flux's source, kustomize and helm controllers), and link kubectl and helm into the virtualenv's bin
+# folder, so kubernetes.core's k8s and helm modules find them on PATH. Idempotent; a second run takes
+# well under a second.
 #
 # Usage: tools/kube/install-tools.sh [BIN_DIR]     (default: <repo>/.venv/bin)
 set -euo pipefail
@@ -29,5 +31,7 @@ for tool in kubectl helm; do
 	}
 	ln -sfn "${target}" "${bin_dir}/${tool}"
 done
-echo "kubectl ${paths[KUBE_VERSION]}, helm ${paths[HELM_VERSION]}, kube-apiserver ${paths[KUBE_VERSION]}," \
-	"etcd ${paths[ETCD_VERSION]} ready; kubectl and helm linked into ${bin_dir}"
+echo "kubectl, kube-apiserver, kube-controller-manager, kube-scheduler ${paths[KUBE_VERSION]}," \
+	"etcd ${paths[ETCD_VERSION]}, helm ${paths[HELM_VERSION]}, kwok ${paths[KWOK_VERSION]}," \
+	"source-controller ${paths[SOURCE_CONTROLLER_VERSION]}, kustomize-controller ${paths[KUSTOMIZE_CONTROLLER_VERSION]}," \
+	"helm-controller ${paths[HELM_CONTROLLER_VERSION]} ready; kubectl and helm linked into ${bin_dir}"

@@ -87,8 +87,9 @@ RELEASE_KINDS = {
 # such objects are checked for the conventions only, and a notice says so.
 KNOWN_VERSIONS = {"image.toolkit.fluxcd.io": ("v1",)}
 ADD_IMAGE_CRDS = (
-    "add github.com/fluxcd/image-reflector-controller/api and image-automation-controller/api (the versions of "
-    "flux_controller_images) to tools/crds (go.mod, apis.go, generate.sh), then `make -C tools/crds`"
+    "add github.com/fluxcd/image-reflector-controller/api and image-automation-controller/api (the versions "
+    "the pinned Flux release, flux_version, ships) to tools/crds (go.mod, apis.go, generate.sh), "
+    "then `make -C tools/crds`"
 )
 # Why other objects do not belong in a release file, and where they go instead.
 REFUSED = {

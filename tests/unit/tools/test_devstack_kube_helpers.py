@@ -10,7 +10,19 @@ from types import SimpleNamespace
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from devstack.kube import Binaries, Ports, apiserver_argv, crd_files, etcd_argv, write_kubeconfig
+from devstack.flux import SOURCE, FluxPorts, controller_argv
+from devstack.kube import (
+    Binaries,
+    Ports,
+    apiserver_argv,
+    controller_manager_argv,
+    crd_files,
+    etcd_argv,
+    kwok_argv,
+    kwok_nodes,
+    scheduler_argv,
+    write_kubeconfig,
+)
 from devstack.kube_pki import ensure_pki
 from devstack.lb_standin import (
     CLEANUP_FINALIZER,
@@ -61,7 +73,9 @@ def test_kubeconfig_embeds_the_credentials_and_is_private(tmp_path: Path) -> Non
 
 def test_command_lines_bind_loopback_and_use_rbac_and_the_service_account_keys(tmp_path: Path) -> None:
     pki = ensure_pki(tmp_path)
-    ports = Ports(etcd_client=2379, etcd_peer=2380, apiserver=6443)
+    ports = Ports(
+        etcd_client=2379, etcd_peer=2380, apiserver=6443, controller_manager=10257, scheduler=10259, kwok=10247
+    )
     apiserver = apiserver_argv(Path("/bin/kube-apiserver"), pki, ports)
     assert "--authorization-mode=RBAC" in apiserver
     assert "--bind-address=127.0.0.1" in apiserver
@@ -73,16 +87,78 @@ def test_command_lines_bind_loopback_and_use_rbac_and_the_service_account_keys(t
     assert all("0.0.0.0" not in arg for arg in apiserver + etcd)  # noqa: S104 - asserts the opposite
 
 
-def test_build_script_output_is_parsed_and_missing_binaries_listed(tmp_path: Path) -> None:
-    present = tmp_path / "etcd"
-    present.write_text("#!/bin/sh\n")
-    present.chmod(0o755)
-    binaries = Binaries.from_lines(
-        f"KUBE_VERSION=v1.34.4\nKUBE_APISERVER_BIN={tmp_path}/kube-apiserver\nETCD_BIN={present}\n"
-        f"KUBECTL_BIN={tmp_path}/kubectl\nHELM_BIN={tmp_path}/helm\n"
+def test_controller_manager_scheduler_and_kwok_run_on_loopback_without_cloud_or_leader_election(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path)
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    manager = controller_manager_argv(Path("/bin/kcm"), kubeconfig, pki, 10257, tmp_path / "certs")
+    assert f"--service-account-private-key-file={pki.sa_key}" in manager and f"--root-ca-file={pki.ca_cert}" in manager
+    controllers = next(arg for arg in manager if arg.startswith("--controllers="))
+    assert (
+        controllers == "--controllers=*,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller"
     )
+    assert not [arg for arg in manager if arg.startswith("--cloud-provider")]
+    scheduler = scheduler_argv(Path("/bin/sched"), kubeconfig, 10259, tmp_path / "certs")
+    for argv, port in ((manager, 10257), (scheduler, 10259)):
+        assert {"--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={port}"} <= set(argv)
+    kwok = kwok_argv(Path("/bin/kwok"), kubeconfig, tmp_path / "stages.yaml", 10247)
+    assert (
+        "--manage-all-nodes=false" in kwok and "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake" in kwok
+    )
+    assert "--server-address=127.0.0.1:10247" in kwok and f"--config={tmp_path / 'stages.yaml'}" in kwok
+    nodes = kwok_nodes("v1.34.4", count=2)["items"]
+    assert [n["metadata"]["name"] for n in nodes] == ["kwok-node-0", "kwok-node-1"]
+    assert all(n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for n in nodes)
+    assert all(n["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.4" for n in nodes)
+
+
+def test_flux_controllers_run_out_of_cluster_on_loopback(tmp_path: Path) -> None:
+    binaries = Binaries.from_lines(_build_lines(tmp_path))
+    ports = FluxPorts(storage=9090, manifests=9091, health={SOURCE: 9440}, metrics={SOURCE: 8080})
+    argv = controller_argv(SOURCE, binaries, ports, tmp_path / "storage")
+    assert argv[0] == str(tmp_path / "source-controller")
+    assert {"--enable-leader-election=false", "--watch-all-namespaces=true", "--events-addr="} <= set(argv)
+    assert {"--health-addr=127.0.0.1:9440", "--metrics-addr=127.0.0.1:8080"} <= set(argv)
+    assert {"--storage-addr=127.0.0.1:9090", "--storage-adv-addr=127.0.0.1:9090"} <= set(argv)
+    assert f"--storage-path={tmp_path / 'storage'}" in argv
+
+
+def _build_lines(folder: Path) -> str:
+    """What tools/kube/build.sh --print prints, for binaries and files in ``folder``."""
+    names = {
+        "KUBE_APISERVER_BIN": "kube-apiserver",
+        "KUBE_CONTROLLER_MANAGER_BIN": "kube-controller-manager",
+        "KUBE_SCHEDULER_BIN": "kube-scheduler",
+        "ETCD_BIN": "etcd",
+        "KUBECTL_BIN": "kubectl",
+        "HELM_BIN": "helm",
+        "KWOK_BIN": "kwok",
+        "KWOK_STAGES": "kwok-stages.yaml",
+        "SOURCE_CONTROLLER_BIN": "source-controller",
+        "KUSTOMIZE_CONTROLLER_BIN": "kustomize-controller",
+        "HELM_CONTROLLER_BIN": "helm-controller",
+        "FLUX_INSTALL_MANIFEST": "flux-install.yaml",
+    }
+    versions = "KUBE_VERSION=v1.34.4\nKWOK_VERSION=v0.8.0\nSOURCE_CONTROLLER_VERSION=v1.9.6\n"
+    versions += "KUSTOMIZE_CONTROLLER_VERSION=v1.9.6\nHELM_CONTROLLER_VERSION=v1.6.4\n"
+    return versions + "".join(f"{key}={folder / name}\n" for key, name in names.items())
+
+
+def test_build_script_output_is_parsed_and_missing_binaries_listed(tmp_path: Path) -> None:
+    for name in ("etcd", "kube-controller-manager", "kube-scheduler", "kwok", "source-controller",
+                 "kustomize-controller", "helm-controller", "kwok-stages.yaml", "flux-install.yaml"):  # fmt: skip
+        present = tmp_path / name
+        present.write_text("#!/bin/sh\n")
+        present.chmod(0o755)
+    binaries = Binaries.from_lines(_build_lines(tmp_path))
     assert binaries.kube_version == "v1.34.4"
+    assert binaries.flux_versions == {
+        "source-controller": "v1.9.6",
+        "kustomize-controller": "v1.9.6",
+        "helm-controller": "v1.6.4",
+    }
     assert [p.name for p in binaries.missing()] == ["kube-apiserver", "kubectl", "helm"]
+    (tmp_path / "flux-install.yaml").unlink()
+    assert [p.name for p in binaries.missing()][-1] == "flux-install.yaml", "a generated file is missing too"
 
 
 def test_committed_crds_cover_the_kinds_the_roles_create() -> None:

@@ -427,7 +427,7 @@ def test_malformed_known_hosts_fails_before_anything(bad) -> None:
 
 def test_pinned_github_host_keys_match_githubs_published_fingerprints() -> None:
     """roles/flux pins GitHub's host keys; their fingerprints are those GitHub publishes."""
-    pinned = yaml.safe_load(ROLE_DEFAULTS.read_text())["flux_known_hosts"]
+    pinned = yaml.safe_load(ROLE_DEFAULTS.read_text())["flux_github_known_hosts"]
     shown = fc.describe_known_hosts(fc.normalize_known_hosts("\n".join(pinned)))
     assert shown == [
         "github.com ssh-ed25519 SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU",
