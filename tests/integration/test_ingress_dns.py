@@ -75,6 +75,7 @@ def test_controller_objects_are_on_the_api_server(applied: PlaybookResult, kube_
     assert not [arg for arg in container.args if "kubernetesIngressNGINX" in arg], "no ingress-nginx class by default"
     # the simulated nodes run the Pods: the role waited for them
     assert deployment.status.ready_replicas == deployment.spec.replicas == 1
+    assert client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("traefik", "traefik").spec.max_unavailable == 1
     crds = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
     assert {"middlewares.traefik.io", "ingressroutes.traefik.io", "tlsoptions.traefik.io"} <= crds
     rbac = client.RbacAuthorizationV1Api(api)
