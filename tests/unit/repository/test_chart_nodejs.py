@@ -270,7 +270,8 @@ def test_a_sandbox_id_is_exported() -> None:
 
 
 def test_the_ingress_uses_traefiks_class_and_the_network_policy_admits_traefik() -> None:
-    objects = rendered_objects(render_chart(_with(**{"ingress.annotations": {"traefik.ingress.kubernetes.io/x": "on-purpose"}})))
+    extra = {"traefik.ingress.kubernetes.io/x": "on-purpose"}
+    objects = rendered_objects(render_chart(_with(**{"ingress.annotations": extra})))
     ingress = objects["Ingress/ui"]
     assert ingress["spec"]["ingressClassName"] == "traefik"
     annotations = ingress["metadata"]["annotations"]
