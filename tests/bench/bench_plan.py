@@ -33,7 +33,7 @@ from tests.lib.aws import all_stacks  # noqa: E402
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BIOMAGE_BENCH_RUNS", "3"))
 TARGET_SECONDS = 15.0
-NAMESPACES = ("ingress-nginx", "cert-manager", "flux-system")
+NAMESPACES = ("traefik", "cert-manager", "flux-system")
 
 
 def playbook(env: dict[str, str], *args: str) -> tuple[float, str]:

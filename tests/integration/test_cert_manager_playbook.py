@@ -44,7 +44,7 @@ def _assert_issuers(custom: client.CustomObjectsApi, email: str) -> None:
             "server": SERVERS[name],
             "email": email,
             "privateKeySecretRef": {"name": f"{name}-account-key"},
-            "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+            "solvers": [{"http01": {"ingress": {"ingressClassName": "traefik"}}}],
         }
 
 

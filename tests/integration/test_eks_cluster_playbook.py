@@ -60,7 +60,7 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     said = " ".join(result.stdout.split())
     for what in ("the controller", "cert-manager", "Flux"):
         assert f"so {what} cannot be planned against it" in said, f"{what}: no plan for a cluster not readable yet"
-    assert "A real run creates namespace ingress-nginx" in said
+    assert "A real run creates namespace traefik" in said
     assert "ingress: no load balancer (yet)" in said
 
     assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout

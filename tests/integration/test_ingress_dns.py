@@ -1,6 +1,7 @@
-"""roles ingress_nginx and route53_dns against the session's local stack: the controller's objects on
-the real API server, the stand-in's hostname, alias records in the emulator's hosted zone, idempotence,
-check mode after apply, and the bounded wait's error when no hostname appears."""
+"""roles ingress (Traefik) and route53_dns against the session's local stack: the controller's objects on
+the real API server (upstream CRDs and ClusterRoles included), its Pods Ready on the simulated nodes, the
+stand-in's hostname, alias records in the emulator's hosted zone, a chart Ingress admitted with Traefik's
+class, idempotence, check mode after apply, and the bounded wait's error when no hostname appears."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kubernetes import client
 
 from tests.lib import aws
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, converge_local_cluster, run_playbook
+from tests.lib.releases import render_chart, rendered_objects
 
 pytestmark = pytest.mark.slow
 PLAY = """---
@@ -26,12 +28,12 @@ PLAY = """---
     group/biomage.iac.aws:
       region: "{{ biomage_region }}"
   roles:
-    - role: biomage.iac.ingress_nginx
+    - role: biomage.iac.ingress
     - role: biomage.iac.route53_dns
   post_tasks:
     - name: Print the hostname
       ansible.builtin.debug:
-        msg: "HOSTNAME={{ ingress_nginx_load_balancer_hostname }}"
+        msg: "HOSTNAME={{ ingress_load_balancer_hostname }}"
 """
 
 
@@ -59,16 +61,44 @@ def hostname(result: PlaybookResult) -> str:
 
 def test_controller_objects_are_on_the_api_server(applied: PlaybookResult, kube_api: client.ApiClient) -> None:
     api = kube_api
-    service = client.CoreV1Api(api).read_namespaced_service("ingress-nginx-controller", "ingress-nginx")
+    service = client.CoreV1Api(api).read_namespaced_service("traefik", "traefik")
     assert service.spec.type == "LoadBalancer"
     assert service.metadata.annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
     assert service.status.load_balancer.ingress[0].hostname == hostname(applied)
-    ingress_class = client.NetworkingV1Api(api).read_ingress_class("nginx")
-    assert ingress_class.spec.controller == "k8s.io/ingress-nginx"
-    deployment = client.AppsV1Api(api).read_namespaced_deployment("ingress-nginx-controller", "ingress-nginx")
-    assert "@sha256:" in deployment.spec.template.spec.containers[0].image
-    rules = client.RbacAuthorizationV1Api(api).read_cluster_role("ingress-nginx").rules
+    ingress_class = client.NetworkingV1Api(api).read_ingress_class("traefik")
+    assert ingress_class.spec.controller == "traefik.io/ingress-controller"
+    assert ingress_class.metadata.annotations["ingressclass.kubernetes.io/is-default-class"] == "true"
+    deployment = client.AppsV1Api(api).read_namespaced_deployment("traefik", "traefik")
+    container = deployment.spec.template.spec.containers[0]
+    assert re.fullmatch(r"docker\.io/library/traefik:v3\.7\.\d+@sha256:[0-9a-f]{64}", container.image)
+    assert "--providers.kubernetesIngress.ingressClass=traefik" in container.args
+    assert not [arg for arg in container.args if "kubernetesIngressNGINX" in arg], "no ingress-nginx class by default"
+    # the simulated nodes run the Pods: the role waited for them
+    assert deployment.status.ready_replicas == deployment.spec.replicas == 1
+    assert client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("traefik", "traefik").spec.max_unavailable == 1
+    crds = {c.metadata.name for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
+    assert {"middlewares.traefik.io", "ingressroutes.traefik.io", "tlsoptions.traefik.io"} <= crds
+    rbac = client.RbacAuthorizationV1Api(api)
+    binding = rbac.read_cluster_role_binding("traefik-ingress-controller")
+    assert [(s.name, s.namespace) for s in binding.subjects] == [("traefik", "traefik")]
+    rules = rbac.read_cluster_role("traefik-ingress-controller").rules
     assert all("*" not in (rule.verbs + rule.resources) for rule in rules)
+
+
+def test_a_chart_ingress_is_admitted_with_traefiks_class(applied: PlaybookResult, kube_api: client.ApiClient) -> None:
+    values = {
+        "image": {"repository": "ui", "tag": "master-0123abc"},
+        "kubernetes": {"env": "development"},
+        "ingress": {"domainName": "scp.biomage.test", "subdomain": "ui"},
+    }
+    ingress = rendered_objects(render_chart(values, namespace="default"))["Ingress/ui"]
+    networking = client.NetworkingV1Api(kube_api)
+    admitted = networking.create_namespaced_ingress("default", ingress, dry_run="All")
+    assert admitted.spec.ingress_class_name == "traefik"
+    assert admitted.metadata.annotations["traefik.ingress.kubernetes.io/router.tls"] == "true"
+    # without a class, the API server gives it the default class: Traefik's
+    del ingress["spec"]["ingressClassName"]
+    assert networking.create_namespaced_ingress("default", ingress, dry_run="All").spec.ingress_class_name == "traefik"
 
 
 def test_alias_records_point_at_the_load_balancer(applied: PlaybookResult, devstack: dict[str, str]) -> None:
@@ -117,19 +147,19 @@ def test_a_hostname_that_never_appears_fails_with_the_fix(
             playbook,
             env=stack_ansible_env,
             extra_vars={
-                "ingress_nginx_namespace": "itest-no-lb",
-                "ingress_nginx_load_balancer_wait_timeout": 3,
-                "ingress_nginx_load_balancer_wait_delay": 1,
+                "ingress_namespace": "itest-no-lb",
+                "ingress_load_balancer_wait_timeout": 3,
+                "ingress_load_balancer_wait_delay": 1,
             },
             timeout=300,
         )
         assert result.returncode != 0
         message = " ".join(result.output.split())  # the callback wraps long messages
-        assert "Service itest-no-lb/ingress-nginx-controller (type LoadBalancer) has no" in message, message[-4000:]
-        assert "after 3s" in message and "Fix:" in message and "ingress_nginx_load_balancer_wait_timeout" in message
+        assert "Service itest-no-lb/traefik (type LoadBalancer) has no" in message, message[-4000:]
+        assert "after 3s" in message and "Fix:" in message and "ingress_load_balancer_wait_timeout" in message
         assert "Converge stack" not in message  # the DNS role never ran on a missing hostname
     finally:
-        # the ClusterRoleBinding named the test's namespace: converge the real one again
+        # the ClusterRoleBindings named the test's namespace: converge the real ones again
         run_playbook(playbook, env=stack_ansible_env).assert_ok()
 
 
@@ -137,11 +167,14 @@ def test_base_playbook_runs_both_roles_after_the_cluster(
     applied: PlaybookResult, stack_ansible_env: dict[str, str]
 ) -> None:
     # the other add-ons (cert_manager, flux) have tests of their own
-    tags = ["--tags", "eks_cluster,ingress_nginx,route53_dns"]
+    tags = ["--tags", "eks_cluster,ingress,route53_dns,ingress_nginx"]
     result = run_playbook("playbooks/base.yml", env=stack_ansible_env, args=tags).assert_ok()
     tasks = re.findall(r"^TASK \[biomage\.iac\.(\w+) :", result.stdout, re.MULTILINE)
     order = list(dict.fromkeys(tasks))
-    assert order.index("eks_cluster") < order.index("ingress_nginx") < order.index("route53_dns"), order
+    # ingress-nginx's removal (state absent, nothing to remove here) comes after the records point at Traefik
+    assert (
+        order.index("eks_cluster") < order.index("ingress") < order.index("route53_dns") < order.index("ingress_nginx")
+    )
     assert result.total("changed") == 0, result.stdout[-4000:]
 
 
@@ -149,15 +182,15 @@ def test_a_missing_kubeconfig_is_named_before_anything_is_applied(
     playbook: Path, stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
     missing = tmp_path / "never-written.kubeconfig"
-    result = run_playbook(playbook, env=stack_ansible_env, extra_vars={"ingress_nginx_kubeconfig": str(missing)})
+    result = run_playbook(playbook, env=stack_ansible_env, extra_vars={"ingress_kubeconfig": str(missing)})
     assert result.returncode != 0
     message = " ".join(result.output.split())
-    assert f"No kubeconfig at {missing} (ingress_nginx_kubeconfig)" in message
+    assert f"No kubeconfig at {missing} (ingress_kubeconfig)" in message
     assert "Fix: run biomage.iac.eks_cluster first" in message
-    assert "Apply the namespace" not in result.stdout
+    assert "Apply Traefik's CRDs" not in result.stdout
 
     plan = run_playbook(
-        playbook, env=stack_ansible_env, check=True, extra_vars={"ingress_nginx_kubeconfig": str(missing)}
+        playbook, env=stack_ansible_env, check=True, extra_vars={"ingress_kubeconfig": str(missing)}
     ).assert_ok()
     assert "the controller cannot be planned against it" in " ".join(plan.stdout.split())
-    assert "Apply the namespace" not in plan.stdout
+    assert "Apply Traefik's CRDs" not in plan.stdout

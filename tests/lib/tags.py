@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # the roles that need a reachable cluster (and, for flux, the GitHub stand-in); each has its own
 # playbook-level tests, so tests about the cluster itself or the foundation skip them
-CLUSTER_ADDONS = ("ingress_nginx", "route53_dns", "cert_manager", "flux")
+CLUSTER_ADDONS = ("ingress", "route53_dns", "ingress_nginx", "cert_manager", "flux")
 
 
 def skip_tags(*tags: str) -> list[str]:

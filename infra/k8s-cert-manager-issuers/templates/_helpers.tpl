@@ -9,7 +9,7 @@ The ACME account key lives in the Secret <name>-account-key of cert-manager's na
 {{- if not (regexMatch "^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$" $email) -}}
 {{- fail (printf "acme.email %q is not an e-mail address (inventory variable cert_manager_acme_email)" $email) -}}
 {{- end -}}
-{{- $class := required "acme.ingressClassName is required: the ingress class the HTTP-01 solver uses (e.g. nginx)" $acme.ingressClassName -}}
+{{- $class := required "acme.ingressClassName is required: the ingress class the HTTP-01 solver uses (e.g. traefik)" $acme.ingressClassName -}}
 {{- $server := required (printf "the ACME server URL of %s is required" .name) .server -}}
 {{- if not (hasPrefix "https://" $server) -}}
 {{- fail (printf "the ACME server URL of %s must be https:// (got %q)" .name $server) -}}

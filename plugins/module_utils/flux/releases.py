@@ -106,7 +106,16 @@ REFUSED_DEFAULT = (
 )
 # Namespaces of the platform itself, never a release's.
 RESERVED_NAMESPACES = frozenset(
-    ("default", "kube-system", "kube-public", "kube-node-lease", "flux-system", "cert-manager", "ingress-nginx")
+    (
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "flux-system",
+        "cert-manager",
+        "ingress-nginx",
+        "traefik",
+    )
 )
 # Fields of a Flux v1 HelmRelease that have no place in a v2 one.
 FLUX_V1_FIELDS = frozenset(

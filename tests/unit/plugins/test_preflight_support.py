@@ -18,7 +18,7 @@ def preflight(tmp_path: Path, eks: str, **extra: object):
         "preflight_support_today": "2027-01-01",
         # the fixture calendar knows eks and helm; the other pins are left out
         "preflight_support_versions": {"eks": eks, "helm": "4.0.0", "ansible-core": "", "ingress-nginx": ""}
-        | {"cert-manager": "", "flux": ""},
+        | {"cert-manager": "", "flux": "", "traefik": ""},
         **extra,
     }
     result = run_playbook(PLAY, "localhost,", env=env, extra_vars=extra_vars)

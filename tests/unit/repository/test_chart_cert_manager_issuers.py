@@ -55,7 +55,7 @@ def test_both_issuers_are_rendered_with_the_lets_encrypt_directories() -> None:
             "server": server,
             "email": EMAIL,
             "privateKeySecretRef": {"name": f"{name}-account-key"},
-            "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+            "solvers": [{"http01": {"ingress": {"ingressClassName": "traefik"}}}],
         }
 
 

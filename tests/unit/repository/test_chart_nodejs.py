@@ -264,3 +264,42 @@ def test_a_sandbox_id_is_exported() -> None:
     objects = rendered_objects(render_chart(_with(**{"biomageCi.sandboxId": "my-sandbox"})))
     (container,) = objects["Deployment/ui"]["spec"]["template"]["spec"]["containers"]
     assert {"name": "SANDBOX_ID", "value": "my-sandbox"} in container["env"]
+
+
+# --- the Ingress is Traefik's (roles/ingress); the values of the ingress-nginx days fail with the fix ------------
+
+
+def test_the_ingress_uses_traefiks_class_and_the_network_policy_admits_traefik() -> None:
+    extra = {"traefik.ingress.kubernetes.io/x": "on-purpose"}
+    objects = rendered_objects(render_chart(_with(**{"ingress.annotations": extra})))
+    ingress = objects["Ingress/ui"]
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["traefik.ingress.kubernetes.io/router.tls"] == "true"
+    assert annotations["traefik.ingress.kubernetes.io/x"] == "on-purpose"
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    assert not [key for key in annotations if key.startswith("nginx.ingress.kubernetes.io/")]
+    sources = objects["NetworkPolicy/ui"]["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}} in sources
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"ingress.className": "nginx"}, "ingress.className: nginx names the retired ingress-nginx"),
+        ({"ingress.modsecurity.enabled": True}, "put AWS WAF on an ALB or CloudFront in front of the ingress"),
+        (
+            {"ingress.annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}},
+            "ingress.annotations: nginx.ingress.kubernetes.io/proxy-body-size is an ingress-nginx annotation",
+        ),
+    ],
+)
+def test_values_of_the_ingress_nginx_days_fail_with_the_file_and_the_fix(changes: dict, expected: str) -> None:
+    message = " ".join(_refused(_with(**changes)).split())
+    assert expected in message
+    assert "releases/<environment>/ui.yaml, spec.values.ingress" in message and "Fix:" in message
+
+
+def test_modsecurity_false_of_older_values_still_renders() -> None:
+    objects = rendered_objects(render_chart(_with(**{"ingress.modsecurity.enabled": False})))
+    assert objects["Ingress/ui"]["spec"]["ingressClassName"] == "traefik"

@@ -82,6 +82,7 @@ def test_a_malformed_calendar_is_refused_with_the_place(text: str, message: str)
 
 def test_the_repository_calendar_parses_and_names_a_source_for_every_product() -> None:
     calendar = support.parse((REPO_ROOT / "meta/support-calendar.yml").read_text())
-    assert {"eks", "ingress-nginx", "helm", "ansible-core", "flux", "cert-manager"} <= set(calendar["products"])
+    products = {"eks", "traefik", "ingress-nginx", "helm", "ansible-core", "flux", "cert-manager"}
+    assert products <= set(calendar["products"])
     assert all(product["source"].startswith("https://") for product in calendar["products"].values())
     assert all(product["checked"] for product in calendar["products"].values())
