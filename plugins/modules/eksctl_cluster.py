@@ -30,7 +30,7 @@ extends_documentation_fragment:
 author:
   - Biomage platform team (@biomage-org)
 requirements:
-  - eksctl 0.210.0 or newer on the control node
+  - eksctl 0.230.0 or newer on the control node
   - PyYAML
   - the kubernetes Python client (for O(state=absent) only)
 attributes:

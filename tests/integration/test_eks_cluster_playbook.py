@@ -202,7 +202,7 @@ def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
         ]
     elif case == "eksctl-too-old":
         state["version"]["Version"] = "0.150.0"
-        expected = ["eksctl 0.150.0 is too old: this collection needs 0.210.0 or newer", "Fix: upgrade eksctl"]
+        expected = ["eksctl 0.150.0 is too old: this collection needs 0.230.0 or newer", "Fix: upgrade eksctl"]
     else:
         state["errors"] = [{"match": ["get", "cluster"], "stderr": EXPIRED}]
         expected = ["AWS rejected the credentials used by `eksctl get cluster", "ExpiredToken", "Fix: log in again"]
@@ -230,7 +230,7 @@ def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str],
     result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
     assert result.returncode != 0
     message = " ".join(result.output.split())
-    assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
+    assert "eksctl was not found on PATH. Fix: install eksctl 0.230.0 or newer" in message
     assert "eks_cluster_eksctl_path" in message
 
 
