@@ -84,7 +84,7 @@ EXAMPLES = r"""
     name: biomage-development
     issuer: https://kubernetes.default.svc.cluster.local
     endpoint: https://127.0.0.1:6443
-    kubernetes_version: "1.34"
+    kubernetes_version: "1.36"
     role_arn: "{{ network.outputs['eksctl-biomage-development-cluster'].ServiceRoleARN }}"
     subnet_ids: "{{ subnets }}"
     kubeconfig: "{{ biomage_devstack.KUBECONFIG }}"

@@ -14,8 +14,9 @@ description:
     applies the difference in a safe order, or only reports the plan in check mode.
   - The configuration is validated before any eksctl call; an invalid file fails naming the file, the field and
     the fix.
-  - A missing cluster is created. An existing one has its control plane upgraded one minor version at a time,
-    then lagging managed node groups and add-ons; the IAM OIDC provider associated; the authentication mode moved
+  - A missing cluster is created. An existing one has its control plane upgraded one minor version at a time
+    (at most O(max_version_steps) in a run; a longer jump fails before any change), then lagging managed node
+    groups and add-ons; the IAM OIDC provider associated; the authentication mode moved
     forward (CONFIG_MAP, API_AND_CONFIG_MAP, API; never back); access entries reconciled (missing ones added
     before extra IAM user entries are removed); Fargate profiles and node groups added and removed.
   - Node groups are immutable. A change of an immutable field (instance types, AMI family, volume, IMDS, spot,
@@ -29,7 +30,7 @@ extends_documentation_fragment:
 author:
   - Biomage platform team (@biomage-org)
 requirements:
-  - eksctl 0.210.0 or newer on the control node
+  - eksctl 0.230.0 or newer on the control node
   - PyYAML
   - the kubernetes Python client (for O(state=absent) only)
 attributes:
@@ -100,6 +101,14 @@ options:
     type: str
     choices: [fail, roll]
     default: fail
+  max_version_steps:
+    description:
+      - How many Kubernetes minor versions the control plane may move in one run. A config further ahead of the
+        live cluster fails before any change, naming the next minor to set.
+      - The default takes one minor per change of the config, so each step gets its own add-on versions and
+        node group upgrade.
+    type: int
+    default: 1
   kubeconfig:
     description:
       - Where to write the cluster's kubeconfig (C(eksctl utils write-kubeconfig)); its path is returned.
@@ -272,6 +281,7 @@ ARGUMENT_SPEC = {
     "account_id": {"type": "str"},
     "keep_principals": {"type": "list", "elements": "str", "default": []},
     "nodegroup_changes": {"type": "str", "choices": ["fail", "roll"], "default": "fail"},
+    "max_version_steps": {"type": "int", "default": 1},
     "kubeconfig": {"type": "path"},
     "eksctl_path": {"type": "path"},
     "work_dir": {"type": "path"},
@@ -339,6 +349,7 @@ def run(module, runner_factory=EksctlRunner, lb_cleaner=None):
         source=params["config_file"] or "the cluster configuration",
         nodegroup_changes=params["nodegroup_changes"],
         keep_principals=params["keep_principals"],
+        max_version_steps=params["max_version_steps"],
         wait_timeout=params["wait_timeout"],
         poll_interval=params["poll_interval"],
         lb_cleaner=lb_cleaner

@@ -44,7 +44,7 @@ version:
   description: The API server's git version.
   returned: always
   type: str
-  sample: v1.34.4
+  sample: v1.36.3
 oidc_issuer:
   description: The service account issuer, or null when the server does not publish its discovery document.
   returned: always

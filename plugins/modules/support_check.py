@@ -52,7 +52,7 @@ EXAMPLES = r"""
     calendar: "{{ playbook_dir }}/../meta/support-calendar.yml"
     versions:
       eks: "1.35"
-      helm: 3.19.5
+      helm: 4.3.2
       ansible-core: "{{ ansible_version.full }}"
     accept_expired: [ingress-nginx]
 """

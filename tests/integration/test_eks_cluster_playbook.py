@@ -46,7 +46,7 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     devstack: dict[str, str], stack_ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The whole base.yml, as the issue has it: `--check --diff` on staging, add-ons included."""
-    state = live(desired(users=("carol",)), version="1.32")
+    state = live(desired(users=("carol",)), version="1.35")
     env, extra = staging(stack_ansible_env, tmp_path, state)
     env["GITHUB_TOKEN"] = "not-used-in-this-plan"  # flux needs one; without a kubeconfig it plans without GitHub
     route53 = aws.client(devstack, "route53")
@@ -65,9 +65,9 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
 
     assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout
     assert "--- before\n+++ after" in result.stdout
-    assert "-    version: '1.32'\n+    version: '1.33'" in result.stdout
+    assert "-    version: '1.35'\n+    version: '1.36'" in result.stdout
     assert f"-        {user('carol')}:" in result.stdout
-    assert "cluster: upgrade" in result.stdout and "version_steps:\n            - '1.33'" in result.stdout
+    assert "cluster: upgrade" in result.stdout and "version_steps:\n            - '1.36'" in result.stdout
     assert f"remove:\n                - {user('carol')}" in result.stdout
     assert "commands: []" in result.stdout
     calls = logged_argv(tmp_path / "bin")
@@ -191,7 +191,7 @@ def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
     state = live(desired())
     extra: dict[str, str] = {}
     if case == "yaml-syntax":
-        extra = _broken_config(tmp_path, BASE_CONFIG.read_text().replace('version: "1.33"', 'version: ["1.33"'))
+        extra = _broken_config(tmp_path, BASE_CONFIG.read_text().replace('version: "1.36"', 'version: ["1.36"'))
         expected = [f"{tmp_path}/cluster.yaml line", "is not valid YAML", "Fix: correct the YAML syntax"]
     elif case == "unknown-field":
         text = BASE_CONFIG.read_text().replace("volumeEncrypted: true", "volumeEncripted: true")
@@ -202,7 +202,7 @@ def test_staging_errors_name_the_cause_and_the_fix_and_change_nothing(
         ]
     elif case == "eksctl-too-old":
         state["version"]["Version"] = "0.150.0"
-        expected = ["eksctl 0.150.0 is too old: this collection needs 0.210.0 or newer", "Fix: upgrade eksctl"]
+        expected = ["eksctl 0.150.0 is too old: this collection needs 0.230.0 or newer", "Fix: upgrade eksctl"]
     else:
         state["errors"] = [{"match": ["get", "cluster"], "stderr": EXPIRED}]
         expected = ["AWS rejected the credentials used by `eksctl get cluster", "ExpiredToken", "Fix: log in again"]
@@ -230,7 +230,7 @@ def test_staging_without_eksctl_names_the_fix(stack_ansible_env: dict[str, str],
     result = run_playbook("playbooks/base.yml", "inventories/staging", env=env, extra_vars=extra_vars)
     assert result.returncode != 0
     message = " ".join(result.output.split())
-    assert "eksctl was not found on PATH. Fix: install eksctl 0.210.0 or newer" in message
+    assert "eksctl was not found on PATH. Fix: install eksctl 0.230.0 or newer" in message
     assert "eks_cluster_eksctl_path" in message
 
 

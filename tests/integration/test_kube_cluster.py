@@ -16,13 +16,20 @@ from devstack.lb_standin import CLEANUP_FINALIZER, load_balancer_name
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.lib.ansible_run import run_playbook
+from tests.lib.ansible_run import REPO_ROOT, run_playbook
 from tests.lib.aws import client as aws_client
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = "tests/fixtures/playbooks"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 IAM_ROLE = "arn:aws:iam::000000000000:role/ui-role-development"
+# meta/tool-versions.env: the local stack is built at the pinned kubectl and helm releases
+PINS = dict(
+    line.split("=", 1)
+    for line in (REPO_ROOT / "meta/tool-versions.env").read_text().splitlines()
+    if line and not line.startswith("#")
+)
+KUBE = "v" + PINS["KUBECTL_VERSION"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,7 @@ def test_server_runs_the_pinned_release_with_rbac_and_the_crds(devstack: dict[st
     assert devstack["KUBECONFIG"] == devstack["K8S_AUTH_KUBECONFIG"]
     assert devstack["BIOMAGE_KUBE_SERVER"].startswith("https://127.0.0.1:")
     version = client.VersionApi(api).get_code()
-    assert (version.git_version, version.major, version.minor) == ("v1.34.4", "1", "34")
+    assert (version.git_version, version.major, version.minor) == (KUBE, "1", KUBE.split(".")[1])
 
     review = client.AuthorizationV1Api(api).create_self_subject_access_review(
         {"spec": {"resourceAttributes": {"verb": "create", "resource": "clusterroles", "group": RBAC_GROUP}}}
@@ -66,10 +73,10 @@ def test_server_runs_the_pinned_release_with_rbac_and_the_crds(devstack: dict[st
 
 def test_kubectl_and_helm_on_path_are_the_pinned_versions(stack_ansible_env: dict[str, str]) -> None:
     kubectl = _tool_output(stack_ansible_env, "kubectl", "version", "--output=json")
-    assert '"gitVersion": "v1.34.4"' in kubectl  # client and server
-    assert kubectl.count('"gitVersion": "v1.34.4"') == 2
+    assert f'"gitVersion": "{KUBE}"' in kubectl  # client and server
+    assert kubectl.count(f'"gitVersion": "{KUBE}"') == 2
     helm = _tool_output(stack_ansible_env, "helm", "version", "--template={{.Version}}")
-    assert helm == "v3.19.5"
+    assert helm == "v" + PINS["HELM_VERSION"]
 
 
 def test_kubernetes_core_creates_objects_idempotently_and_check_mode_is_honest(

@@ -41,8 +41,27 @@ def user(name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:user/{name}"
 
 
+# The add-on versions of each minor on the way from 1.33 to the pin of infra/cluster.yaml (docs/eks-cluster.md,
+# "Kubernetes upgrades"): one change of the config per minor, its add-ons moving with it.
+UPGRADE_PATH = {
+    "1.33": {"vpc-cni": "v1.19.5", "coredns": "v1.12.1", "kube-proxy": "v1.33.0", "eks-pod-identity-agent": "v1.3.7"},
+    "1.34": {"vpc-cni": "v1.20.4", "coredns": "v1.13.2", "kube-proxy": "v1.34.0", "eks-pod-identity-agent": "v1.3.7"},
+    "1.35": {"vpc-cni": "v1.21.1", "coredns": "v1.14.3", "kube-proxy": "v1.35.0", "eks-pod-identity-agent": "v1.3.7"},
+    "1.36": {"vpc-cni": "v1.22.4", "coredns": "v1.14.3", "kube-proxy": "v1.36.0", "eks-pod-identity-agent": "v1.3.10"},
+}
+
+
 def base_config() -> dict:
     return yaml.safe_load(BASE_CONFIG.read_text())
+
+
+def config_at(minor: str) -> dict:
+    """infra/cluster.yaml as it reads at ``minor`` on the upgrade path (version and add-on versions)."""
+    config = base_config()
+    config["metadata"]["version"] = minor
+    for addon in config["addons"]:
+        addon["version"] = UPGRADE_PATH[minor][addon["name"]]
+    return config
 
 
 def desired(config: dict | None = None, admins: tuple[str, ...] = (), users: tuple[str, ...] = ()) -> dict:

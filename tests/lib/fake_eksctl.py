@@ -54,11 +54,21 @@ AMI_TYPES = {
     "AmazonLinux2": "AL2_x86_64",
     "Bottlerocket": "BOTTLEROCKET_x86_64",
 }
+# `eksctl version -o json` of the pinned release (meta/tool-versions.env). Since 0.202.0 eksctl asks EKS for the
+# Kubernetes versions it may use (DescribeClusterVersions) and no longer prints EKSServerSupportedVersions; older
+# releases did (tests set it to rehearse them).
 VERSION_INFO = {
-    "Version": "0.215.0",
+    "Version": "0.230.0",
     "PreReleaseID": "",
-    "Metadata": {"BuildDate": "2025-09-05T10:12:43Z", "GitCommit": "3f4b2e1c9a"},
-    "EKSServerSupportedVersions": ["1.28", "1.29", "1.30", "1.31", "1.32", "1.33", "1.34"],
+    "Metadata": {"BuildDate": "2026-08-13T23:20:02Z", "GitCommit": "6ee3b761"},
+}
+# the eksbuild each pinned upstream add-on version resolves to (published versions, docs/eks-cluster.md);
+# a version not listed resolves to <version>-eksbuild.1
+ADDON_BUILDS = {
+    "kube-proxy": {"v1.34.0": "v1.34.0-eksbuild.2", "v1.35.0": "v1.35.0-eksbuild.2", "v1.36.0": "v1.36.0-eksbuild.21"},
+    "coredns": {"v1.13.2": "v1.13.2-eksbuild.17", "v1.14.3": "v1.14.3-eksbuild.9"},
+    "vpc-cni": {"v1.20.4": "v1.20.4-eksbuild.2", "v1.21.1": "v1.21.1-eksbuild.3", "v1.22.4": "v1.22.4-eksbuild.3"},
+    "eks-pod-identity-agent": {"v1.3.10": "v1.3.10-eksbuild.3"},
 }
 STACK_ARN = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack"
 CA_DATA = (
@@ -463,7 +473,8 @@ def _addon(name: str, version: str | None) -> dict:
     if not version or version == "latest":
         resolved = {"vpc-cni": "v1.20.1-eksbuild.3", "coredns": "v1.12.2-eksbuild.4"}.get(name, "v1.3.8-eksbuild.2")
     else:
-        resolved = version if "eksbuild" in version else f"{version}-eksbuild.1"
+        builds = ADDON_BUILDS.get(name, {})
+        resolved = version if "eksbuild" in version else builds.get(version, f"{version}-eksbuild.1")
     return {
         "Name": name,
         "Version": resolved,

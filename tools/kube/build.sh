@@ -6,7 +6,7 @@
 #
 # The versions are pinned by tools/kube/kubernetes/go.mod (k8s.io/kubernetes + staging modules:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl), tools/kube/etcd/go.mod
-# (go.etcd.io/etcd/*), tools/kube/helm/go.mod (helm.sh/helm/v3) and tools/kube/controllers/go.mod
+# (go.etcd.io/etcd/*), tools/kube/helm/go.mod (helm.sh/helm/v4) and tools/kube/controllers/go.mod
 # (KWOK and Flux's source, kustomize and helm controllers; plus tools/kube/controllers/manifest-modules,
 # the module sources of the rest of Flux's install manifest). Each module's binaries are built by one
 # `go build`, so what they share compiles once, and cached under
@@ -45,7 +45,7 @@ cache_dir() {
 
 kube_version="$(module_version "${here}/kubernetes" k8s.io/kubernetes)"
 etcd_version="$(module_version "${here}/etcd" go.etcd.io/etcd/server/v3)"
-helm_version="$(module_version "${here}/helm" helm.sh/helm/v3)"
+helm_version="$(module_version "${here}/helm" helm.sh/helm/v4)"
 controllers="${here}/controllers"
 kwok_version="$(module_version "${controllers}" sigs.k8s.io/kwok)"
 source_controller_version="$(module_version "${controllers}" github.com/fluxcd/source-controller)"
@@ -166,18 +166,10 @@ version_ldflags() {
 	done
 }
 
-# helm_ldflags VERSION: what helm's own Makefile sets: its version, and the Kubernetes version
-# its client libraries target (used for .Capabilities when rendering without a cluster).
+# helm_ldflags VERSION: what helm's own Makefile sets (its version and tree state). Helm 4 reads the
+# Kubernetes version its client libraries target from the binary's build information at run time.
 helm_ldflags() {
-	local client_go major minor pkg
-	client_go="$(cd "${here}/helm" && GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go)"
-	major="$((${client_go:1:1} + 1))"
-	minor="${client_go#v*.}"
-	minor="${minor%%.*}"
-	printf -- "-X helm.sh/helm/v3/internal/version.version=%s -X helm.sh/helm/v3/internal/version.gitTreeState=clean " "$1"
-	for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
-		printf -- "-X %s.k8sVersionMajor=%s -X %s.k8sVersionMinor=%s " "${pkg}" "${major}" "${pkg}" "${minor}"
-	done
+	printf -- "-X helm.sh/helm/v4/internal/version.version=%s -X helm.sh/helm/v4/internal/version.gitTreeState=clean" "$1"
 }
 
 mkdir -p "${cache_root}"
@@ -196,7 +188,7 @@ if ((${#kube_missing[@]})); then
 fi
 if [[ ! -x "${helm_dir}/helm" ]]; then
 	mkdir -p "${helm_dir}"
-	go_build "${here}/helm" "${helm_dir}" "$(helm_ldflags "${helm_version}")" helm.sh/helm/v3/cmd/helm
+	go_build "${here}/helm" "${helm_dir}" "$(helm_ldflags "${helm_version}")" helm.sh/helm/v4/cmd/helm
 fi
 if [[ -n "$(missing "${controllers_dir}" source-controller kustomize-controller helm-controller kwok render)" ||
 	! -s "${controllers_dir}/flux-install.yaml" || ! -s "${controllers_dir}/kwok-stages.yaml" ]]; then

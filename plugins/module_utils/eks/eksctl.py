@@ -24,8 +24,9 @@ import re
 
 from ansible_collections.biomage.iac.plugins.module_utils.eks.errors import EksError
 
-# access entries, update-authentication-mode, migrate-to-access-entry, Kubernetes 1.33
-MIN_EKSCTL_VERSION = "0.210.0"
+# access entries, update-authentication-mode, migrate-to-access-entry; the first release with Kubernetes 1.36
+# assets (CoreDNS 1.36 defaults, docs/eks-cluster.md "eksctl")
+MIN_EKSCTL_VERSION = "0.230.0"
 
 SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 REDACTED = "********"

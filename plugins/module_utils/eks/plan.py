@@ -30,8 +30,12 @@ from ansible_collections.biomage.iac.plugins.module_utils.eks.validation import 
 
 
 # -- control plane, authentication, add-ons, Fargate, access entries ----------------------------
-def plan_versions(live_version, desired_version, source):
-    """The minor versions to step through, one at a time (EKS upgrades one minor per step)."""
+def plan_versions(live_version, desired_version, source, max_steps=1):
+    """The minor versions to step through, one at a time (EKS upgrades one minor per step).
+
+    A run takes at most ``max_steps`` of them: a longer jump is refused before anything changes, so each
+    minor is a change of the config of its own, with its add-on versions and node groups following it.
+    """
     live_minor, desired_minor = kubernetes_minor(live_version), kubernetes_minor(desired_version)
     if live_minor is None or desired_minor is None or live_minor == desired_minor:
         return []
@@ -41,7 +45,19 @@ def plan_versions(live_version, desired_version, source):
             f"downgrade. Fix: set metadata.version (or eks_cluster_kubernetes_version) to {live_version} or newer.",
             kind="invalid",
         )
-    return [f"1.{minor}" for minor in range(live_minor + 1, desired_minor + 1)]
+    steps = [f"1.{minor}" for minor in range(live_minor + 1, desired_minor + 1)]
+    if len(steps) > max_steps:
+        raise EksError(
+            f"{source} asks for Kubernetes {desired_version} but the cluster runs {live_version}: that is "
+            f"{len(steps)} minor versions, and a run upgrades at most {max_steps} (EKS moves one minor at a time; "
+            "the add-on versions and node groups follow each step). Nothing was changed. Fix: set "
+            f"metadata.version (or eks_cluster_kubernetes_version) to {steps[0]} with that minor's add-on "
+            f"versions, run, then continue one minor per run (docs/eks-cluster.md), or raise "
+            f"eks_cluster_max_version_steps to {len(steps)}.",
+            kind="invalid",
+            steps=steps,
+        )
+    return steps
 
 
 def live_auth_mode(cluster):
@@ -273,7 +289,9 @@ def _addons_after(live_addons, addon_plan):
     return after
 
 
-def build_plan(config, live, nodegroup_changes="fail", keep_principals=None, source="infra/cluster.yaml"):
+def build_plan(
+    config, live, nodegroup_changes="fail", keep_principals=None, source="infra/cluster.yaml", max_version_steps=1
+):
     """The plan for ``state: present``.
 
     ``live`` holds ``cluster`` (the EKS cluster object or None), and for an existing cluster
@@ -309,7 +327,7 @@ def build_plan(config, live, nodegroup_changes="fail", keep_principals=None, sou
             "console), then re-run.".format(metadata["name"], cluster.get("Status")),
             kind="failed",
         )
-    plan.version_steps = plan_versions(cluster.get("Version"), target, source)
+    plan.version_steps = plan_versions(cluster.get("Version"), target, source, max_version_steps)
     if plan.version_steps:
         plan.cluster = "upgrade"
     live_mode = live_auth_mode(cluster)

@@ -57,6 +57,7 @@ class Reconciler:
         source="infra/cluster.yaml",
         nodegroup_changes="fail",
         keep_principals=None,
+        max_version_steps=1,
         wait_timeout=1800,
         poll_interval=15,
         lb_cleaner=None,
@@ -69,6 +70,7 @@ class Reconciler:
         self.source = source
         self.nodegroup_changes = nodegroup_changes
         self.keep_principals = list(keep_principals or [])
+        self.max_version_steps = max_version_steps
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.lb_cleaner = lb_cleaner
@@ -129,7 +131,9 @@ class Reconciler:
         if not HAS_YAML:
             raise EksError("PyYAML is required. Fix: install PyYAML.", kind="invalid")
         live = self._gather(config["metadata"]["version"])
-        plan = build_plan(config, live, self.nodegroup_changes, self.keep_principals, self.source)
+        plan = build_plan(
+            config, live, self.nodegroup_changes, self.keep_principals, self.source, self.max_version_steps
+        )
         exists = os.path.exists(self.kubeconfig)
         plan.kubeconfig = {"path": self.kubeconfig, "action": "refresh" if exists else "write"}
         if self.runner.check_mode:

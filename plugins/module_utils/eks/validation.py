@@ -94,7 +94,7 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:(iam|sts)::\d{12}:(user|role
 POLICY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:eks::aws:cluster-access-policy/[A-Za-z0-9]+$")
 # the oldest and newest Kubernetes minor versions this collection has been written for
 MIN_K8S_MINOR = 29
-MAX_K8S_MINOR = 34
+MAX_K8S_MINOR = 36
 
 
 class _Errors:

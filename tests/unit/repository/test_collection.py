@@ -140,7 +140,7 @@ def test_tool_pins_match_the_builds_and_the_eksctl_minimum() -> None:
         raise AssertionError(f"{module} is not required in tools/kube/{folder}/go.mod")
 
     assert pins["KUBECTL_VERSION"] == go_mod_version("kubernetes", "k8s.io/kubernetes")
-    assert pins["HELM_VERSION"] == go_mod_version("helm", "helm.sh/helm/v3")
+    assert pins["HELM_VERSION"] == go_mod_version("helm", "helm.sh/helm/v4")
     assert parse_version(pins["EKSCTL_VERSION"]) >= parse_version(MIN_EKSCTL_VERSION)
     assert VERSION_INFO["Version"] == pins["EKSCTL_VERSION"], "the scripted eksctl replays the pinned release"
     assert "meta/tool-versions.env" in (REPO_ROOT / "meta/ee-bindep.txt").read_text()

@@ -58,10 +58,12 @@ def release(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def install(url: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+def install(url: str, bin_dir: Path, pinned: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the script against ``url``; the stand-in archive replaces the pinned digest unless ``pinned`` is given."""
+    digest = pinned or hashlib.sha256(release_archive(VERSION)).hexdigest()
     return subprocess.run(
         [str(REPO_ROOT / "tools/install-eksctl.sh"), str(bin_dir)],
-        env={**os.environ, "EKSCTL_RELEASE_URL": url},
+        env={**os.environ, "EKSCTL_RELEASE_URL": url, "EKSCTL_SHA256": digest},
         capture_output=True,
         text=True,
         check=False,
@@ -94,6 +96,24 @@ def test_install_eksctl_refuses_an_archive_that_is_not_the_listed_one(
     assert refused.returncode == 1
     assert f"{ASSET} has SHA-256" in refused.stderr and "Nothing installed" in refused.stderr
     assert not (bin_dir / "eksctl").exists()
+
+
+def test_install_eksctl_refuses_a_listed_archive_that_is_not_the_pinned_one(
+    release: tuple[str, Path], tmp_path: Path
+) -> None:
+    url = release[0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    refused = install(url, bin_dir, pinned="0" * 64)
+    assert refused.returncode == 1
+    assert f"{ASSET} has SHA-256" in refused.stderr
+    assert f"not the pinned {'0' * 64}. Nothing installed" in refused.stderr
+    assert not (bin_dir / "eksctl").exists()
+
+
+def test_install_eksctl_pins_the_linux_amd64_digest_of_the_pinned_release() -> None:
+    script = (REPO_ROOT / "tools/install-eksctl.sh").read_text()
+    assert f"{VERSION}/eksctl_Linux_amd64.tar.gz) pinned=" in script
 
 
 def test_install_eksctl_fails_clearly_when_the_release_is_unreachable(tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ansible.module_utils import basic
 from ansible_collections.biomage.iac.plugins.modules import eksctl_cluster
 
-from tests.lib.eks_scenarios import BASE_CONFIG, CLUSTER, EKSCTL, READS, desired, live
+from tests.lib.eks_scenarios import BASE_CONFIG, CLUSTER, EKSCTL, READS, config_at, desired, live
 from tests.lib.fake_eksctl import FakeEksctl, new_state
 from tests.lib.module_run import Exit
 from tests.lib.module_run import run_module as run_main
@@ -115,19 +116,21 @@ def test_present_needs_a_config_file(files: dict[str, str]) -> None:
 
 
 def test_kubernetes_version_override_plans_an_upgrade(files: dict[str, str]) -> None:
-    fake = FakeEksctl(live(desired(), version="1.33"))
-    args = {**files, "kubernetes_version": "1.34", "_ansible_check_mode": True}
+    # the config one minor behind the pin, staging running ahead of it
+    Path(files["config_file"]).write_text(yaml.safe_dump(config_at("1.35"), sort_keys=False))
+    fake = FakeEksctl(live(desired(config_at("1.35"))))
+    args = {**files, "kubernetes_version": "1.36", "_ansible_check_mode": True}
     mismatch = run_module(args, fake)
     assert (
-        mismatch.failed and "kube-proxy v1.33.0 does not match the cluster's Kubernetes 1.34" in mismatch.result["msg"]
+        mismatch.failed and "kube-proxy v1.35.0 does not match the cluster's Kubernetes 1.36" in mismatch.result["msg"]
     )
     assert "eks_cluster_addon_versions" in mismatch.result["msg"] and fake.calls == []
 
-    outcome = run_module({**args, "addon_versions": {"kube-proxy": "v1.34.0"}}, fake)
+    outcome = run_module({**args, "addon_versions": {"kube-proxy": "v1.36.0"}}, fake)
     assert not outcome.failed, outcome.result
-    assert outcome.result["plan"]["version_steps"] == ["1.34"]
+    assert outcome.result["plan"]["version_steps"] == ["1.36"]
     assert outcome.result["plan"]["addons"]["update"] == [
-        {"name": "kube-proxy", "from": "v1.33.0-eksbuild.1", "to": "v1.34.0"}
+        {"name": "kube-proxy", "from": "v1.35.0-eksbuild.2", "to": "v1.36.0"}
     ]
-    unknown = run_module({**args, "addon_versions": {"kube-proxi": "v1.34.0"}}, fake)
+    unknown = run_module({**args, "addon_versions": {"kube-proxi": "v1.36.0"}}, fake)
     assert unknown.failed and "add-on version overrides name kube-proxi" in unknown.result["msg"]

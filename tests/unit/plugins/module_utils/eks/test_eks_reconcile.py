@@ -15,18 +15,20 @@ from tests.lib.eks_scenarios import (
     CLUSTER,
     FINISH_READS,
     READS,
+    UPGRADE_PATH,
     VIEW,
     C,
     R,
     args_of,
     base_config,
+    config_at,
     desired,
     live,
     make_reconciler,
     mutating_of,
     user,
 )
-from tests.lib.fake_eksctl import CREATOR_ROLE, EXPIRED, FakeEksctl, new_state
+from tests.lib.fake_eksctl import ADDON_BUILDS, CREATOR_ROLE, EXPIRED, FakeEksctl, new_state
 
 
 def kubeconfig_write(tmp_path: Path) -> list[str]:
@@ -63,7 +65,7 @@ def test_missing_cluster_check_mode_plans_a_create_and_calls_nothing_mutating(tm
         "eks-pod-identity-agent",
     ]
     assert result["diff"]["before"] == {"state": "absent"}
-    assert result["diff"]["after"]["version"] == "1.33"
+    assert result["diff"]["after"]["version"] == "1.36"
     assert result["diff"]["after"]["accessEntries"] == {user("alice"): ["AmazonEKSClusterAdminPolicy"]}
     assert result["endpoint"] is None and result["commands"] == []
     assert not (tmp_path / "kube").exists()
@@ -84,7 +86,7 @@ def test_missing_cluster_is_created_then_a_second_run_changes_nothing(tmp_path: 
     assert result["changed"] is True
     assert result["endpoint"].endswith(".gr7.eu-west-1.eks.amazonaws.com")
     assert result["oidc_issuer"].startswith("https://oidc.eks.eu-west-1.amazonaws.com/id/")
-    assert result["version"] == "1.33"
+    assert result["version"] == "1.36"
     assert result["nodegroups"][0]["name"] == "workers"
     assert Path(result["kubeconfig"]).is_file()
 
@@ -117,40 +119,84 @@ def test_existing_cluster_in_sync_reads_only(tmp_path: Path) -> None:
     assert result["plan"]["kubeconfig"]["action"] == "write"
     assert result["plan"]["cluster"] == "unchanged"
     assert result["diff"]["before"] == result["diff"]["after"]
-    assert result["version"] == "1.33"
+    assert result["version"] == "1.36"
 
 
 def test_older_version_is_upgraded_one_minor_at_a_time_then_nodes_and_addons(tmp_path: Path) -> None:
     config = desired()
-    state = live(config, version="1.31")
-    state["addons"]["kube-proxy"]["Version"] = "v1.31.2-eksbuild.3"
+    state = live(config, version="1.34")
+    state["addons"]["kube-proxy"]["Version"] = "v1.34.2-eksbuild.3"
     fake = FakeEksctl(state)
 
-    check = make_reconciler(fake, tmp_path, check_mode=True).present(config)
+    check = make_reconciler(fake, tmp_path, check_mode=True, max_version_steps=2).present(config)
     assert mutating_of(fake) == []
-    assert check["plan"]["version_steps"] == ["1.32", "1.33"]
-    assert check["plan"]["nodegroups"]["upgrade"] == [{"name": "workers", "from": "1.31", "to": "1.33"}]
-    assert check["plan"]["addons"]["update"] == [{"name": "kube-proxy", "from": "v1.31.2-eksbuild.3", "to": "v1.33.0"}]
-    assert check["diff"]["before"]["version"] == "1.31" and check["diff"]["after"]["version"] == "1.33"
+    assert check["plan"]["version_steps"] == ["1.35", "1.36"]
+    assert check["plan"]["nodegroups"]["upgrade"] == [{"name": "workers", "from": "1.34", "to": "1.36"}]
+    assert check["plan"]["addons"]["update"] == [{"name": "kube-proxy", "from": "v1.34.2-eksbuild.3", "to": "v1.36.0"}]
+    assert check["diff"]["before"]["version"] == "1.34" and check["diff"]["after"]["version"] == "1.36"
 
     fake.calls.clear()
-    make_reconciler(fake, tmp_path).present(config)
+    make_reconciler(fake, tmp_path, max_version_steps=2).present(config)
     assert mutating_of(fake) == [
-        ["upgrade", "cluster", "--name", CLUSTER, *R, "--version", "1.32", "--approve"],
-        ["upgrade", "cluster", "--name", CLUSTER, *R, "--version", "1.33", "--approve"],
-        ["upgrade", "nodegroup", *C, "--name", "workers", "--kubernetes-version", "1.33"],
-        ["update", "addon", *C, "--name", "kube-proxy", "--version", "v1.33.0", "--wait"],
+        ["upgrade", "cluster", "--name", CLUSTER, *R, "--version", "1.35", "--approve"],
+        ["upgrade", "cluster", "--name", CLUSTER, *R, "--version", "1.36", "--approve"],
+        ["upgrade", "nodegroup", *C, "--name", "workers", "--kubernetes-version", "1.36"],
+        ["update", "addon", *C, "--name", "kube-proxy", "--version", "v1.36.0", "--wait"],
         kubeconfig_write(tmp_path),
     ]
-    assert fake.state["cluster"]["Version"] == "1.33"
+    assert fake.state["cluster"]["Version"] == "1.36"
+
+
+def test_the_upgrade_path_from_1_33_to_the_pin_runs_one_minor_per_change_of_the_config(tmp_path: Path) -> None:
+    """The rehearsal of docs/eks-cluster.md: 1.33 -> 1.34 -> 1.35 -> 1.36, each step a run of its own config."""
+    assert config_at("1.36") == base_config(), "the path ends at the pin of infra/cluster.yaml"
+    fake = FakeEksctl(live(desired(config_at("1.33"))))
+    previous = UPGRADE_PATH["1.33"]
+    for minor in ("1.34", "1.35", "1.36"):
+        config = desired(config_at(minor))
+        fake.calls.clear()
+        check = make_reconciler(fake, tmp_path, check_mode=True).present(config)
+        assert mutating_of(fake) == [] and check["plan"]["version_steps"] == [minor]
+
+        fake.calls.clear()
+        make_reconciler(fake, tmp_path).present(config)
+        moved = [name for name, version in UPGRADE_PATH[minor].items() if version != previous[name]]
+        assert mutating_of(fake) == [
+            ["upgrade", "cluster", "--name", CLUSTER, *R, "--version", minor, "--approve"],
+            ["upgrade", "nodegroup", *C, "--name", "workers", "--kubernetes-version", minor],
+            *[["update", "addon", *C, "--name", n, "--version", UPGRADE_PATH[minor][n], "--wait"] for n in moved],
+            kubeconfig_write(tmp_path),
+        ], minor
+        assert fake.state["cluster"]["Version"] == minor
+        assert fake.state["nodegroups"]["workers"]["summary"]["Version"] == minor
+        for name in moved:
+            assert fake.state["addons"][name]["Version"] == ADDON_BUILDS[name][UPGRADE_PATH[minor][name]]
+        previous = UPGRADE_PATH[minor]
+
+    fake.calls.clear()
+    assert make_reconciler(fake, tmp_path).present(desired())["changed"] is False
+    assert mutating_of(fake) == [kubeconfig_write(tmp_path)]
+
+
+def test_a_jump_of_two_minors_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    fake = FakeEksctl(live(desired(config_at("1.33"))))
+    for check_mode in (True, False):
+        with pytest.raises(EksError) as failure:
+            make_reconciler(fake, tmp_path, check_mode=check_mode).present(desired(config_at("1.35")))
+        assert failure.value.kind == "invalid"
+        assert "asks for Kubernetes 1.35 but the cluster runs 1.33: that is 2 minor versions" in failure.value.msg
+        assert "Nothing was changed. Fix: set metadata.version (or eks_cluster_kubernetes_version) to 1.34" in (
+            failure.value.msg
+        )
+    assert mutating_of(fake) == [] and fake.state["cluster"]["Version"] == "1.33"
 
 
 def test_a_newer_live_version_than_the_config_is_refused(tmp_path: Path) -> None:
     config = desired()
-    fake = FakeEksctl(live(config, version="1.34"))
+    fake = FakeEksctl(live(config, version="1.37"))
     with pytest.raises(EksError) as failure:
         make_reconciler(fake, tmp_path).present(config)
-    assert "EKS cannot downgrade" in failure.value.msg and "1.34 or newer" in failure.value.msg
+    assert "EKS cannot downgrade" in failure.value.msg and "1.37 or newer" in failure.value.msg
     assert mutating_of(fake) == []
 
 
@@ -313,14 +359,14 @@ def test_a_replacement_that_never_becomes_active_stops_the_roll_after_the_timeou
 
 def test_an_upgrade_leaving_nodes_more_than_three_minors_behind_is_refused_before_any_change(tmp_path: Path) -> None:
     config = desired()
-    fake = FakeEksctl(live(config, version="1.29"))
+    fake = FakeEksctl(live(config, version="1.32"))
     for check_mode in (True, False):
         with pytest.raises(EksError) as failure:
-            make_reconciler(fake, tmp_path, check_mode=check_mode).present(config)
+            make_reconciler(fake, tmp_path, check_mode=check_mode, max_version_steps=4).present(config)
         assert failure.value.kind == "invalid"
-        assert "node group workers runs Kubernetes 1.29; the control plane cannot move to 1.33" in failure.value.msg
-        assert "set the version to 1.32 first" in failure.value.msg
-    assert mutating_of(fake) == [] and fake.state["cluster"]["Version"] == "1.29"
+        assert "node group workers runs Kubernetes 1.32; the control plane cannot move to 1.36" in failure.value.msg
+        assert "set the version to 1.35 first" in failure.value.msg
+    assert mutating_of(fake) == [] and fake.state["cluster"]["Version"] == "1.32"
 
 
 def test_a_run_after_a_crash_mid_roll_finishes_the_job(tmp_path: Path) -> None:
@@ -445,7 +491,7 @@ def test_missing_addon_oidc_and_fargate_profile_are_added_and_extra_profile_remo
     result = make_reconciler(fake, tmp_path).present(config)
     assert result["plan"]["oidc_provider"] == "associate"
     assert mutating_of(fake) == [
-        ["create", "addon", *C, "--name", "eks-pod-identity-agent", "--version", "v1.3.7", "--wait"],
+        ["create", "addon", *C, "--name", "eks-pod-identity-agent", "--version", "v1.3.10", "--wait"],
         ["utils", "associate-iam-oidc-provider", *C, "--approve"],
         ["create", "fargateprofile", "--config-file", work(tmp_path, "fargate.yaml")],
         ["delete", "fargateprofile", *C, "--name", "old", "--wait"],
@@ -490,11 +536,11 @@ def test_failed_command_reports_its_output_tail(tmp_path: Path) -> None:
 
 def test_kubernetes_version_unknown_to_this_eksctl_is_refused(tmp_path: Path) -> None:
     state = new_state()
-    state["version"]["EKSServerSupportedVersions"] = ["1.30", "1.31", "1.32"]
+    state["version"]["EKSServerSupportedVersions"] = ["1.33", "1.34", "1.35"]  # releases before 0.202.0 said so
     fake = FakeEksctl(state)
     with pytest.raises(EksError) as failure:
         make_reconciler(fake, tmp_path).present(desired())
-    assert "supports Kubernetes 1.30, 1.31, 1.32, not 1.33. Fix: upgrade eksctl" in failure.value.msg
+    assert "supports Kubernetes 1.33, 1.34, 1.35, not 1.36. Fix: upgrade eksctl" in failure.value.msg
 
 
 # -- absent -------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def test_the_platform_config_is_valid_for_every_environment(environment: str) ->
     inventory = yaml.safe_load((REPO_ROOT / f"inventories/{environment}/group_vars/all/main.yml").read_text())
     config = load_config(str(BASE_CONFIG))
     assert validate(config, SOURCE, name=inventory["biomage_cluster_name"], region="eu-west-1") is config
-    assert config["metadata"]["version"] in ("1.33", "1.34")
+    assert config["metadata"]["version"] == "1.36"
     assert config["iam"]["withOIDC"] is True
     for ng in config["managedNodeGroups"]:
         assert ng["volumeEncrypted"] is True and ng["disableIMDSv1"] is True
@@ -59,7 +59,7 @@ def test_unsafe_nodegroup_settings_are_refused_all_at_once() -> None:
 
 
 def test_an_unquoted_version_is_explained() -> None:
-    config = parse_config(BASE_CONFIG.read_text().replace('version: "1.33"', "version: 1.30"), SOURCE)
+    config = parse_config(BASE_CONFIG.read_text().replace('version: "1.36"', "version: 1.30"), SOURCE)
     (found,) = [p for p in problems(config) if "metadata.version" in p]
     assert "not the number 1.3 (YAML reads 1.30 as 1.3)" in found and 'quote it: version: "1.33"' in found
 
@@ -82,9 +82,9 @@ def test_name_and_region_in_the_file_must_match_the_inventory() -> None:
 
 def test_kube_proxy_must_follow_the_cluster_version() -> None:
     config = base_config()
-    config["metadata"]["version"] = "1.34"
+    config["metadata"]["version"] = "1.35"
     found = problems(config)
-    assert any("kube-proxy v1.33.0 does not match the cluster's Kubernetes 1.34" in p for p in found)
+    assert any("kube-proxy v1.36.0 does not match the cluster's Kubernetes 1.35" in p for p in found)
 
 
 def test_replacement_like_names_are_reserved() -> None:

@@ -33,8 +33,16 @@ def scripted(*replies: tuple[int, str, str]):
 def test_version_check_accepts_a_recent_eksctl() -> None:
     run, calls = scripted((0, json.dumps(VERSION_INFO), ""))
     runner = EksctlRunner(run, EKSCTL, "eu-west-1", secrets=[])
-    assert runner.check_version()["Version"] == "0.215.0"
+    assert runner.check_version()["Version"] == "0.230.0"
     assert calls == [[EKSCTL, "version", "-o", "json"]]
+    assert runner.supported_kubernetes_versions() == []  # since 0.202.0 eksctl asks EKS, it prints none
+
+
+def test_an_eksctl_that_lists_its_kubernetes_versions_is_read() -> None:
+    listed = {**VERSION_INFO, "EKSServerSupportedVersions": ["1.32", "1.33"]}  # the shape of releases before 0.202.0
+    run, _calls = scripted((0, json.dumps(listed), ""))
+    runner = EksctlRunner(run, EKSCTL, "eu-west-1", secrets=[])
+    runner.check_version()
     assert "1.33" in runner.supported_kubernetes_versions()
 
 
