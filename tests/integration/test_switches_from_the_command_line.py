@@ -39,7 +39,7 @@ def command_line(values: dict[str, bool]) -> list[str]:
 
 def test_every_role_accepts_every_switch_as_the_string_an_operator_types() -> None:
     entries = entry_points()
-    assert {role for role, _ in entries} >= {"aws_resources", "ci_privileges", "flux", "preflight", "route53_dns"}
+    assert {role for role, _entry in entries} >= {"aws_resources", "ci_privileges", "flux", "preflight", "route53_dns"}
     names = sorted({name for found in entries.values() for name in found})
     assert len(names) >= 25
     # both values of every switch: the strings that mean true, then those that mean false
@@ -68,7 +68,7 @@ def outcomes(result: PlaybookResult, task: str) -> set[str]:
     """How the task(s) named ``task`` ended for the host: {"ok", "skipping", "changed", "fatal", ...}."""
     found = set()
     for section in result.stdout.split("\nTASK [")[1:]:
-        header, _, body = section.partition("\n")
+        header, _newline, body = section.partition("\n")
         if header.split("] ")[0].endswith(f": {task}") or header.startswith(f"{task}]"):
             found |= set(re.findall(r"^(ok|skipping|changed|fatal|included): \[", body, re.MULTILINE))
     assert found, f"no task {task!r} in the output:\n{result.stdout[-3000:]}"
