@@ -170,8 +170,9 @@ def refused_secret_writes(api: client.ApiClient, expression: str) -> Iterator[No
     admission.create_validating_admission_policy_binding(
         {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
     )
+    core = client.CoreV1Api(api)
     try:
-        core, deadline = client.CoreV1Api(api), time.monotonic() + 30
+        deadline = time.monotonic() + 30
         while True:  # the policy takes effect shortly after it is created: probe with a no-op update
             try:
                 core.replace_namespaced_secret(SECRET, NAMESPACE, core.read_namespaced_secret(SECRET, NAMESPACE))
@@ -184,7 +185,15 @@ def refused_secret_writes(api: client.ApiClient, expression: str) -> Iterator[No
     finally:
         admission.delete_validating_admission_policy_binding(name)
         admission.delete_validating_admission_policy(name)
-        time.sleep(2)  # and as long to stop applying
+        deadline = time.monotonic() + 30
+        while True:  # and shortly after it is deleted, it stops applying: the same no-op update passes
+            try:
+                core.replace_namespaced_secret(SECRET, NAMESPACE, core.read_namespaced_secret(SECRET, NAMESPACE))
+                break
+            except ApiException as exc:
+                assert "refused by the test" in exc.body, exc.body
+            assert time.monotonic() < deadline, "the admission policy still applied 30 s after its deletion"
+            time.sleep(0.5)
 
 
 # -- tests ------------------------------------------------------------------------------------------
