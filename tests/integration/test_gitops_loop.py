@@ -42,14 +42,10 @@ PROBE = "tests/fixtures/playbooks/flux_reconcile.yml"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def role(env: dict[str, str], cluster: bool = False, **extra: object) -> PlaybookResult:
-    """The flux role through base.yml, proving the branch's latest commit (flux_sync_force). The fixture's run
-    (``cluster``) takes the operator's whole path, eks_cluster first, whose fact eks_cluster_kubeconfig the flux
-    role reads; the tests' runs skip eks_cluster (its own tests prove it, and it is a fifth of a run) and give the
-    flux role that same kubeconfig, the stack's, as flux_kubeconfig."""
-    extra = {"flux_sync_force": True, **({} if cluster else {"flux_kubeconfig": env["KUBECONFIG"]}), **extra}
-    skipped = OTHER_ADDONS if cluster else [OTHER_ADDONS[0], f"{OTHER_ADDONS[1]},eks_cluster"]
-    return run_playbook(PLAYBOOK, INVENTORY, env=env, extra_vars=extra, args=skipped)
+def role(env: dict[str, str], **extra: object) -> PlaybookResult:
+    """The flux role through base.yml, proving the branch's latest commit (flux_sync_force)."""
+    extra = {"flux_sync_force": True, **extra}
+    return run_playbook(PLAYBOOK, INVENTORY, env=env, extra_vars=extra, args=OTHER_ADDONS)
 
 
 def reconcile(env: dict[str, str], timeout: int = 150) -> PlaybookResult:
@@ -186,7 +182,7 @@ def api(kube_api: client.ApiClient) -> client.ApiClient:
 def synced(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """Development converged by the flux role and synced; the release files this module commits removed after."""
     env = stack_ansible_env
-    role(env, cluster=True).assert_ok()
+    role(env).assert_ok()
     try:
         yield env
     finally:
