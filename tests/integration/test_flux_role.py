@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -95,9 +96,17 @@ def get_object(api: client.ApiClient, ref: tuple[str, str, str, str]) -> dict | 
         raise
 
 
-def run(env: dict[str, str], check: bool = False, args: list[str] | None = None, **extra: object) -> PlaybookResult:
+def run(
+    env: dict[str, str], check: bool = False, args: list[str] | None = None, cluster: bool = False, **extra: object
+) -> PlaybookResult:
+    """base.yml's flux role. The first runs (``cluster``) take the operator's whole path, eks_cluster first, whose
+    fact eks_cluster_kubeconfig the flux role reads; the others skip eks_cluster (its own tests prove it, and it
+    is a fifth of a run) and give the flux role that same kubeconfig, the stack's, as flux_kubeconfig."""
+    if not cluster:
+        extra = {"flux_kubeconfig": env["KUBECONFIG"], **extra}
+    skipped = OTHER_ADDONS if cluster else [OTHER_ADDONS[0], f"{OTHER_ADDONS[1]},eks_cluster"]
     return run_playbook(
-        PLAYBOOK, INVENTORY, env=env, check=check, diff=True, extra_vars=extra or None, args=OTHER_ADDONS + (args or [])
+        PLAYBOOK, INVENTORY, env=env, check=check, diff=True, extra_vars=extra or None, args=skipped + (args or [])
     )
 
 
@@ -161,8 +170,9 @@ def refused_secret_writes(api: client.ApiClient, expression: str) -> Iterator[No
     admission.create_validating_admission_policy_binding(
         {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
     )
+    core = client.CoreV1Api(api)
     try:
-        core, deadline = client.CoreV1Api(api), time.monotonic() + 30
+        deadline = time.monotonic() + 30
         while True:  # the policy takes effect shortly after it is created: probe with a no-op update
             try:
                 core.replace_namespaced_secret(SECRET, NAMESPACE, core.read_namespaced_secret(SECRET, NAMESPACE))
@@ -175,47 +185,94 @@ def refused_secret_writes(api: client.ApiClient, expression: str) -> Iterator[No
     finally:
         admission.delete_validating_admission_policy_binding(name)
         admission.delete_validating_admission_policy(name)
-        time.sleep(2)  # and as long to stop applying
+        deadline = time.monotonic() + 30
+        while True:  # and shortly after it is deleted, it stops applying: the same no-op update passes
+            try:
+                core.replace_namespaced_secret(SECRET, NAMESPACE, core.read_namespaced_secret(SECRET, NAMESPACE))
+                break
+            except ApiException as exc:
+                assert "refused by the test" in exc.body, exc.body
+            assert time.monotonic() < deadline, "the admission policy still applied 30 s after its deletion"
+            time.sleep(0.5)
 
 
 # -- tests ------------------------------------------------------------------------------------------
-def test_first_plan_apply_then_nothing_to_do(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> None:
+@dataclass
+class FirstRuns:
+    """From nothing: the plan, the first apply, a second run and a plan of the applied state, with what the
+    cluster and GitHub held after each (read at once, as the runs left them)."""
+
+    plan: PlaybookResult
+    after_plan: tuple[dict | None, list[dict], dict | None]  # the Secret, the keys, the GitRepository
+    first: PlaybookResult
+    secret: dict | None
+    registered: list[dict]
+    source: dict | None
+    kustomization: dict | None
+    deployments: list[client.V1Deployment]
+    pods: list[client.V1Pod]
+    second: PlaybookResult
+    check: PlaybookResult
+    after_check: dict | None
+
+
+@pytest.fixture(scope="module")
+def first_runs(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> FirstRuns:
+    """The module's converged state, made once from nothing (the tests below start from it and leave it so)."""
     env = stack_ansible_env
     reset(api, env)
+    plan = run(env, check=True, cluster=True).assert_ok()
+    after_plan = (read_secret(api), keys(env), get_object(api, SOURCE))
+    first = run(env, cluster=True).assert_ok()
+    secret, registered = read_secret(api), keys(env)
+    source, kustomization = get_object(api, SOURCE), get_object(api, KUSTOMIZATION)
+    deployments = client.AppsV1Api(api).list_namespaced_deployment(NAMESPACE).items
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE).items
+    second = run(env, cluster=True).assert_ok()
+    check = run(env, check=True, cluster=True).assert_ok()
+    return FirstRuns(
+        plan, after_plan, first, secret, registered, source, kustomization, deployments, pods, second, check,
+        read_secret(api),
+    )  # fmt: skip
 
-    plan = run(env, check=True).assert_ok()
+
+def test_first_plan_apply_then_nothing_to_do(first_runs: FirstRuns, stack_ansible_env: dict[str, str]) -> None:
+    env, runs = stack_ansible_env, first_runs
+
+    plan = runs.plan
     assert plan.total("changed") >= 2 and "(a new ed25519 key)" in plan.stdout
-    assert read_secret(api) is None and keys(env) == [] and get_object(api, SOURCE) is None, (
+    secret_after_plan, keys_after_plan, source_after_plan = runs.after_plan
+    assert secret_after_plan is None and keys_after_plan == [] and source_after_plan is None, (
         "check mode changed nothing"
     )
 
-    first = run(env).assert_ok()
+    first = runs.first
     assert first.total("changed") >= 2
-    secret = read_secret(api)
+    secret = runs.secret
     assert secret is not None and set(secret["data"]) == {"identity", "identity.pub", "known_hosts"}
     fingerprint = fingerprint_of(secret)  # a valid OpenSSH ed25519 private key
     assert secret["data"]["identity.pub"].startswith("ssh-ed25519 ")
     assert deploy_keys.fingerprint(secret["data"]["identity.pub"]) == fingerprint
     assert secret["data"]["known_hosts"] == stand_in_hosts(env) != GITHUB_HOSTS
-    registered = keys(env)
+    registered = runs.registered
     assert [(k["key"], k["read_only"]) for k in registered] == [
         (deploy_keys.normalize(secret["data"]["identity.pub"]), True)
     ]
     summary = " ".join(first.stdout.split("Summarise what was converged", 1)[1].split())
     assert f"deploy key {TITLE} {fingerprint}" in summary, "the summary names the key in use"
 
-    source, kustomization = get_object(api, SOURCE), get_object(api, KUSTOMIZATION)
+    source, kustomization = runs.source, runs.kustomization
     assert source["spec"]["url"] == f"{env['GITHUB_SSH_URL']}/biomage-org/iac", "the stand-in's SSH server"
     assert source["spec"]["ref"] == {"branch": "main"} and source["spec"]["secretRef"] == {"name": SECRET}
     assert kustomization["spec"]["path"] == "./releases/development" and kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
     assert (REPO_ROOT / "releases/development").is_dir(), "the folder Flux syncs exists"
 
-    second = run(env).assert_ok()
+    second = runs.second
     assert second.total("changed") == 0, second.stdout[-4000:]
-    check = run(env, check=True).assert_ok()
+    check = runs.check
     assert check.total("changed") == 0, check.stdout[-4000:]
-    assert read_secret(api)["resource_version"] == secret["resource_version"]
+    assert runs.after_check["resource_version"] == secret["resource_version"]
 
 
 def test_rotation_on_demand(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> None:
@@ -416,24 +473,25 @@ def served(files: dict[str, str]) -> Iterator[str]:
 
 
 def test_the_install_manifest_is_applied_in_development_and_its_controllers_run_as_simulated_pods(
-    api: client.ApiClient, stack_ansible_env: dict[str, str]
+    first_runs: FirstRuns, stack_ansible_env: dict[str, str]
 ) -> None:
     """Development takes the cloud's path: the stack's manifest (with source-watcher) is checked and applied, and
-    its Deployments become available on KWOK's nodes (the real controllers run beside the stack)."""
-    env = stack_ansible_env
-    converged(api, env)
+    its Deployments become available on KWOK's nodes (the real controllers run beside the stack). The first apply
+    installed them (flux_controllers_wait is true by default): what it printed, and the Deployments and Pods read
+    as soon as it returned."""
+    env, runs = stack_ansible_env, first_runs
     objects = stack_manifest(env)
     names = {o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"}
     assert "source-watcher" in names, "Flux 2.9's manifest runs source-watcher"
 
-    result = run(env, flux_controllers_wait=True).assert_ok()
+    result = runs.first
     assert "Flux v2.9.6 runs ghcr.io/fluxcd/" in result.stdout and "ghcr.io/fluxcd/source-watcher:" in result.stdout
-    deployments = client.AppsV1Api(api).list_namespaced_deployment(NAMESPACE).items
+    deployments = runs.deployments
     assert {d.metadata.name for d in deployments} == names
     assert all(d.status.available_replicas == d.spec.replicas for d in deployments), "waited until available"
-    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE).items
+    pods = runs.pods
     assert pods and all(p.spec.node_name.startswith("kwok-node-") for p in pods), "simulated Pods"
-    assert run(env).assert_ok().total("changed") == 0
+    assert runs.second.total("changed") == 0
 
 
 def test_a_manifest_with_a_new_controller_passes_and_foreign_or_unpinned_ones_are_refused(
