@@ -157,9 +157,11 @@ def watched_source(api: client.ApiClient) -> Iterator[list[str]]:
                 or {}
             )
             answered = status.get("lastHandledReconcileAt")
-            if answered and answered not in handled:
+            state = ready({"status": status})
+            # Ready=Unknown: source-controller is still building that request's artifact; judged once settled
+            if answered and answered not in handled and state in ("True", "False"):
                 handled.add(answered)
-                if ready({"status": status}) != "True":
+                if state == "False":
                     failures.append(next(c.get("message") for c in status["conditions"] if c["type"] == "Ready"))
 
     thread = threading.Thread(target=watch, daemon=True)
