@@ -244,7 +244,7 @@ def test_helm_module_installs_the_nodejs_chart(stack_ansible_env: dict[str, str]
     assert account.metadata.annotations["eks.amazonaws.com/role-arn"] == IAM_ROLE
 
     ingress = client.NetworkingV1Api(api).read_namespaced_ingress("ui", namespace)
-    assert ingress.spec.ingress_class_name == "nginx"
+    assert ingress.spec.ingress_class_name == "traefik"  # charts/nodejs 2.0.0: the Traefik class (docs/ingress.md)
     assert ingress.metadata.annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
     assert ingress.spec.tls[0].hosts == ["ui.scp.biomage.test"]
     assert ingress.spec.rules[0].host == "ui.scp.biomage.test"
