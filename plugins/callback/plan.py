@@ -98,7 +98,9 @@ class CallbackModule(DefaultCallback):
         self._plan_out = None
         # beside another stdout callback, this one prints only the plan at the end
         if C.DEFAULT_STDOUT_CALLBACK not in MY_NAMES:
-            for method in dir(DefaultCallback):
+            # only what the default callback itself prints: the base class's methods print nothing, and
+            # overriding its deprecated ones (v2_on_any) would warn on every run
+            for method in vars(DefaultCallback):
                 if method.startswith("v2_") and method not in (
                     "v2_runner_on_ok",
                     "v2_runner_item_on_ok",

@@ -73,12 +73,16 @@ def test_emulator_killed_mid_deploy_fails_fast_truthfully_and_a_rerun_converges(
         variables.write_text(json.dumps({"fixture_stacks": stacks}))
         env = ansible_env(stack_env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
 
-        # the run, and the emulator killed once it holds KILL_AFTER of the stacks
+        # the run, and the emulator killed once KILL_AFTER of the stacks have created their queues. The
+        # watch asks SQS, not CloudFormation: the emulator serialises CloudFormation calls, so a
+        # ListStacks poll waits behind the run's own calls and, on a loaded machine, saw the third stack
+        # only after all of them were deployed
         cfn = client(stack_env, "cloudformation")
+        sqs = client(stack_env, "sqs")
         run = playbook(variables, env)
         seen = 0
         while run.poll() is None and seen < KILL_AFTER:
-            seen = sum(len(page["StackSummaries"]) for page in cfn.get_paginator("list_stacks").paginate())
+            seen = len(sqs.list_queues(QueueNamePrefix="itest-killed-").get("QueueUrls", []))
             time.sleep(0.02)
         assert run.poll() is None, "the run ended before the emulator could be killed"
         os.killpg(int(stack.ctx.pid_file("moto").read_text()), signal.SIGKILL)

@@ -28,6 +28,8 @@ def run(tmp_path: Path, *, check: bool, as_stdout: bool) -> tuple[str, str, dict
     result = run_playbook(
         FIXTURE / "play.yml", "localhost,", env=env, check=check, extra_vars={"fixture_dir": str(tmp_path)}
     ).assert_ok()
+    # quieting the default callback's output must not override deprecated base methods (v2_on_any warned)
+    assert "DEPRECATION" not in result.stdout + result.stderr
     markdown = (tmp_path / "plan.md").read_text()
     assert (tmp_path / "summary.md").read_text() == markdown
     return result.stdout, markdown, json.loads((tmp_path / "plan.json").read_text())
