@@ -16,6 +16,10 @@ PYTHON_VERSION := 3.12
 PYTHON_BASE ?= $(shell tools/find-python.sh $(PYTHON_VERSION))
 COLLECTION_COPY := .cache/ansible_collections/biomage/iac
 DEBIAN_PACKAGES := shellcheck rsync
+# pytest workers (pytest-xdist), one test file at a time each: most of a test's time is one Python process
+# (ansible-playbook, a controller) on one core, so the machine's two cores run two files side by side.
+# Each worker starts its own local stack on its own free ports. 0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 # the pip version ansible-test 2.21 bootstraps into its sanity virtualenvs (see tools/ansible_test_get_pip.py)
 ANSIBLE_TEST_PIP := 25.2
 ANSIBLE_TEST_GET_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
@@ -92,8 +96,8 @@ sanity: setup ## ansible-test sanity on a copy of the collection (no ignore file
 	cd $(COLLECTION_COPY) && git init -q && git add -A && \
 	  ansible-test sanity --python $(PYTHON_VERSION) --requirements --color no
 
-pytest: setup ## the pytest suite (starts and stops the servers it needs)
-	pytest
+pytest: setup ## the pytest suite (starts and stops the servers it needs), on PYTEST_WORKERS workers
+	pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 molecule: setup ## every role's molecule scenario (part of pytest; starts and stops its own stack)
 	pytest tests/integration/test_molecule.py

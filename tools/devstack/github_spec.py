@@ -77,7 +77,8 @@ def ensure_subset(version: str = OCTOKIT_OPENAPI_VERSION) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     full = _full_description(version)
-    target_tmp = target.with_suffix(".tmp")
+    # one temporary file per process: two test workers may build it at the same time
+    target_tmp = target.with_suffix(f".{os.getpid()}.tmp")
     target_tmp.write_text(json.dumps(reduce(full, version)), encoding="utf-8")
     target_tmp.replace(target)
     return target
