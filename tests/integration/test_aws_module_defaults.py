@@ -18,22 +18,10 @@ import yaml
 
 from tests.lib import aws
 from tests.lib.ansible_run import ansible_env, run_playbook
+from tests.lib.cfn_scenarios import queue_template
 
 pytestmark = pytest.mark.slow
 MOTO_ACCOUNT = "123456789012"
-QUEUE_TEMPLATE = """---
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Environment:
-    Type: String
-    AllowedValues: [development, staging, production]
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-    Properties:
-      QueueName:
-        Fn::Sub: "defaults-${Environment}"
-"""
 
 
 def play(group: str, devstack: dict[str, str], template: Path, results: Path) -> list[dict]:
@@ -106,7 +94,7 @@ def play(group: str, devstack: dict[str, str], template: Path, results: Path) ->
 def test_one_module_defaults_entry_serves_both_collections(devstack: dict[str, str], tmp_path: Path) -> None:
     group = f"defaults-{uuid.uuid4().hex[:6]}"
     template = tmp_path / "queue.yaml"
-    template.write_text(QUEUE_TEMPLATE)
+    template.write_text(queue_template("defaults", secret=False))
     results = tmp_path / "results.json"
     playbook = tmp_path / "defaults.yml"
     playbook.write_text(yaml.safe_dump(play(group, devstack, template, results), sort_keys=False))

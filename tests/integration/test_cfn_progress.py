@@ -16,6 +16,7 @@ from devstack import moto_ext
 from moto.cloudformation.models import CloudFormationBackend, Event
 
 from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
+from tests.lib.cfn_scenarios import queue_template
 from tests.lib.moto_server import in_process_moto
 
 pytestmark = pytest.mark.slow
@@ -23,20 +24,7 @@ PLAY = REPO_ROOT / "tests/fixtures/playbooks/plan/slow_stack.yml"
 REGION = "eu-west-1"
 SLOW_SECONDS = 12.0
 INTERVAL = 2
-TEMPLATE = """---
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Environment:
-    Type: String
-    AllowedValues: [development, staging, production]
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-    Properties:
-      QueueName:
-        Fn::Sub: "itest-slow-${Environment}"
-      SqsManagedSseEnabled: true
-"""
+TEMPLATE = queue_template("itest-slow", extra="\n      SqsManagedSseEnabled: true", secret=False)
 PROGRESS = re.compile(r"^\[progress\] Converge the slow stack: (?:(\d+)m)?(\d+)s elapsed; (.*)$", re.MULTILINE)
 
 

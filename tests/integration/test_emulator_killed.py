@@ -23,6 +23,7 @@ from devstack.core import port_in_use
 
 from tests.lib.ansible_run import BIN_DIR, REPO_ROOT, ansible_env
 from tests.lib.aws import client
+from tests.lib.cfn_scenarios import queue_template
 
 pytestmark = pytest.mark.slow
 PLAY = REPO_ROOT / "tests/fixtures/playbooks/faults/cfn_stacks_many.yml"
@@ -30,19 +31,6 @@ STACKS = 16
 KILL_AFTER = 3  # stacks the emulator holds when it is killed
 PARAMETERS = {"Environment": "development"}
 BOUND_SECONDS = 30  # docs/timeouts.md: an unreachable AWS endpoint fails a task within 30 s
-TEMPLATE = """---
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Environment:
-    Type: String
-    AllowedValues: [development, staging, production]
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-    Properties:
-      QueueName:
-        Fn::Sub: "itest-killed-{index}-${{Environment}}"
-"""
 
 
 def playbook(variables: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -66,7 +54,7 @@ def test_emulator_killed_mid_deploy_fails_fast_truthfully_and_a_rerun_converges(
         stacks = []
         for i, name in enumerate(names):
             path = tmp_path / f"{name}.yaml"
-            path.write_text(TEMPLATE.format(index=i))
+            path.write_text(queue_template(f"itest-killed-{i}", secret=False))
             label = f"itest/{path.name}"
             stacks.append({"name": name, "template": str(path), "template_label": label, "parameters": PARAMETERS})
         variables = tmp_path / "vars.json"

@@ -24,6 +24,7 @@ from tests.lib.ansible_run import (
     converge_local_cluster,
     run_playbook,
 )
+from tests.lib.cfn_scenarios import queue_template
 
 pytestmark = pytest.mark.slow
 PLAYBOOK = "playbooks/resources.yml"
@@ -38,20 +39,9 @@ RESOURCE_STACKS = [
     "biomage-sqs-development",
 ]
 IRSA_STACKS = [f"biomage-irsa-{app}-role-development" for app in ("api", "pipeline", "ui", "worker")]
-EXTRA_TEMPLATE = """---
-AWSTemplateFormatVersion: "2010-09-09"
-Description: A test-only template (an extra queue) for the orphan and prune tests.
-Parameters:
-  Environment:
-    Type: String
-    AllowedValues: [development, staging, production]
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-    Properties:
-      QueueName:
-        Fn::Sub: "itest-extra-${Environment}"
-"""
+EXTRA_TEMPLATE = queue_template(
+    "itest-extra", description="A test-only template (an extra queue) for the orphan and prune tests.", secret=False
+)
 
 
 SUMMARY_LINE = re.compile(r"^\s+- (biomage-\S+) (\w+) (\S+)$", re.MULTILINE)

@@ -20,17 +20,25 @@ GROUP = "aws-resources"
 REGION = "eu-west-1"
 
 
-def queue_template(queue: str = "jobs", export: str | None = None, import_: str | None = None, extra: str = "") -> str:
+def queue_template(
+    queue: str = "jobs",
+    export: str | None = None,
+    import_: str | None = None,
+    extra: str = "",
+    description: str | None = None,
+    secret: bool = True,
+) -> str:
+    """A template of one SQS queue named ``<queue>-<Environment>``: ``extra`` is appended to its properties
+    (each line indented by 6), ``export``/``import_`` add an exported ARN or a tag importing one, ``secret``
+    a NoEcho parameter."""
+    head = f"Description: {description}\n" if description else ""
+    secret_parameter = '\n  Secret:\n    Type: String\n    Default: ""\n    NoEcho: true' if secret else ""
     text = f"""---
 AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
+{head}Parameters:
   Environment:
     Type: String
-    AllowedValues: [development, staging, production]
-  Secret:
-    Type: String
-    Default: ""
-    NoEcho: true
+    AllowedValues: [development, staging, production]{secret_parameter}
 Resources:
   Queue:
     Type: AWS::SQS::Queue

@@ -66,6 +66,22 @@ def wanted_port(variable: str) -> int:
     return port
 
 
+class StopSignal:
+    """Set once SIGTERM or SIGINT arrives (installs the handlers): a daemon of the stack checks it between
+    polls and ends cleanly, stopping what it runs."""
+
+    def __init__(self) -> None:
+        self.received = False
+        signal.signal(signal.SIGTERM, self._receive)
+        signal.signal(signal.SIGINT, self._receive)
+
+    def _receive(self, signum: int, frame: object) -> None:
+        self.received = True
+
+    def __bool__(self) -> bool:
+        return self.received
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file, or a note that it is missing."""
     try:

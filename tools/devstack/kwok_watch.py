@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import ssl
 import subprocess
 import sys
@@ -27,8 +26,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
+
+from devstack.core import StopSignal
 
 LEASE_NAMESPACE = "kube-node-lease"
 
@@ -129,14 +129,7 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    stopping = False
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stopping = StopSignal()
     api = Api(args.server, args.ca, args.cert, args.key)
     detector = StallDetector(tuple(args.node), args.stall_after)
     child = subprocess.Popen(args.kwok)  # the stack's own KWOK command line

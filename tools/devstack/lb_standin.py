@@ -31,12 +31,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import signal
 import sys
 import time
 import urllib.parse
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import boto3
@@ -44,6 +42,8 @@ import botocore.exceptions
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+from devstack.core import StopSignal
 
 POLL_SECONDS = 0.25
 # the finalizer Kubernetes' service controller puts on a Service it provisioned a load balancer for
@@ -231,14 +231,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    stopping = False
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stopping = StopSignal()
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(args.kubeconfig), client_configuration=configuration)
     configuration.retries = 0  # this loop retries; a stop signal is seen within one poll
