@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.lib import aws
-from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, converge_local_cluster, run_playbook
+from tests.lib.ansible_run import PlaybookResult, converge_local_cluster, playbook_in_checkout, run_playbook
 from tests.lib.releases import render_chart, rendered_objects
 
 pytestmark = pytest.mark.slow
@@ -38,12 +38,9 @@ PLAY = """---
 
 
 @pytest.fixture(scope="module")
-def playbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # inside the checkout so that ansible.cfg's collection path resolves the roles
-    path = REPO_ROOT / "playbooks" / f".itest-ingress-{os.getpid()}.yml"
-    path.write_text(PLAY, encoding="utf-8")
-    yield path
-    path.unlink(missing_ok=True)
+def playbook() -> Iterator[Path]:
+    with playbook_in_checkout("ingress", PLAY) as path:
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ so before each change of load balancer this test deletes the DNS stack and the r
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.lib import aws
-from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, converge_local_cluster, run_playbook
+from tests.lib.ansible_run import PlaybookResult, converge_local_cluster, playbook_in_checkout, run_playbook
 
 pytestmark = pytest.mark.slow
 HEAD = """---
@@ -60,14 +59,11 @@ SIDE_BY_SIDE = {
 
 @pytest.fixture(scope="module")
 def playbooks() -> Iterator[tuple[Path, Path]]:
-    paths = []
-    for name, roles in (("old", OLD_ROLES), ("new", NEW_ROLES)):
-        path = REPO_ROOT / "playbooks" / f".itest-ingress-migration-{name}-{os.getpid()}.yml"
-        path.write_text(HEAD + roles + TAIL, encoding="utf-8")
-        paths.append(path)
-    yield paths[0], paths[1]
-    for path in paths:
-        path.unlink(missing_ok=True)
+    with (
+        playbook_in_checkout("ingress-migration-old", HEAD + OLD_ROLES + TAIL) as old,
+        playbook_in_checkout("ingress-migration-new", HEAD + NEW_ROLES + TAIL) as new,
+    ):
+        yield old, new
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ the new records; afterwards the records are this deployment's (no takeover neede
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.lib import aws
-from tests.lib.ansible_run import REPO_ROOT, run_playbook
+from tests.lib.ansible_run import playbook_in_checkout, run_playbook
 
 pytestmark = pytest.mark.slow
 DOMAIN = "handover.biomage.test"
@@ -34,10 +33,8 @@ PLAY = """---
 
 @pytest.fixture(scope="module")
 def playbook() -> Iterator[Path]:
-    path = REPO_ROOT / "playbooks" / f".itest-handover-{os.getpid()}.yml"
-    path.write_text(PLAY, encoding="utf-8")
-    yield path
-    path.unlink(missing_ok=True)
+    with playbook_in_checkout("handover", PLAY) as path:
+        yield path
 
 
 def new_load_balancer(devstack: dict[str, str]) -> dict:

@@ -7,7 +7,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,3 +102,16 @@ def converge_local_cluster(env: dict[str, str]) -> PlaybookResult:
     API server with the emulator (EKS cluster, IAM OIDC provider, eksctl's network stack), which
     resources.yml then reads (the IRSA issuer, Redis's network)."""
     return run_playbook("playbooks/base.yml", env=env, args=["--tags", "eks_cluster"]).assert_ok()
+
+
+@contextmanager
+def playbook_in_checkout(name: str, text: str) -> Iterator[Path]:
+    """A test's playbook written into playbooks/ (so that ansible.cfg's collection path and the inventories'
+    playbook-relative lookups resolve as for the real ones) as ``.itest-<name>-<pid>.yml``, removed after.
+    The name is hidden, per process (two test workers) and left out of the collection build (galaxy.yml)."""
+    path = REPO_ROOT / "playbooks" / f".itest-{name}-{os.getpid()}.yml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
