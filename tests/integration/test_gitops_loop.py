@@ -294,10 +294,13 @@ def test_a_release_naming_a_missing_chart_fails_the_role_naming_the_release_and_
     api: client.ApiClient, synced: dict[str, str]
 ) -> None:
     env = synced
-    gh.commit_files(env, {BAD_FILE: release(1, ref="badchart", chart="./charts/missing")}, message="bad chart")
-    # kustomize-controller health-checks what it applied until the Kustomization's timeout (5m by default) before
-    # it takes the next revision: a short one here, so that the fix below is applied within the test's budget
+    # kustomize-controller health-checks what it applied until the Kustomization's timeout (5m by default), and it
+    # reads a changed timeout only once that is over: a short one here, set before the bad revision exists (on a
+    # loaded machine source-controller can fetch the commit before the role's run reaches the Kustomization), so
+    # that the failure and the fix below are applied within the test's budget
     short = {"flux_kustomization_timeout": "30s"}
+    role(env, **short).assert_ok()
+    gh.commit_files(env, {BAD_FILE: release(1, ref="badchart", chart="./charts/missing")}, message="bad chart")
     try:
         started = time.monotonic()
         failed = role(env, **short)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,15 +77,23 @@ def interrupted_run(tmp_path: Path, sig: int, **env_extra: str) -> tuple[list[Pa
     return [temp, local, remote, home], output
 
 
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder with a short path: the run's TMPDIR holds the Unix socket of ansible-core's local RPC
+    server, and a socket path may not exceed 107 bytes (pytest's tmp_path under a test worker can be longer)."""
+    with tempfile.TemporaryDirectory(prefix="sod-") as folder:
+        yield Path(folder)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_an_interrupted_run_leaves_no_file_with_the_token(tmp_path: Path, sig: int) -> None:
-    folders, output = interrupted_run(tmp_path, sig)
+def test_an_interrupted_run_leaves_no_file_with_the_token(short_tmp: Path, sig: int) -> None:
+    folders, output = interrupted_run(short_tmp, sig)
     assert files_with(folders, TOKEN.encode()) == [], output[-2000:]
 
 
-def test_the_check_finds_the_payload_when_pipelining_is_off(tmp_path: Path) -> None:
+def test_the_check_finds_the_payload_when_pipelining_is_off(short_tmp: Path) -> None:
     """Control: without pipelining the AnsiballZ payload with the token is written to the remote temp folder."""
-    folders, output = interrupted_run(tmp_path, signal.SIGKILL, ANSIBLE_PIPELINING="False")
+    folders, output = interrupted_run(short_tmp, signal.SIGKILL, ANSIBLE_PIPELINING="False")
     found = files_with(folders, TOKEN.encode())
     assert found, output[-2000:]
     assert any("AnsiballZ_wait_for.py" in f for f in found), found
