@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -97,20 +98,34 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 PID_REUSE_SLACK = 60.0
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` from field 3 (the state) on, or None if it cannot be read.
+
+    Field 2, the command name in parentheses, may itself hold spaces and parentheses: the fields after
+    it start after the last ')'.
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+@functools.cache
+def _boot_time() -> float | None:
+    """The machine's boot time (``btime`` of ``/proc/stat``, seconds since the epoch); fixed per boot."""
+    with contextlib.suppress(OSError, StopIteration, IndexError, ValueError):
+        lines = Path("/proc/stat").read_text(encoding="ascii").splitlines()
+        return float(next(line.split()[1] for line in lines if line.startswith("btime ")))
+    return None
+
+
 def process_started_at(pid: int) -> float | None:
     """When the process ``pid`` started (seconds since the epoch), or None if that cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
-            if line.startswith("btime ")
-        )
-    except (OSError, StopIteration, IndexError, ValueError):
+    fields, boot = _proc_stat(pid), _boot_time()
+    # field 22 of /proc/<pid>/stat: starttime, in clock ticks since boot
+    if fields is None or boot is None or len(fields) < 20 or not fields[19].isdigit():
         return None
-    # field 22 (starttime, clock ticks since boot); fields 3 on follow the ')' that ends the name
-    ticks = int(stat.rsplit(")", 1)[1].split()[19])
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def pid_alive(pid: int) -> bool:
@@ -121,12 +136,9 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        # field 3 is the state; 'Z' is a zombie that only waits to be reaped
-        if stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+    fields = _proc_stat(pid)
+    # field 3 is the state; 'Z' is a zombie that only waits to be reaped
+    return not (fields and fields[0] == "Z")
 
 
 def http_ok(url: str, timeout: float = 1.0, context: object | None = None, status_below: int = 500) -> bool:
