@@ -43,8 +43,8 @@ options:
     default: ""
   load_balancer_hostname:
     description:
-      - The DNS name of the load balancer the records are to point at. Empty (a check run before the load
-        balancer exists): only the zone is looked up.
+      - The DNS name of the load balancer the records are to point at.
+      - Empty (a check run before the load balancer exists) to look up only the zone.
     type: str
     default: ""
   stack_name:

@@ -19,6 +19,10 @@ ZONES_PER_PAGE = "100"
 RECORDS_READ = "10"
 
 
+class DnsError(BiomageError):
+    """The DNS settings cannot be read as given; the message says why and the fix."""
+
+
 def absolute(name):
     """``example.org`` and ``example.org.`` -> ``example.org.``."""
     return name.rstrip(".") + "."
@@ -92,7 +96,7 @@ def read(clients, settings, zone_id, zone_name, domain, hostname, stack_name):
         "read": [],
     }
     if not (zone_id or zone_name):
-        raise BiomageError(
+        raise DnsError(
             f"no hosted zone for {domain}: neither its id nor its name was given.",
             fix="set route53_dns_hosted_zone_id or route53_dns_hosted_zone_name.",
         )
