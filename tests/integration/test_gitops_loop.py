@@ -17,13 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.lib import github as gh
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
-from tests.lib.releases import filled_release
+from tests.lib.releases import dump, filled_release
 from tests.lib.tags import CLUSTER_ADDONS
 
 pytestmark = pytest.mark.slow
@@ -70,7 +69,7 @@ def release(replicas: int, ref: str = REF, chart: str = "./charts/nodejs") -> st
     values["hpa"] = {"enabled": False}
     values["replicaCount"] = replicas
     helm_release["spec"]["chart"]["spec"]["chart"] = chart
-    return yaml.safe_dump_all([namespace, helm_release], sort_keys=False)
+    return dump([namespace, helm_release])  # with helm-controller's account, as the release step writes it
 
 
 def helm_release_of(api: client.ApiClient, namespace: str = APPS) -> dict | None:

@@ -158,3 +158,31 @@ def test_the_role_uses_the_names_of_the_release_step() -> None:
     patch = tasks.index("biomage.iac.flux_lockdown(flux_release_deployer_account)")
     apply = tasks.index("Apply the controllers, CRDs and RBAC")
     assert check < patch < apply, "after the SHA-256 check, before the apply"
+
+
+# -- the release namespace's account (written by the release step) ----------------------------------------------
+def test_the_deployer_account_and_binding_of_a_namespace() -> None:
+    account, binding = lockdown.deployer_objects("ui-master")
+    assert account == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "release-deployer", "namespace": "ui-master"},
+        "automountServiceAccountToken": False,
+    }
+    assert binding["metadata"] == {"name": "release-deployer", "namespace": "ui-master"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "biomage-release-deployer",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "release-deployer", "namespace": "ui-master"}]
+
+
+def test_with_deployer_appends_per_released_namespace_and_replaces_what_is_there() -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ui-x"}}
+    release = {"kind": "HelmRelease", "metadata": {"name": "ui-x", "namespace": "ui-x"}}
+    tampered = {**lockdown.deployer_objects("ui-x")[1], "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}}
+    result = lockdown.with_deployer([namespace, tampered, release])
+    assert result == [namespace, release, *lockdown.deployer_objects("ui-x")], "at the end; the tampered one replaced"
+    assert lockdown.with_deployer(result) == result
+    assert lockdown.with_deployer([namespace]) == [namespace], "no HelmRelease: no account"
