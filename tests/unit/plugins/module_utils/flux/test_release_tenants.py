@@ -97,3 +97,21 @@ def test_only_the_release_steps_account_and_binding_are_accepted(checker: rel.Re
     # a renamed account also leaves the release without its account: warned as well
     renamed = [*documents[:-2], {**account, "metadata": {"name": "other", "namespace": "ui-master"}}, binding]
     assert [f.severity for f in checker.check_documents(renamed, "staging", LABEL).findings] == ["error", "warning"]
+
+
+def test_a_chart_from_another_namespaces_source_is_refused(checker: rel.ReleaseChecker) -> None:
+    """helm-controller runs without --no-cross-namespace-refs: the checker (and the admission policy) keep a
+    release to its own namespace's sources and this repository's GitRepository."""
+    documents = in_namespace("ui-master")
+    release = documents[1]
+    foreign = {"kind": "HelmRepository", "name": "p", "namespace": "api-master"}
+    release["spec"]["chart"]["spec"].update(chart="podinfo", sourceRef=foreign)
+    (finding,) = messages(checker, documents)
+    assert "document 2 spec.chart.spec.sourceRef.namespace: 'api-master' is not the release's namespace" in finding
+    assert "Fix: declare the source in ui-master (this file)" in finding
+    release["spec"]["chart"]["spec"]["sourceRef"]["namespace"] = "ui-master"
+    assert messages(checker, documents) == []
+    del release["spec"]["chart"]
+    release["spec"]["chartRef"] = {"kind": "OCIRepository", "name": "p", "namespace": "worker-x"}
+    (finding,) = messages(checker, documents)
+    assert "document 2 spec.chartRef.namespace: 'worker-x' is not the release's namespace" in finding
