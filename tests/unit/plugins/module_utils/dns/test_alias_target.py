@@ -60,12 +60,11 @@ def test_two_public_zones_of_the_name_give_no_id(aws) -> None:
 def test_with_a_hostname_the_load_balancers_records_and_stack_are_read(aws) -> None:
     zone = make_zone(aws, "biomage.test")
     lb = make_load_balancer(aws)
+    alias = {"HostedZoneId": lb["CanonicalHostedZoneId"], "DNSName": lb["DNSName"], "EvaluateTargetHealth": False}
+    record = {"Name": f"{DOMAIN}.", "Type": "A", "AliasTarget": alias}
     aws("route53").change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {"Name": f"{DOMAIN}.", "Type": "A",
-            "AliasTarget": {"HostedZoneId": lb["CanonicalHostedZoneId"], "DNSName": lb["DNSName"],
-                            "EvaluateTargetHealth": False}}}]},
-    )  # fmt: skip
+        HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": record}]}
+    )
     template = {"Parameters": {"LoadBalancerDnsName": {"Type": "String"}},
                 "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}  # fmt: skip
     aws("cloudformation").create_stack(
