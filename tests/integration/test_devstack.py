@@ -56,6 +56,28 @@ def test_up_twice_adopts_the_running_server_and_keeps_its_state(tmp_path: Path) 
         stack.down()
 
 
+def test_a_pid_file_whose_pid_was_reused_is_stale_and_the_new_process_is_left_alone(tmp_path: Path) -> None:
+    """pid_max is 32768 on many machines: a dead server's pid can come back as another process. One
+    started after the pid file was written is not ours: not reported, not signalled."""
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        pid_file = tmp_path / "moto.pid"
+        pid_file.write_text(f"{stranger.pid}\n")
+        written_long_before = time.time() - 600
+        os.utime(pid_file, (written_long_before, written_long_before))
+        stack = Stack(tmp_path, ["moto"])
+        assert stack.ctx.read_pid("moto") is None
+        assert not pid_file.exists(), "the stale pid file is removed"
+        assert stack.ctx.terminate("moto") is False
+        assert stranger.poll() is None, "the process that reused the pid was not signalled"
+
+        pid_file.write_text(f"{stranger.pid}\n")  # written after the process started: ours
+        assert stack.ctx.read_pid("moto") == stranger.pid
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 def test_stale_pid_file_is_recovered(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -91,6 +91,28 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(content[-lines:]) or f"(log {path} is empty)"
 
 
+# A process started this long after its pid file was written cannot be the one the file records:
+# its pid was reused (pid_max is 32768 on many machines, and a test session wraps it in about an
+# hour). The margin absorbs a step of the wall clock (NTP) between the spawn and the check.
+PID_REUSE_SLACK = 60.0
+
+
+def process_started_at(pid: int) -> float | None:
+    """When the process ``pid`` started (seconds since the epoch), or None if that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    # field 22 (starttime, clock ticks since boot); fields 3 on follow the ')' that ends the name
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def pid_alive(pid: int) -> bool:
     """True when a process with this pid exists and is not a zombie."""
     try:
@@ -179,14 +201,21 @@ class Context:
 
     # -- processes -----------------------------------------------------------------------------
     def read_pid(self, name: str) -> int | None:
-        """The pid recorded for ``name`` if that process still runs; a stale pid file is removed."""
+        """The pid recorded for ``name`` if that process still runs; a stale pid file is removed.
+
+        A live process that started after the pid file was written has a reused pid: it is not ours,
+        and is neither reported nor ever signalled.
+        """
         pid_file = self.pid_file(name)
         try:
             pid = int(pid_file.read_text(encoding="ascii").split()[0])
+            written = pid_file.stat().st_mtime
         except (FileNotFoundError, ValueError, IndexError):
             pid_file.unlink(missing_ok=True)
             return None
-        if pid_alive(pid):
+        started = process_started_at(pid)
+        reused = started is not None and started > written + PID_REUSE_SLACK
+        if pid_alive(pid) and not reused:
             return pid
         pid_file.unlink(missing_ok=True)
         return None
