@@ -53,7 +53,7 @@ def _crd_dir(repo_root: Path) -> Path:
 def _report(findings: list[Finding]) -> int:
     errors = [f for f in findings if f.severity == "error"]
     for finding in findings:
-        print(finding if finding.severity == "error" else f"notice: {finding}", file=sys.stderr)
+        print(finding if finding.severity == "error" else f"{finding.severity}: {finding}", file=sys.stderr)
     return len(errors)
 
 

@@ -95,7 +95,7 @@ def migrate(path: Path, args: argparse.Namespace, checker_for) -> tuple[bool, bo
     environment = args.env or environment_of(path)
     report = checker_for(template).check_documents(conversion.documents, None if template else environment, label)
     for finding in report.findings:
-        print(finding if finding.severity == "error" else f"notice: {finding}", file=sys.stderr)
+        print(finding if finding.severity == "error" else f"{finding.severity}: {finding}", file=sys.stderr)
     passed = not report.errors
     if args.write and passed:
         path.write_text(new_text, encoding="utf-8")

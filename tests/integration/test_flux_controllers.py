@@ -112,9 +112,21 @@ def helm_release(replicas: int, chart: str = "./charts/nodejs", name: str = "ui"
     return yaml.safe_dump(release)
 
 
+# Flux's multi-tenancy lockdown (docs/tenants.md): helm-controller installs the HelmRelease of APPS as the account
+# release-deployer of APPS, which the folder creates and binds to Kubernetes' namespace admin role (the flux role's
+# biomage-release-deployer is not installed in this module)
+DEPLOYER = "release-deployer"
 PROBE_APP = yaml.safe_dump_all(
     [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APPS}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEPLOYER, "namespace": APPS}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": DEPLOYER, "namespace": APPS},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": DEPLOYER, "namespace": APPS}],
+        },
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -139,11 +151,30 @@ def api(kube_api: client.ApiClient) -> client.ApiClient:
 
 @pytest.fixture(scope="module")
 def sources(api: client.ApiClient) -> Iterator[str]:
-    """The namespace of this module's Flux objects (deleted at the end, with them)."""
+    """The namespace of this module's Flux objects (deleted at the end, with them). Its Kustomizations apply as
+    kustomize-controller's default service account of NS (the lockdown), bound to cluster-admin here as a
+    platform's own sync would be: they create namespaces."""
     client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
+    client.CoreV1Api(api).create_namespaced_service_account(NS, {"metadata": {"name": DEPLOYER}})
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": NS},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": DEPLOYER, "namespace": NS}],
+        }
+    )
     try:
         yield NS
     finally:
+        # the Kustomizations prune what they applied as that account: keep its rights until they are gone
+        group, version, plural = FLUX_GROUPS["Kustomization"]
+        deadline = time.monotonic() + 60
+        while client.CustomObjectsApi(api).list_namespaced_custom_object(group, version, NS, plural)["items"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        rbac.delete_cluster_role_binding(NS)
         client.CoreV1Api(api).delete_namespace(NS)
 
 

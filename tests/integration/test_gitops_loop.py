@@ -17,13 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.lib import github as gh
 from tests.lib.ansible_run import REPO_ROOT, PlaybookResult, run_playbook
-from tests.lib.releases import filled_release
+from tests.lib.releases import dump, dump_old_layout, filled_release
 from tests.lib.tags import CLUSTER_ADDONS
 
 pytestmark = pytest.mark.slow
@@ -36,6 +35,8 @@ REF = "gitops"  # the release's namespace ui-gitops, as a service's CI would nam
 APPS = f"ui-{REF}"
 RELEASE_FILE = "releases/development/ui-gitops.yaml"
 BAD_FILE = "releases/development/ui-badchart.yaml"
+IN_API_FILE = "releases/development/ui-in-api.yaml"  # a ui release in an api namespace, past the checker
+OLD_LAYOUT_FILE = "releases/development/ui-oldlayout.yaml"  # no release-deployer account (before the lockdown)
 SOURCE = ("source.toolkit.fluxcd.io", "v1", "gitrepositories")
 HELM_RELEASE = ("helm.toolkit.fluxcd.io", "v2", "helmreleases")
 PROBE = "tests/fixtures/playbooks/flux_reconcile.yml"
@@ -63,14 +64,20 @@ def reconcile(env: dict[str, str], timeout: int = 150) -> PlaybookResult:
     return run_playbook(PROBE, env=env, extra_vars=probe)
 
 
-def release(replicas: int, ref: str = REF, chart: str = "./charts/nodejs") -> str:
-    """A release file as a service's CI writes it (docs/examples/ui.flux.ci filled), with a fixed replica count."""
+def release_documents(replicas: int, ref: str = REF, chart: str = "./charts/nodejs") -> list[dict]:
+    """The example's Namespace and HelmRelease as a service's CI fills them, with a fixed replica count."""
     namespace, helm_release = filled_release("development", ref=ref, domain="dev.biomage.test")
     values = helm_release["spec"]["values"]
     values["hpa"] = {"enabled": False}
     values["replicaCount"] = replicas
     helm_release["spec"]["chart"]["spec"]["chart"] = chart
-    return yaml.safe_dump_all([namespace, helm_release], sort_keys=False)
+    return [namespace, helm_release]
+
+
+def release(replicas: int, ref: str = REF, chart: str = "./charts/nodejs") -> str:
+    """A release file as the release step writes it (docs/examples/ui.flux.ci filled, with helm-controller's
+    account release-deployer), with a fixed replica count."""
+    return dump(release_documents(replicas, ref, chart))
 
 
 def helm_release_of(api: client.ApiClient, namespace: str = APPS) -> dict | None:
@@ -188,7 +195,8 @@ def synced(api: client.ApiClient, stack_ansible_env: dict[str, str]) -> Iterator
     try:
         yield env
     finally:
-        present = {path: None for path in (RELEASE_FILE, BAD_FILE) if on_main(env, path)}
+        files = (RELEASE_FILE, BAD_FILE, IN_API_FILE, OLD_LAYOUT_FILE)
+        present = {path: None for path in files if on_main(env, path)}
         if present:
             gh.commit_files(env, present, message="test: remove the gitops releases")
             reconcile(env)
@@ -332,3 +340,71 @@ def test_a_deploy_key_deleted_behind_the_roles_back_fails_the_wait_then_the_role
 
     role(env).assert_ok()  # adds the Secret's key again, and proves the sync
     assert fetches(env, key)
+
+
+# -- Flux's multi-tenancy lockdown (docs/tenants.md) ----------------------------------------------------------------
+def delete_namespace(api: client.ApiClient, name: str) -> None:
+    try:
+        client.CoreV1Api(api).delete_namespace(name)
+    except ApiException as exc:
+        assert exc.status == 404, exc.body
+
+
+def test_a_ui_release_committed_into_an_api_namespace_is_refused_through_flux(
+    api: client.ApiClient, synced: dict[str, str]
+) -> None:
+    """Past the checker (a push that skipped it): kustomize-controller applies as flux-releases, and the API
+    server's admission policy refuses the HelmRelease, so the Kustomization is not Ready and names the policy."""
+    env = synced
+    namespace, helm_release = release_documents(1, ref="lockdown")
+    namespace["metadata"]["name"] = "api-lockdown"
+    helm_release["metadata"]["namespace"] = "api-lockdown"
+    gh.commit_files(env, {IN_API_FILE: dump([namespace, helm_release])}, message="ui release in an api namespace")
+    try:
+        started = time.monotonic()
+        refused = reconcile(env, timeout=90)
+        assert refused.returncode != 0
+        output = " ".join(refused.output.split())
+        assert "Kustomization flux-system/releases failed (kustomize-controller)" in output, output
+        assert "HelmRelease ui-lockdown of service ui may not live in namespace api-lockdown" in output, output
+        assert "(RBAC tenant policy biomage-release-tenants)" in output
+        assert helm_release_of(api, "api-lockdown") is None, "nothing of it was installed"
+        print(f"refused through Flux: {time.monotonic() - started:.1f} s")
+    finally:
+        gh.commit_files(env, {IN_API_FILE: None}, message="remove the ui release in an api namespace")
+        try:
+            reconcile(env).assert_ok()
+        finally:
+            # applied before the refused HelmRelease (namespaces go first), never in the inventory: not pruned
+            delete_namespace(api, "api-lockdown")
+
+
+def test_a_release_file_without_the_deployer_account_is_refused_by_rbac_and_named_by_the_wait(
+    api: client.ApiClient, synced: dict[str, str]
+) -> None:
+    """A release file of the layout before the lockdown: helm-controller installs it as release-deployer of its
+    namespace, which has no RoleBinding there, so the API server refuses it; the HelmRelease is not Ready with
+    the RBAC reason, and the role's wait says so at once with the fix."""
+    env = synced
+    gh.commit_files(
+        env, {OLD_LAYOUT_FILE: dump_old_layout(release_documents(1, ref="oldlayout"))}, message="an older release"
+    )
+    short = {"flux_kustomization_timeout": "30s"}  # as for the missing chart: the fix is applied within the budget
+    try:
+        started = time.monotonic()
+        failed = role(env, **short)
+        assert failed.returncode != 0
+        output = " ".join(failed.output.split())
+        assert "HelmRelease ui-oldlayout/ui-oldlayout (applied by Kustomization flux-system/releases" in output, output
+        assert "forbidden: User" in output and "system:serviceaccount:ui-oldlayout:release-deployer" in output, output
+        assert (
+            "Fix: HelmRelease ui-oldlayout/ui-oldlayout is installed as the service account release-deployer" in output
+        )
+        assert "run the release step again for it" in output
+        conditions = {c["type"]: c for c in helm_release_of(api, "ui-oldlayout")["status"]["conditions"]}
+        assert conditions["Ready"]["status"] == "False" and "forbidden" in conditions["Ready"]["message"]
+        assert ready_pods(api, "ui-oldlayout") == [], "nothing installed"
+        assert time.monotonic() - started < 150, "reported at once, not at the Kustomization's timeout"
+    finally:
+        gh.commit_files(env, {OLD_LAYOUT_FILE: None}, message="remove the older release")
+    role(env).assert_ok()  # pruned, Ready again, and the Kustomization's own timeout back

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown
 
 from tests.lib.ansible_run import REPO_ROOT
 
@@ -38,6 +39,13 @@ def filled_release(
 
 
 def dump(documents: list[dict[str, Any]]) -> str:
+    """A release file as the release step writes it: ``documents`` followed by the ServiceAccount and
+    RoleBinding release-deployer of each HelmRelease's namespace (docs/tenants.md)."""
+    return yaml.safe_dump_all(lockdown.with_deployer(documents), sort_keys=False)
+
+
+def dump_old_layout(documents: list[dict[str, Any]]) -> str:
+    """A release file of the layout before Flux's lockdown (no release-deployer account): ``documents`` only."""
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 

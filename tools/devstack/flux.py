@@ -6,7 +6,10 @@ cluster against the stack's API server (its admin kubeconfig), leader election o
 metrics and health endpoints on free loopback ports. source-controller serves its artifacts on a
 loopback port and advertises that address (``--storage-adv-addr``), so kustomize-controller and
 helm-controller fetch what it produced exactly as they would from its in-cluster Service. They
-watch all namespaces.
+watch all namespaces. kustomize-controller and helm-controller run with Flux's multi-tenancy lockdown,
+the same arguments the flux role sets on the install manifest's Deployments in every environment
+(``--default-service-account=release-deployer``, and ``--no-cross-namespace-refs=true`` for
+kustomize-controller: plugins/module_utils/flux/lockdown.py, docs/tenants.md).
 
 The component also serves Flux's install manifest on loopback (``FLUX_INSTALL_MANIFEST_URL``, with
 its SHA-256 in ``FLUX_INSTALL_MANIFEST_SHA256``): the manifest rendered at build time from module
@@ -30,7 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import LOOPBACK, Component, Context, DevstackError, http_ok
+from .core import LOOPBACK, REPO_ROOT, Component, Context, DevstackError, http_ok
 from .kube import API_READY, APISERVER, Binaries, ensure_binaries, free_ports
 
 SOURCE, KUSTOMIZE, HELM = "flux-source-controller", "flux-kustomize-controller", "flux-helm-controller"
@@ -65,8 +68,20 @@ class FluxPorts:
         return cls(storage=ports[0], manifests=ports[1], health=health, metrics=metrics)
 
 
+def lockdown_args(name: str) -> list[str]:
+    """The multi-tenancy lockdown's arguments of one controller process: those the flux role sets on the
+    install manifest's Deployment of that controller (one definition, the collection's)."""
+    collections = str(REPO_ROOT / "collections")
+    if collections not in sys.path:
+        sys.path.append(collections)
+    from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown  # noqa: PLC0415
+
+    return lockdown.controller_args(name.removeprefix("flux-"))
+
+
 def controller_argv(name: str, binaries: Binaries, ports: FluxPorts, storage: Path) -> list[str]:
-    """One controller, out of cluster: no leader election, loopback endpoints, all namespaces."""
+    """One controller, out of cluster: no leader election, loopback endpoints, all namespaces, and Flux's
+    multi-tenancy lockdown (:func:`lockdown_args`)."""
     binary = {
         SOURCE: binaries.source_controller,
         KUSTOMIZE: binaries.kustomize_controller,
@@ -85,7 +100,7 @@ def controller_argv(name: str, binaries: Binaries, ports: FluxPorts, storage: Pa
     if name == SOURCE:
         address = f"{LOOPBACK}:{ports.storage}"
         argv += [f"--storage-path={storage}", f"--storage-addr={address}", f"--storage-adv-addr={address}"]
-    return argv
+    return argv + lockdown_args(name)
 
 
 def manifests_argv(folder: Path, port: int) -> list[str]:

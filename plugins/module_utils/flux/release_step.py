@@ -10,6 +10,11 @@ one is refused by GitHub (409, or 422 when the file appeared meanwhile) instead 
 the step then reads the new head and tries again (bounded, with jittered backoff). Each file is one
 commit on top of whatever landed before, so nobody's change is lost, and content that is already
 there makes no commit. Used by the ``biomage.iac.flux_release`` module and ``tools/release.py``.
+
+Every file it writes holds, besides the template's Namespace and HelmRelease, the ServiceAccount
+``release-deployer`` of the release namespace and its RoleBinding to the platform's ClusterRole
+``biomage-release-deployer`` (:func:`.lockdown.with_deployer`): helm-controller installs the release
+as that account (Flux's multi-tenancy lockdown, docs/tenants.md).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from ansible_collections.biomage.iac.plugins.module_utils import aws, safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_entries
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
-from ansible_collections.biomage.iac.plugins.module_utils.flux import releases
+from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown, releases
 from ansible_collections.biomage.iac.plugins.module_utils.flux.documents import ReleaseError
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
 
@@ -333,6 +338,9 @@ def run(
     text, findings, filled = None, [], []
     if state == "present":
         documents, filled = fill(template_text, release)
+        # helm-controller's account of the release namespace and its RoleBinding (docs/tenants.md): the platform's,
+        # added to every release file so that the services' templates need not change
+        documents = lockdown.with_deployer(documents)
         findings = check(documents, release, checkout)
         text = render(documents, release)
     planned = "delete" if state == "absent" else "update"

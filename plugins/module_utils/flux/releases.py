@@ -16,9 +16,11 @@ What a release file may hold, and how each object is checked:
 * a HelmRelease's ``spec.values`` against the ``values.schema.json`` of its chart when the chart is
   one of this repository's ``charts/`` (merged with the chart's ``values.yaml`` as Helm does);
 * the repository's conventions: a ``v1`` Namespace plus objects in it (Flux prunes them together);
-  HelmReleases on ``helm.toolkit.fluxcd.io/v2``; the standard Flux sources (GitRepository,
-  OCIRepository, HelmRepository) and image automation objects (ImageRepository, ImagePolicy,
-  ImageUpdateAutomation) in a Namespace of the same file; charts of the ``flux-system``
+  HelmReleases on ``helm.toolkit.fluxcd.io/v2``; the ServiceAccount and RoleBinding ``release-deployer``
+  helm-controller installs a release with, exactly as the release step writes them (:mod:`.lockdown`;
+  a file without them, the layout before Flux's lockdown, gets a warning, not an error); the
+  standard Flux sources (GitRepository, OCIRepository, HelmRepository) and image automation objects
+  (ImageRepository, ImagePolicy, ImageUpdateAutomation) in a Namespace of the same file; charts of the ``flux-system``
   GitRepository present under ``charts/`` and reconciled by revision; the environment and the IRSA
   role ARNs naming the folder's environment; no ``FILLED_IN_BY_CI`` left; across an environment, an
   object declared once and a host served by one release.
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
+from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown
 from ansible_collections.biomage.iac.plugins.module_utils.flux.crd_schema import (
     SchemaContext,
     crd_schemas,
@@ -70,12 +73,18 @@ OWN_SOURCE = ("GitRepository", "flux-system", "flux-system")
 CRD_DIR = Path("tools") / "crds" / "generated"
 MIGRATE_COMMAND = "python tools/migrate_flux_v1.py"
 FIX_TEMPLATE = "change the service repository's .flux.ci template or its CI, not this file (docs/examples/ui.flux.ci)"
+FIX_RELEASE_STEP = (
+    "run the release step again for this release (tools/release.py, or biomage.iac.flux_release): it writes the "
+    "ServiceAccount and RoleBinding {account} of each release namespace (docs/tenants.md)"
+)
 VALUES_DOC = "charts/{chart}/README.md"
 
 # What a release file may hold: (API group, kind) -> what it is.
 RELEASE_KINDS = {
     ("", "Namespace"): "namespace",
     ("helm.toolkit.fluxcd.io", "HelmRelease"): "release",
+    ("", "ServiceAccount"): "deployer",
+    ("rbac.authorization.k8s.io", "RoleBinding"): "deployer",
     ("source.toolkit.fluxcd.io", "GitRepository"): "source",
     ("source.toolkit.fluxcd.io", "OCIRepository"): "source",
     ("source.toolkit.fluxcd.io", "HelmRepository"): "source",
@@ -283,6 +292,11 @@ class ReleaseChecker:
             for d in documents
             if isinstance(d, dict) and d.get("kind") == "Namespace" and d.get("apiVersion") == "v1"
         }
+        released = {
+            get_path(d, "metadata", "namespace")
+            for d in documents
+            if isinstance(d, dict) and d.get("kind") == "HelmRelease"
+        }
         for index, doc in enumerate(documents, start=1):
             where = f"document {index}"
             if not isinstance(doc, dict):
@@ -300,10 +314,12 @@ class ReleaseChecker:
                     Finding(label, f"{where} {field_path(parts)}", f"still says {PLACEHOLDER};", FIX_TEMPLATE)
                     for parts in placeholders(doc)
                 ]
-            self._check_object(doc, index, environment, namespaces, report)
+            self._check_object(doc, index, environment, namespaces, report, released)
+        if not self.template:
+            report.findings += _deployer_warnings(documents, label)
         return report
 
-    def _check_object(self, doc, index, environment, namespaces, report):
+    def _check_object(self, doc, index, environment, namespaces, report, released=frozenset()):
         label, where = report.label, f"document {index}"
         api_version, kind = doc.get("apiVersion"), doc.get("kind")
         if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
@@ -340,6 +356,9 @@ class ReleaseChecker:
                     REFUSED.get(kind, REFUSED_DEFAULT),
                 )
             )
+            return
+        if role == "deployer":
+            self._check_deployer(doc, index, namespaces, released, report)
             return
         served = self.schemas.served(group, kind)
         if served is None:
@@ -438,6 +457,55 @@ class ReleaseChecker:
                     )
                 )
 
+    def _check_deployer(self, doc, index, namespaces, released, report):
+        """A ServiceAccount or RoleBinding of a release file: only helm-controller's account release-deployer of
+        the file's namespace and its binding to the ClusterRole biomage-release-deployer, as the release step
+        writes them (the admission policy biomage-release-tenants refuses anything else)."""
+        label, where, kind = report.label, f"document {index}", doc.get("kind")
+        namespace = get_path(doc, "metadata", "namespace")
+        name = get_path(doc, "metadata", "name")
+        account = lockdown.DEFAULT_SERVICE_ACCOUNT
+        fix = FIX_RELEASE_STEP.format(account=account) + "; do not write or edit them by hand"
+        if not isinstance(namespace, str) or not namespace:
+            report.findings.append(
+                Finding(
+                    label,
+                    f"{where} metadata.namespace",
+                    "is missing;",
+                    "the release's Namespace, declared in the same file",
+                )
+            )
+            return
+        # a HelmRelease of that namespace says so already (the account belongs to it)
+        undeclared = namespace not in namespaces and namespace not in released
+        if undeclared and not (self.template and PLACEHOLDER in namespace):
+            report.findings.append(
+                Finding(
+                    label,
+                    f"{where} metadata.namespace",
+                    f"{namespace!r} is not declared in this file.",
+                    "add its v1 Namespace to the same file (Flux prunes both together)",
+                )
+            )
+        expected = {o["kind"]: o for o in lockdown.deployer_objects(namespace)}[kind]
+        if doc != expected:
+            what = (
+                f"ServiceAccount {account}"
+                if kind == "ServiceAccount"
+                else f"RoleBinding {lockdown.DEPLOYER_BINDING} of ClusterRole {lockdown.DEPLOYER_CLUSTER_ROLE} to the "
+                f"ServiceAccount {account} of its own namespace"
+            )
+            report.findings.append(
+                Finding(
+                    label,
+                    f"{where} ({kind} {namespace}/{name})",
+                    f"is not the release step's {what}: a release file holds no other {kind} (helm-controller "
+                    "installs the release with that account; RBAC tenant policy biomage-release-tenants)",
+                    fix,
+                )
+            )
+        report.objects.append(((split_api_version(doc.get("apiVersion"))[0], kind, namespace, str(name)), index))
+
     def _check_name(self, doc, index, role, report):
         name = get_path(doc, "metadata", "name")
         at = f"document {index} metadata.name"
@@ -497,6 +565,9 @@ class ReleaseChecker:
         namespace = get_path(release, "metadata", "namespace")
         identity = (str(namespace), str(get_path(release, "metadata", "name")))
         report.findings += tenant_findings(release, label, where, self.services())
+        chart_ref = get_path(release, "spec", "chartRef")
+        if isinstance(chart_ref, dict):
+            report.findings += _foreign_source(chart_ref, namespace, label, f"{where} spec.chartRef")
         chart_spec = get_path(release, "spec", "chart", "spec")
         if not isinstance(chart_spec, dict):
             return  # chartRef, or a missing chart: the schema and its rules said so
@@ -505,6 +576,9 @@ class ReleaseChecker:
             get_path(chart_spec, "sourceRef", "name"),
             get_path(chart_spec, "sourceRef", "namespace") or namespace,
         )
+        if isinstance(chart_spec.get("sourceRef"), dict):
+            at = f"{where} spec.chart.spec.sourceRef"
+            report.findings += _foreign_source(chart_spec["sourceRef"], namespace, label, at)
         chart_name = chart_spec.get("chart")
         if source != OWN_SOURCE or not isinstance(chart_name, str) or not chart_name:
             return
@@ -712,6 +786,62 @@ def tenant_findings(release, label, where, services):
                     f"is the IAM role of service {role_app.group('app')}, but the release belongs to {app}: its pods "
                     f"would run with {role_app.group('app')}'s permissions",
                     f"the RoleArn output of stack biomage-irsa-{app}-role-<environment>",
+                )
+            )
+    return findings
+
+
+def _foreign_source(ref, namespace, label, at):
+    """A chart source in another namespace than the release's, other than the flux-system GitRepository:
+    helm-controller runs without --no-cross-namespace-refs (docs/tenants.md, "Not done yet"), so this check
+    and the admission policy keep a release from reading another tenant's sources."""
+    source_namespace = ref.get("namespace")
+    if not isinstance(source_namespace, str) or not source_namespace or PLACEHOLDER in source_namespace:
+        return []
+    # the kind of a source of flux-system named flux-system is the schema's finding (only the GitRepository exists)
+    if source_namespace == namespace or (ref.get("name"), source_namespace) == OWN_SOURCE[1:]:
+        return []
+    return [
+        Finding(
+            label,
+            f"{at}.namespace",
+            f"{source_namespace!r} is not the release's namespace: a release's chart comes from a source of its own "
+            "namespace or from the flux-system GitRepository (RBAC tenant policy biomage-release-tenants)",
+            f"declare the source in {namespace} (this file), or use ./charts/<name> of the GitRepository "
+            "flux-system/flux-system",
+        )
+    ]
+
+
+def _deployer_warnings(documents, label):
+    """Warnings for HelmReleases whose namespace has no ServiceAccount or RoleBinding release-deployer in the
+    file: the layout before Flux's lockdown, which helm-controller can no longer install (RBAC)."""
+    present = {
+        (doc.get("kind"), get_path(doc, "metadata", "namespace"))
+        for doc in documents
+        if isinstance(doc, dict) and lockdown.is_deployer_object(doc)
+    }
+    account = lockdown.DEFAULT_SERVICE_ACCOUNT
+    findings = []
+    for index, doc in enumerate(documents, start=1):
+        if not isinstance(doc, dict) or doc.get("kind") != "HelmRelease":
+            continue
+        namespace = get_path(doc, "metadata", "namespace")
+        if not isinstance(namespace, str) or not namespace or PLACEHOLDER in namespace:
+            continue
+        wanted = (("ServiceAccount", account), ("RoleBinding", lockdown.DEPLOYER_BINDING))
+        missing = [f"{kind} {name}" for kind, name in wanted if (kind, namespace) not in present]
+        if missing:
+            findings.append(
+                Finding(
+                    label,
+                    f"document {index} (HelmRelease {namespace}/{get_path(doc, 'metadata', 'name')})",
+                    f"has no {' and no '.join(missing)} in namespace {namespace} (a release file of the layout before "
+                    f"Flux's multi-tenancy lockdown): helm-controller installs it as "
+                    f"system:serviceaccount:{namespace}:{account}, which has no rights without them, so the "
+                    "HelmRelease would not become Ready (RBAC)",
+                    FIX_RELEASE_STEP.format(account=account),
+                    severity="warning",
                 )
             )
     return findings

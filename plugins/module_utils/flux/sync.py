@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
+from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -235,6 +236,20 @@ _KUSTOMIZATION_FIXES = (
 )
 
 
+# helm-controller installs a release as the account release-deployer of its namespace (docs/tenants.md): the
+# API server's refusal of that account, as helm-controller reports it
+_IMPERSONATION_REFUSED = re.compile(r"forbidden: User \"system:serviceaccount:[^\"]+\" cannot", re.IGNORECASE)
+_OLD_LAYOUT_FIX = (
+    "{release} is installed as the service account {account} of namespace {namespace}, and its release file in "
+    "{path} has no ServiceAccount {account} and RoleBinding {binding} (the layout before Flux's multi-tenancy "
+    "lockdown): run the release step again for it (tools/release.py, or biomage.iac.flux_release), which writes "
+    "both, then push; `python tools/check_releases.py` warns about every such file (docs/tenants.md)."
+)
+_DEPLOYER_ROLE_FIX = (
+    "the chart {chart} of {release} renders an object the ClusterRole {role} does not let {account} manage (the "
+    "message names its resource): add that resource to {role} in roles/flux/templates/tenants.yml.j2 (only a "
+    "namespaced kind: releases get nothing cluster-wide) and run the flux role (docs/tenants.md)."
+)
 _HELM_RELEASE_FIXES = (
     (
         r"chart .*not found|no chart|path .* not found|no such file|does not exist|invalid chart|chart.*missing",
@@ -261,6 +276,15 @@ def explain(observed, hints):
     if observed.kind == "HelmRelease":
         chart = ((observed.spec.get("chart") or {}).get("spec") or {}).get("chart") or "(the chart)"
         hints = {**hints, "release": observed.ref, "chart": chart}
+        if _IMPERSONATION_REFUSED.search(message):
+            names = {
+                "namespace": observed.namespace,
+                "account": lockdown.DEFAULT_SERVICE_ACCOUNT,
+                "binding": lockdown.DEPLOYER_BINDING,
+                "role": lockdown.DEPLOYER_CLUSTER_ROLE,
+            }
+            fix = _DEPLOYER_ROLE_FIX if hints.get("deployer_bound") else _OLD_LAYOUT_FIX
+            return fix.format(**hints, **names)
     for pattern, fix in fixes:
         if re.search(pattern, message, re.IGNORECASE):
             return fix.format(**hints)
@@ -288,6 +312,8 @@ def _hints(source, kustomization, deploy_key_title):
 
 
 def _failure(observed, hints, waited, applied_by=None, chart=None):
+    if applied_by is not None and observed.kind == "HelmRelease":
+        hints = {**hints, "deployer_bound": _deployer_bound(observed, applied_by)}
     if not observed.exists:
         what = "does not exist"
     elif observed.suspended:
@@ -373,16 +399,39 @@ class FluxObjects:
             ) from exc
 
 
+def _deployer_bound(release, kustomization):
+    """True when the Kustomization applied the RoleBinding of helm-controller's account in the release's
+    namespace (a release file of the current layout, docs/tenants.md)."""
+    binding = (release.namespace, lockdown.DEPLOYER_BINDING, lockdown.RBAC_GROUP, "RoleBinding")
+    return binding in kustomization.inventory
+
+
+def _refused_without_deployer(release, kustomization):
+    """True when the API server refused helm-controller's account for the release's current generation and the
+    Kustomization applied no RoleBinding for it: a release file of the layout before Flux's lockdown, which no
+    retry mends (with the binding applied, a refusal may be the moment before RBAC sees it: not final)."""
+    ready = release.condition()
+    seen = ready.get("observedGeneration", release.observed_generation)
+    return (
+        release.exists
+        and ready.get("status") == "False"
+        and seen == release.generation
+        and bool(_IMPERSONATION_REFUSED.search(ready.get("message") or ""))
+        and not _deployer_bound(release, kustomization)
+    )
+
+
 def _failing_release(objects, kustomization):
     """``(release, chart)``: the first HelmRelease the Kustomization applied that helm-controller gave up on
-    (Stalled: its install or upgrade failed past remediation; chart None), or whose HelmChart source-controller
-    gave up on (a chart that is not in the source). Ready=False alone may be a step on the way (the chart not
-    built yet). ``(None, None)`` when there is none."""
+    (Stalled: its install or upgrade failed past remediation; chart None) or that the API server refuses to
+    helm-controller's account because its file lacks that account's RoleBinding (an older layout), or whose
+    HelmChart source-controller gave up on (a chart that is not in the source). Ready=False alone may be a step
+    on the way (the chart not built yet). ``(None, None)`` when there is none."""
     for namespace, name, group, kind in kustomization.inventory:
         if kind != "HelmRelease" or group != HELM_RELEASE[0]:
             continue
         release = objects.get("HelmRelease", namespace, name)
-        if stalled(release):
+        if stalled(release) or _refused_without_deployer(release, kustomization):
             return release, None
         if release.helm_chart and "/" in release.helm_chart:
             chart = objects.get("HelmChart", *release.helm_chart.split("/", 1))

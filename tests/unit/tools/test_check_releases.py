@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.lib.ansible_run import REPO_ROOT
-from tests.lib.releases import EXAMPLE, dump, filled_release
+from tests.lib.releases import EXAMPLE, dump, dump_old_layout, filled_release
 from tools import check_releases
 
 
@@ -188,3 +188,15 @@ def test_cli_checks_a_template(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit) as usage:
         check_releases.main(["--template"])
     assert usage.value.code == 2
+
+
+def test_a_release_file_of_the_older_layout_is_a_warning_not_an_error(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file written before Flux's lockdown (no release-deployer account): passes, and says to re-run the step."""
+    old = write(checkout, "staging/ui.yaml", dump_old_layout(filled_release("staging")))
+    assert check_releases.main(["--env", "staging", str(old)]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {old}: document 2 (HelmRelease ui-master/ui-master): has no ServiceAccount" in captured.err
+    assert "Fix: run the release step again for this release" in captured.err
+    assert "1 release file(s), 0 finding(s)" in captured.out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.biomage.iac.plugins.module_utils.flux import crd_schema
+from ansible_collections.biomage.iac.plugins.module_utils.flux import crd_schema, lockdown
 from ansible_collections.biomage.iac.plugins.module_utils.flux import releases as rel
 
 from tests.lib.ansible_run import REPO_ROOT
@@ -78,6 +78,8 @@ def standard_objects() -> list[dict]:
                 "update": {"path": "./", "strategy": "Setters"},
             },
         ),
+        # helm-controller's account of the namespace, as the release step writes it (docs/tenants.md)
+        *lockdown.deployer_objects("podinfo-master"),
     ]
 
 
@@ -206,7 +208,7 @@ def test_the_platforms_namespaces_are_not_a_releases(checker: rel.ReleaseChecker
 
 
 def test_image_automation_cannot_write_through_the_read_only_flux_system_source(checker) -> None:
-    automation = standard_objects()[-1]
+    automation = next(o for o in standard_objects() if o["kind"] == "ImageUpdateAutomation")
     automation["spec"]["sourceRef"] = {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}
     (found,) = errors(checker, [namespace(), automation])
     assert "document 2 spec.sourceRef: is the flux-system GitRepository: its deploy key is read-only" in found

@@ -318,3 +318,80 @@ def test_source_fixes(message: str, fix: str) -> None:
     observed = fs.observe("GitRepository", git(ready="False", reason="GitOperationFailed", message=message), NS, "x")
     hints = fs._hints(observed, fs.observe("Kustomization", ks(), NS, "releases"), "flux-biomage-development")
     assert fix in fs.explain(observed, hints)
+
+
+# -- Flux's multi-tenancy lockdown (docs/tenants.md): helm-controller installs as release-deployer ----------------
+REFUSED = (
+    "Could not determine release state: unable to determine current state: query: failed to query with labels: "
+    'secrets is forbidden: User "system:serviceaccount:ui-old:release-deployer" cannot list resource "secrets" in '
+    'API group "" in the namespace "ui-old"'
+)
+
+
+def applied(*ids: str) -> dict:
+    """The Kustomization running health checks of what it applied (inventory ids)."""
+    checking = ks(ready="Unknown", reason="Progressing", message="Running health checks", applied=None, handled=TOKEN)
+    checking["status"]["inventory"] = {"entries": [{"id": i, "v": "v1"} for i in ids]}
+    return checking
+
+
+OLD_LAYOUT = ("ui-old__Namespace", "ui-old_ui-old_helm.toolkit.fluxcd.io_HelmRelease")
+NEW_LAYOUT = (
+    *OLD_LAYOUT,
+    "ui-old_release-deployer__ServiceAccount",
+    "ui-old_release-deployer_rbac.authorization.k8s.io_RoleBinding",
+)
+
+
+def test_a_release_without_the_deployer_binding_ends_the_wait_with_the_rbac_message_and_the_fix() -> None:
+    """An older release file (no release-deployer account): helm-controller retries the refusal for ever without
+    stalling; the wait reports it at once with Flux's own RBAC message and says to re-run the release step."""
+    refused = flux_object(reason="StateError", message=REFUSED)
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None), {}),
+        (git(), applied(*OLD_LAYOUT), {"HelmRelease ui-old/ui-old": refused}),
+    )
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster)
+    text = str(failure.value)
+    assert text.startswith(
+        "HelmRelease ui-old/ui-old (applied by Kustomization flux-system/releases from ./releases/development) failed "
+        "(helm-controller): StateError: Could not determine release state:"
+    )
+    assert 'User "system:serviceaccount:ui-old:release-deployer" cannot list resource "secrets"' in text
+    assert (
+        "Fix: HelmRelease ui-old/ui-old is installed as the service account release-deployer of namespace ui-old, "
+        "and its release file in ./releases/development has no ServiceAccount release-deployer and RoleBinding "
+        "release-deployer (the layout before Flux's multi-tenancy lockdown): run the release step again for it"
+    ) in text
+
+
+def test_a_refusal_with_the_binding_applied_is_not_final() -> None:
+    """Right after the RoleBinding is applied the API server may refuse once more: the release is waited for."""
+    refused = flux_object(reason="StateError", message=REFUSED)
+    done = flux_object(ready="True", reason="InstallSucceeded")
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None), {}),
+        (git(), applied(*NEW_LAYOUT), {"HelmRelease ui-old/ui-old": refused}),
+        (git(), ks(handled=TOKEN), {"HelmRelease ui-old/ui-old": done}),
+    )
+    outcome, _clock = run(cluster)
+    assert outcome.ready
+
+
+def test_a_kind_the_deployer_role_lacks_names_the_cluster_role_to_extend() -> None:
+    forbidden = (
+        'Helm install failed: configmaps is forbidden: User "system:serviceaccount:ui-old:release-deployer" cannot '
+        'create resource "configmaps" in API group "" in the namespace "ui-old"'
+    )
+    failed = flux_object(reason="InstallFailed", message=forbidden, stalled=True)
+    cluster = Cluster(
+        (git(), ks(ready=None, observed=None, attempted=None), {}),
+        (git(), applied(*NEW_LAYOUT), {"HelmRelease ui-old/ui-old": failed}),
+    )
+    with pytest.raises(fs.FluxSyncError) as failure:
+        run(cluster)
+    assert "does not let release-deployer manage (the message names its resource): add that resource to " in str(
+        failure.value
+    )
+    assert "biomage-release-deployer in roles/flux/templates/tenants.yml.j2" in str(failure.value)

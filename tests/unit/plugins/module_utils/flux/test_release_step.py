@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ansible_collections.biomage.iac.plugins.module_utils.flux import release_step
+import yaml
+from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown, release_step
 from ansible_collections.biomage.iac.plugins.module_utils.github.client import GitHubError
 
 EXAMPLE = Path(__file__).resolve().parents[5] / "docs/examples/ui.flux.ci"
@@ -90,3 +91,19 @@ def test_unchanged_content_and_check_mode_write_nothing() -> None:
     assert release_step.write(repo, "o", "r", "p", None, "m", check_mode=True)[0] == "delete"
     assert repo.commits == [] and repo.text == "same"
     assert release_step.write(Repo(None), "o", "r", "p", None, "m")[0] == "unchanged"
+
+
+def test_every_release_file_gets_helm_controllers_account(tmp_path: Path) -> None:
+    """The step appends the release namespace's release-deployer account and RoleBinding (Flux's multi-tenancy
+    lockdown) to what the template holds, so that services' templates need no change; a second run changes
+    nothing."""
+    repo = Repo()
+    checkout = Path(__file__).resolve().parents[5]
+    arn = "arn:aws:iam::000000000000:role/biomage-ui-staging-eu-west-1"
+    done = release_step.run(repo, "o", "r", release(sandbox="sb", role_arn=arn), EXAMPLE.read_text(), checkout)
+    assert done["action"] == "create" and done["notices"] == []
+    documents = list(yaml.safe_load_all(repo.text))
+    assert [d["kind"] for d in documents] == ["Namespace", "HelmRelease", "ServiceAccount", "RoleBinding"]
+    assert documents[2:] == lockdown.deployer_objects("ui-sb")
+    again = release_step.run(repo, "o", "r", release(sandbox="sb", role_arn=arn), EXAMPLE.read_text(), checkout)
+    assert again["action"] == "unchanged" and len(repo.commits) == 1

@@ -4,6 +4,7 @@ its own repository and run only with its own IRSA role; the checker refuses the 
 from __future__ import annotations
 
 import pytest
+from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown
 from ansible_collections.biomage.iac.plugins.module_utils.flux import releases as rel
 
 from tests.lib.ansible_run import REPO_ROOT
@@ -21,7 +22,7 @@ def in_namespace(namespace: str) -> list[dict]:
     ns, release = filled_release("staging")
     ns["metadata"]["name"] = namespace
     release["metadata"]["namespace"] = namespace
-    return [ns, release]
+    return lockdown.with_deployer([ns, release])  # as the release step writes it
 
 
 def messages(checker: rel.ReleaseChecker, documents: list[dict]) -> list[str]:
@@ -63,3 +64,54 @@ def test_the_owner_is_the_longest_matching_service() -> None:
     assert rel.namespace_owner("ui-admin-x", ["ui", "ui-admin"]) == "ui-admin"
     assert rel.namespace_owner("ui-x", ["ui", "ui-admin"]) == "ui"
     assert rel.namespace_owner("kube-system", ["ui"]) is None
+
+
+# -- Flux's multi-tenancy lockdown: helm-controller's account in each release namespace ---------------------------
+def test_a_release_file_of_the_older_layout_passes_with_a_warning_naming_the_file_and_the_fix(
+    checker: rel.ReleaseChecker,
+) -> None:
+    ns, release = filled_release("staging")
+    report = checker.check_documents([ns, release], "staging", LABEL)
+    assert report.errors == []
+    (warning,) = report.findings
+    assert warning.severity == "warning"
+    text = str(warning)
+    assert text.startswith(f"{LABEL}: document 2 (HelmRelease ui-master/ui-master): has no ServiceAccount ")
+    assert "release-deployer and no RoleBinding release-deployer in namespace ui-master" in text
+    assert "helm-controller installs it as system:serviceaccount:ui-master:release-deployer" in text
+    assert "Fix: run the release step again for this release (tools/release.py, or biomage.iac.flux_release)" in text
+
+
+def test_only_the_release_steps_account_and_binding_are_accepted(checker: rel.ReleaseChecker) -> None:
+    documents = in_namespace("ui-master")
+    account, binding = documents[-2:]
+    for tampered in (
+        [*documents[:-1], {**binding, "roleRef": {**binding["roleRef"], "name": "cluster-admin"}}],
+        [*documents[:-1], {**binding, "subjects": [{"kind": "Group", "name": "system:authenticated"}]}],
+        [*documents[:-2], {**account, "metadata": {"name": "deployment-runner", "namespace": "ui-master"}}, binding],
+    ):
+        found = [f for f in checker.check_documents(tampered, "staging", LABEL).findings if f.severity == "error"]
+        assert len(found) == 1, found
+        assert "is not the release step's" in str(found[0])
+        assert "Fix: run the release step again for this release" in str(found[0])
+    # a renamed account also leaves the release without its account: warned as well
+    renamed = [*documents[:-2], {**account, "metadata": {"name": "other", "namespace": "ui-master"}}, binding]
+    assert [f.severity for f in checker.check_documents(renamed, "staging", LABEL).findings] == ["error", "warning"]
+
+
+def test_a_chart_from_another_namespaces_source_is_refused(checker: rel.ReleaseChecker) -> None:
+    """helm-controller runs without --no-cross-namespace-refs: the checker (and the admission policy) keep a
+    release to its own namespace's sources and this repository's GitRepository."""
+    documents = in_namespace("ui-master")
+    release = documents[1]
+    foreign = {"kind": "HelmRepository", "name": "p", "namespace": "api-master"}
+    release["spec"]["chart"]["spec"].update(chart="podinfo", sourceRef=foreign)
+    (finding,) = messages(checker, documents)
+    assert "document 2 spec.chart.spec.sourceRef.namespace: 'api-master' is not the release's namespace" in finding
+    assert "Fix: declare the source in ui-master (this file)" in finding
+    release["spec"]["chart"]["spec"]["sourceRef"]["namespace"] = "ui-master"
+    assert messages(checker, documents) == []
+    del release["spec"]["chart"]
+    release["spec"]["chartRef"] = {"kind": "OCIRepository", "name": "p", "namespace": "worker-x"}
+    (finding,) = messages(checker, documents)
+    assert "document 2 spec.chartRef.namespace: 'worker-x' is not the release's namespace" in finding
