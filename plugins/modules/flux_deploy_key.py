@@ -151,6 +151,13 @@ secret:
   description: The Secret's C(namespace), C(name) and C(action) (C(created), C(replaced) or C(unchanged)).
   returned: always
   type: dict
+namespace_exists:
+  description:
+    - Whether the namespace of the Secret existed when the module read it (before any change).
+    - The flux role plans the objects of a namespace still to be created in words, since the API server cannot
+      dry-run them; this saves it a read of its own.
+  returned: always
+  type: bool
 reasons:
   description: Why something changes, in words.
   returned: always
@@ -210,6 +217,7 @@ def main():
     try:
         store = KubernetesSecretStore(p["namespace"], p["secret_name"], p["kubeconfig"], p["context"], p["timeout"])
         secret = store.read()
+        namespace_exists = secret is not None or store.namespace_exists()
         for name, value in (secret.data if secret else {}).items():
             if value and name not in ("identity.pub", "known_hosts"):
                 protect(value)  # identity, and whatever else a hand-made Secret holds (password, ...)
@@ -234,6 +242,7 @@ def main():
         added=_describe(outcome.added, p["title"], p["read_only"]) if outcome.added else None,
         deleted=[deploy_keys.describe(k) for k in outcome.deleted],
         secret=dict(namespace=p["namespace"], name=p["secret_name"], action=outcome.secret_action),
+        namespace_exists=namespace_exists,
         reasons=steps.reasons,
         plan=plan_entries.flux_key_entries(p["owner"], p["repo"], p["title"], p["namespace"], p["secret_name"], steps),
     )

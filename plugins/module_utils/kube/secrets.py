@@ -73,6 +73,23 @@ class KubernetesSecretStore:
             annotations=dict(secret.metadata.annotations or {}),
         )
 
+    def namespace_exists(self):
+        """Whether the Secret's namespace exists: objects in a namespace still to be created cannot be dry-run, so
+        a check run plans them in words instead (the flux role)."""
+        try:
+            self._core.read_namespace(self.namespace, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise KubeError(
+                f"cannot read the namespace {self.namespace}: {exc.status} {exc.reason}. Fix: the identity in the "
+                "kubeconfig needs get on namespaces.",
+                status=exc.status,
+            ) from None
+        except Exception as exc:  # connection refused, TLS ...
+            raise self._unreachable(exc) from None
+        return True
+
     def write(self, data, existing, dry_run=False):
         """Create the Secret (``existing`` None) or replace it (optimistic: its resourceVersion)."""
         metadata = {"name": self.name, "namespace": self.namespace}
