@@ -31,6 +31,7 @@ class FakeCore:
         self.secret = secret
         self.error = error
         self.calls: list[tuple[str, dict]] = []
+        self.namespaces: set[str] = set()
 
     def _call(self, name: str, **kwargs: Any) -> Any:
         self.calls.append((name, kwargs))
@@ -43,6 +44,12 @@ class FakeCore:
             self.calls.append(("read", kwargs))
             raise api_error(404, f'secrets "{name}" not found')
         return self._call("read", **kwargs)
+
+    def read_namespace(self, name: str, **kwargs: Any) -> Any:
+        if self.error is None and name not in self.namespaces:
+            self.calls.append(("read_namespace", kwargs))
+            raise api_error(404, f'namespaces "{name}" not found')
+        return self._call("read_namespace", **kwargs)
 
     def create_namespaced_secret(self, namespace: str, body: dict, **kwargs: Any) -> None:
         self._call("create", body=body, **kwargs)
@@ -123,3 +130,20 @@ def test_an_api_server_that_does_not_answer_is_named(tmp_path: Path) -> None:
     store = store_on(FakeCore(error=ConnectionRefusedError(111, "Connection refused")), tmp_path)
     with pytest.raises(KubeError, match=r"does not answer \(\[Errno 111\] Connection refused\)\. Fix: check"):
         store.read()
+
+
+def test_whether_the_namespace_exists_is_read_and_a_refusal_names_the_fix(tmp_path: Path) -> None:
+    core = FakeCore()
+    store = store_on(core, tmp_path)
+    assert store.namespace_exists() is False
+    core.namespaces.add("flux-system")
+    assert store.namespace_exists() is True
+    assert [name for name, _call in core.calls] == ["read_namespace", "read_namespace"]
+    refused = store_on(FakeCore(error=api_error(403, "namespaces is forbidden")), tmp_path)
+    with pytest.raises(KubeError) as failure:
+        refused.namespace_exists()
+    assert str(failure.value) == (
+        "cannot read the namespace flux-system: 403 Reason. "
+        "Fix: the identity in the kubeconfig needs get on namespaces."
+    )
+    assert failure.value.details == {"status": 403}
