@@ -182,6 +182,20 @@ def watched_source(api: client.ApiClient) -> Iterator[list[str]]:
     assert len(handled) >= 3, f"source-controller handled {len(handled)} fetch request(s) while watched"
 
 
+# kustomize-controller health-checks what it applied until the Kustomization's timeout (5m by default), and it reads
+# a changed timeout only once that is over; a change of the Kustomization's spec also makes it reconcile at once,
+# with the artifact it has. The tests of refused releases therefore set this short timeout before the refused
+# revision exists, and set the role's own back only once the fix is applied.
+SHORT_TIMEOUT = {"flux_kustomization_timeout": "30s"}
+
+
+def restore(env: dict[str, str]) -> None:
+    """Once a refused release file is removed: proves the fix with the short timeout still set (no spec change, so
+    the removal is what kustomize-controller applies next), then runs the role with its own timeout again."""
+    reconcile(env).assert_ok()
+    role(env).assert_ok()  # pruned, Ready again, and the Kustomization's own timeout back
+
+
 @pytest.fixture(scope="module")
 def api(kube_api: client.ApiClient) -> client.ApiClient:
     return kube_api
@@ -302,16 +316,13 @@ def test_a_release_naming_a_missing_chart_fails_the_role_naming_the_release_and_
     api: client.ApiClient, synced: dict[str, str]
 ) -> None:
     env = synced
-    # kustomize-controller health-checks what it applied until the Kustomization's timeout (5m by default), and it
-    # reads a changed timeout only once that is over: a short one here, set before the bad revision exists (on a
-    # loaded machine source-controller can fetch the commit before the role's run reaches the Kustomization), so
-    # that the failure and the fix below are applied within the test's budget
-    short = {"flux_kustomization_timeout": "30s"}
-    role(env, **short).assert_ok()
+    # set before the bad revision exists (on a loaded machine source-controller can fetch the commit before the
+    # role's run reaches the Kustomization), so that the failure and the fix are applied within the test's budget
+    role(env, **SHORT_TIMEOUT).assert_ok()
     gh.commit_files(env, {BAD_FILE: release(1, ref="badchart", chart="./charts/missing")}, message="bad chart")
     try:
         started = time.monotonic()
-        failed = role(env, **short)
+        failed = role(env, **SHORT_TIMEOUT)
         assert failed.returncode != 0
         output = " ".join(failed.output.split())
         assert "HelmRelease ui-badchart/ui-badchart (applied by Kustomization flux-system/releases" in output, output
@@ -319,7 +330,7 @@ def test_a_release_naming_a_missing_chart_fails_the_role_naming_the_release_and_
         assert time.monotonic() - started < 150, "reported at once, not at the Kustomization's timeout"
     finally:
         gh.commit_files(env, {BAD_FILE: None}, message="remove the bad chart")
-    role(env).assert_ok()  # pruned, Ready again, and the Kustomization's own timeout back
+    restore(env)
 
 
 def test_a_deploy_key_deleted_behind_the_roles_back_fails_the_wait_then_the_role_adds_it_again(
@@ -386,13 +397,13 @@ def test_a_release_file_without_the_deployer_account_is_refused_by_rbac_and_name
     namespace, which has no RoleBinding there, so the API server refuses it; the HelmRelease is not Ready with
     the RBAC reason, and the role's wait says so at once with the fix."""
     env = synced
+    role(env, **SHORT_TIMEOUT).assert_ok()  # as for the missing chart: before the refused revision exists
     gh.commit_files(
         env, {OLD_LAYOUT_FILE: dump_old_layout(release_documents(1, ref="oldlayout"))}, message="an older release"
     )
-    short = {"flux_kustomization_timeout": "30s"}  # as for the missing chart: the fix is applied within the budget
     try:
         started = time.monotonic()
-        failed = role(env, **short)
+        failed = role(env, **SHORT_TIMEOUT)
         assert failed.returncode != 0
         output = " ".join(failed.output.split())
         assert "HelmRelease ui-oldlayout/ui-oldlayout (applied by Kustomization flux-system/releases" in output, output
@@ -407,4 +418,4 @@ def test_a_release_file_without_the_deployer_account_is_refused_by_rbac_and_name
         assert time.monotonic() - started < 150, "reported at once, not at the Kustomization's timeout"
     finally:
         gh.commit_files(env, {OLD_LAYOUT_FILE: None}, message="remove the older release")
-    role(env).assert_ok()  # pruned, Ready again, and the Kustomization's own timeout back
+    restore(env)
