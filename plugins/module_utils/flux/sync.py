@@ -421,6 +421,20 @@ def _refused_without_deployer(release, kustomization):
     )
 
 
+def _inventory_of_attempt(kustomization):
+    """True when the Kustomization's inventory lists what it applied of its last attempted revision.
+
+    kustomize-controller writes ``lastAttemptedRevision`` when it starts building a revision, but the new
+    inventory only once it applied it and pruned what the revision no longer has; the step it is at is the
+    Reconciling condition's message (kept, as ProgressingWithRetry, when the attempt failed). Until its health
+    checks, the inventory is the previous revision's: a release file just removed is still listed there."""
+    reconciling = kustomization.condition("Reconciling")
+    if reconciling.get("status") == "True":
+        step = reconciling.get("message") or ""
+        return step.startswith(f"Running health checks for revision {kustomization.attempted} ")
+    return kustomization.condition().get("reason") in ("ReconciliationSucceeded", "HealthCheckFailed")
+
+
 def _failing_release(objects, kustomization):
     """``(release, chart)``: the first HelmRelease the Kustomization applied that helm-controller gave up on
     (Stalled: its install or upgrade failed past remediation; chart None) or that the API server refuses to
@@ -508,7 +522,7 @@ def sync(
                 return Outcome(source, kustomization, requested, clock() - started, True)
             # applied (health checks may still run): a failed HelmRelease is the cause to show, at once
             release, chart = (None, None)
-            if kustomization.attempted == source.revision:
+            if kustomization.attempted == source.revision and _inventory_of_attempt(kustomization):
                 release, chart = _failing_release(objects, kustomization)
             if release is not None:
                 raise _failure(release, hints, clock() - started, applied_by=kustomization, chart=chart)

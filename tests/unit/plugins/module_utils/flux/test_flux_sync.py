@@ -37,6 +37,12 @@ def ks(
     }
     if extra.get("handled"):
         status["lastHandledReconcileAt"] = extra.pop("handled")
+    if extra.get("step"):  # kustomize-controller's Reconciling condition: the step of the attempt it is at
+        status["conditions"].append(
+            {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": extra.pop("step")}
+        )
+    if "inventory" in extra:
+        status["inventory"] = {"entries": [{"id": i, "v": "v1"} for i in extra.pop("inventory")]}
     spec = {"path": "./releases/development", "prune": True, **extra.pop("spec", {})}
     return {"metadata": {"generation": extra.pop("generation", 1)}, "spec": spec, "status": status}
 
@@ -189,8 +195,20 @@ def flux_object(ready="False", reason="Progressing", message="", generation=1, o
     return {"metadata": {"generation": generation}, "spec": spec, "status": {"conditions": conditions, **status}}
 
 
-CHECKING = ks(ready="Unknown", reason="Progressing", message="Running health checks", applied=None, handled=TOKEN)
-CHECKING["status"]["inventory"] = {"entries": [{"id": "apps_ui_helm.toolkit.fluxcd.io_HelmRelease", "v": "v2"}]}
+IN_PROGRESS = {"ready": "Unknown", "reason": "Progressing", "message": "Reconciliation in progress"}
+
+
+def step(name: str, revision: str = REV1) -> str:
+    return f"{name} for revision {revision} with a timeout of 5m0s"
+
+
+CHECKING = ks(
+    **IN_PROGRESS,
+    applied=None,
+    handled=TOKEN,
+    step=step("Running health checks"),
+    inventory=["apps_ui_helm.toolkit.fluxcd.io_HelmRelease"],
+)
 MISSING_CHART = "invalid chart reference: stat /tmp/helmchart/source/charts/missing: no such file or directory"
 
 
@@ -330,9 +348,7 @@ REFUSED = (
 
 def applied(*ids: str) -> dict:
     """The Kustomization running health checks of what it applied (inventory ids)."""
-    checking = ks(ready="Unknown", reason="Progressing", message="Running health checks", applied=None, handled=TOKEN)
-    checking["status"]["inventory"] = {"entries": [{"id": i, "v": "v1"} for i in ids]}
-    return checking
+    return ks(**IN_PROGRESS, applied=None, handled=TOKEN, step=step("Running health checks"), inventory=ids)
 
 
 OLD_LAYOUT = ("ui-old__Namespace", "ui-old_ui-old_helm.toolkit.fluxcd.io_HelmRelease")
@@ -395,3 +411,40 @@ def test_a_kind_the_deployer_role_lacks_names_the_cluster_role_to_extend() -> No
         failure.value
     )
     assert "biomage-release-deployer in roles/flux/templates/tenants.yml.j2" in str(failure.value)
+
+
+def test_a_removed_release_still_in_the_inventory_of_the_revision_before_is_not_the_answer() -> None:
+    """kustomize-controller writes the new lastAttemptedRevision before it builds it, and the inventory without the
+    removed release file only after applying and pruning: a refused release listed meanwhile is not the answer."""
+    refused = flux_object(reason="StateError", message=REFUSED)
+    removed = {"HelmRelease ui-old/ui-old": refused}
+    for building in ("Building manifests", "Detecting drift"):
+        cluster = Cluster(
+            (git(revision=REV2), ks(applied=REV1, attempted=REV1, inventory=OLD_LAYOUT), removed),
+            (git(revision=REV2), ks(**IN_PROGRESS, attempted=REV2, step=step(building, REV2), inventory=OLD_LAYOUT),
+             removed),
+            (git(revision=REV2), ks(**IN_PROGRESS, attempted=REV2, step=step("Running health checks", REV2),
+                                    handled=TOKEN, inventory=()), removed),
+            (git(revision=REV2), ks(applied=REV2, attempted=REV2, handled=TOKEN, inventory=()), removed),
+        )  # fmt: skip
+        outcome, _clock = run(cluster)
+        assert outcome.ready and outcome.kustomization.revision == REV2
+
+
+def test_a_refused_release_is_still_reported_once_the_attempt_failed_its_health_checks() -> None:
+    """The attempt over (HealthCheckFailed, the Reconciling step kept as ProgressingWithRetry): the inventory is the
+    attempted revision's, so a refused release in it is the answer."""
+    failed = ks(
+        ready="False",
+        reason="HealthCheckFailed",
+        message="health check failed after 30s: timeout waiting for: [HelmRelease/ui-old/ui-old status: 'Failed']",
+        applied=REV1,
+        attempted=REV1,
+        handled=TOKEN,
+        step=step("Running health checks"),
+        inventory=OLD_LAYOUT,
+    )
+    refused = {"HelmRelease ui-old/ui-old": flux_object(reason="StateError", message=REFUSED)}
+    cluster = Cluster((git(), ks(ready=None, observed=None, attempted=None), {}), (git(), failed, refused))
+    with pytest.raises(fs.FluxSyncError, match=r"HelmRelease ui-old/ui-old \(applied by Kustomization"):
+        run(cluster)
