@@ -11,6 +11,7 @@ import abc
 import contextlib
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,11 +37,36 @@ class Aborted(DevstackError):
     """A component stopped waiting for another one, which failed to start (that failure is the one to report)."""
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 20000
+
+
+def listen_ports(ephemeral: Path = EPHEMERAL_PORTS) -> range:
+    """The ports the stack's servers listen on: from 20000 up to the kernel's ephemeral range.
+
+    Not in that range: every outgoing connection takes its source port from it (as does a bind to port 0), so a
+    port picked there can be taken by any client's connection (the other pytest worker's, a controller's) in the
+    seconds before the server binds it; KWOK then failed with "bind: address already in use". Empty when the
+    ephemeral range starts too low to leave room (then the kernel picks)."""
+    try:
+        low = int(ephemeral.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(LISTEN_PORTS_FROM, low) if low - LISTEN_PORTS_FROM >= 1000 else range(0)
+
+
+def free_port(host: str = LOOPBACK, candidates: range | None = None) -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now, from :func:`listen_ports` (a random one
+    that binds, so that two stacks starting at once rarely pick the same), else one the kernel picks."""
+    candidates = listen_ports() if candidates is None else candidates
+    for port in [*random.sample(candidates, min(len(candidates), 64)), 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise DevstackError(f"no TCP port on {host} could be bound. Fix: check the host's network configuration.")
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
