@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import functools
 import os
 import random
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -55,17 +57,47 @@ def listen_ports(ephemeral: Path = EPHEMERAL_PORTS) -> range:
     return range(LISTEN_PORTS_FROM, low) if low - LISTEN_PORTS_FROM >= 1000 else range(0)
 
 
-def free_port(host: str = LOOPBACK, candidates: range | None = None) -> int:
-    """Return a TCP port on ``host`` that nothing listens on right now, from :func:`listen_ports` (a random one
-    that binds, so that two stacks starting at once rarely pick the same), else one the kernel picks."""
+RESERVED_PORTS = Path(tempfile.gettempdir()) / "biomage-devstack-ports"
+RESERVATION_SECONDS = 300
+
+
+@contextlib.contextmanager
+def _reservations(path: Path) -> Iterator[dict[int, float]]:
+    """The ports given out in the last :data:`RESERVATION_SECONDS` on this host, by any process (a locked file):
+    updated with what the block adds."""
+    path.touch(exist_ok=True)
+    with path.open("r+", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        now = time.time()
+        given: dict[int, float] = {}
+        for line in handle.read().split("\n"):
+            fields = line.split()
+            with contextlib.suppress(ValueError, IndexError):
+                if now - float(fields[1]) < RESERVATION_SECONDS:
+                    given[int(fields[0])] = float(fields[1])
+        yield given
+        handle.seek(0)
+        handle.truncate()
+        handle.write("".join(f"{port} {at}\n" for port, at in given.items()))
+
+
+def free_port(host: str = LOOPBACK, candidates: range | None = None, reservations: Path | None = None) -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now, from :func:`listen_ports`, and that no
+    process of this host was given in the last minutes (two stacks starting at once, one per pytest worker, never
+    pick the same port before either binds it); else one the kernel picks."""
     candidates = listen_ports() if candidates is None else candidates
-    for port in [*random.sample(candidates, min(len(candidates), 64)), 0]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
+    with _reservations(reservations or RESERVED_PORTS) as given:
+        for port in [*random.sample(candidates, min(len(candidates), 64)), 0]:
+            if port in given:
                 continue
-            return int(sock.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                bound = int(sock.getsockname()[1])
+            given[bound] = time.time()
+            return bound
     raise DevstackError(f"no TCP port on {host} could be bound. Fix: check the host's network configuration.")
 
 

@@ -34,3 +34,14 @@ def test_a_port_in_use_is_never_given() -> None:
         taken = held.getsockname()[1]
         port = core.free_port(candidates=range(taken, taken + 1))
         assert port != taken and port > 0
+
+
+def test_a_port_given_out_is_not_given_again_to_another_caller(tmp_path: Path) -> None:
+    """Two stacks starting at once (one per pytest worker) must not both pick a port before either binds it."""
+    reservations = tmp_path / "ports"
+    free = core.free_port(reservations=tmp_path / "elsewhere")
+    candidates = range(free, free + 1)  # one port, free now
+    first = core.free_port(candidates=candidates, reservations=reservations)
+    second = core.free_port(candidates=candidates, reservations=reservations)  # nothing bound it yet
+    assert first == candidates[0] and second != first
+    assert reservations.read_text(encoding="ascii").split()[0] == str(first)
