@@ -57,7 +57,7 @@ def listen_ports(ephemeral: Path = EPHEMERAL_PORTS) -> range:
     return range(LISTEN_PORTS_FROM, low) if low - LISTEN_PORTS_FROM >= 1000 else range(0)
 
 
-RESERVED_PORTS = Path(tempfile.gettempdir()) / "biomage-devstack-ports"
+RESERVED_PORTS = Path(tempfile.gettempdir()) / f"biomage-devstack-ports-{os.getuid()}"  # per user: never unreadable
 RESERVATION_SECONDS = 300
 
 
@@ -70,7 +70,7 @@ def _reservations(path: Path) -> Iterator[dict[int, float]]:
         fcntl.flock(handle, fcntl.LOCK_EX)
         now = time.time()
         given: dict[int, float] = {}
-        for line in handle.read().split("\n"):
+        for line in handle:
             fields = line.split()
             with contextlib.suppress(ValueError, IndexError):
                 if now - float(fields[1]) < RESERVATION_SECONDS:

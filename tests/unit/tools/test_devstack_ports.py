@@ -18,21 +18,21 @@ def test_the_listen_ports_end_where_the_ephemeral_range_starts(tmp_path: Path) -
     assert core.listen_ports(tmp_path / "missing") == range(20000, 32768)  # Linux's default range
 
 
-def test_a_free_port_is_below_the_ephemeral_range_and_can_be_bound() -> None:
+def test_a_free_port_is_below_the_ephemeral_range_and_can_be_bound(tmp_path: Path) -> None:
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()[0])
     for _attempt in range(20):
-        port = core.free_port()
+        port = core.free_port(reservations=tmp_path / "ports")
         assert 20000 <= port < low
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((core.LOOPBACK, port))
 
 
-def test_a_port_in_use_is_never_given() -> None:
+def test_a_port_in_use_is_never_given(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
         held.bind((core.LOOPBACK, 0))
         held.listen()
         taken = held.getsockname()[1]
-        port = core.free_port(candidates=range(taken, taken + 1))
+        port = core.free_port(candidates=range(taken, taken + 1), reservations=tmp_path / "ports")
         assert port != taken and port > 0
 
 
