@@ -153,11 +153,16 @@ def test_the_role_uses_the_names_of_the_release_step() -> None:
         "flux_release_deployer_binding": lockdown.DEPLOYER_BINDING,
         "flux_release_deployer_role": lockdown.DEPLOYER_CLUSTER_ROLE,
     }
-    tasks = (REPO_ROOT / "roles/flux/tasks/controllers.yml").read_text(encoding="utf-8")
-    check = tasks.index("Check the manifest's digest")
-    patch = tasks.index("biomage.iac.flux_lockdown(flux_release_deployer_account)")
-    apply = tasks.index("Apply the controllers, CRDs and RBAC")
-    assert check < patch < apply, "after the SHA-256 check, before the apply"
+    tasks = yaml.safe_load((REPO_ROOT / "roles/flux/tasks/controllers.yml").read_text(encoding="utf-8"))
+    names = [task["name"] for task in tasks]
+    check = next(i for i, name in enumerate(names) if name == "Check the manifest's digest")
+    apply = next(i for i, name in enumerate(names) if name.startswith("Apply the controllers, CRDs and RBAC"))
+    assert check < apply, "the manifest is applied after its SHA-256 check"
+    # the apply's input is the locked-down manifest, and nothing else the task sends bypasses it
+    apply_vars = tasks[apply]["vars"]
+    assert "biomage.iac.flux_lockdown(flux_release_deployer_account)" in apply_vars["flux_locked_objects"]
+    assert "flux_install_objects" not in apply_vars["flux_planned_objects"]
+    assert tasks[apply]["kubernetes.core.k8s"]["definition"] == "{{ flux_planned_objects }}"
 
 
 # -- the release namespace's account (written by the release step) ----------------------------------------------
