@@ -33,27 +33,20 @@ reason, in the same Metadata shape as the template rules::
 
 (at the top of the template, or in one resource's ``Metadata`` to exempt only that resource).
 
-The analysers are imported lazily: this file is a module_util, and ansible-test's import sanity
-runs without them. When they are missing, the analysis refuses (BIO110) rather than pass silently.
+The analysers are imported lazily, the first time a template has an identity policy to judge: this file
+is a module_util, and ansible-test's import sanity runs without them. When they are missing, the analysis
+of a template with policies refuses (BIO110) rather than pass silently.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import warnings
 
-try:
-    with warnings.catch_warnings():
-        # parliament loads its data files through pkg_resources, which warns of its own deprecation
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-        from cloudsplaining.scan.policy_document import PolicyDocument
-        from cloudsplaining.shared.exclusions import DEFAULT_EXCLUSIONS_CONFIG, Exclusions
-        from parliament import analyze_policy_string
-except ImportError as exc:  # ansible-test's import sanity runs without them; the analysis then refuses
-    ANALYSER_IMPORT_ERROR = str(exc)
-else:
-    ANALYSER_IMPORT_ERROR = None
+# the analysers, imported on first use (:func:`_import_analysers`)
+_ANALYSER_MODULES = {}
 
 ANALYSERS = ("cloudsplaining", "parliament")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -429,18 +422,45 @@ def _statements(document):
 
 
 # -- analysis -------------------------------------------------------------------------------------
+def _import_analysers():
+    """cloudsplaining and parliament, imported once per process: about half a second (policy_sentry loads its
+    IAM database), which a template without identity policies never pays. ``error`` is set when they cannot be
+    imported (ansible-test's import sanity runs without them; the analysis then refuses)."""
+    if not _ANALYSER_MODULES:
+        try:
+            with warnings.catch_warnings():
+                # parliament loads its data files through pkg_resources, which warns of its own deprecation
+                warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+                policy_document = importlib.import_module("cloudsplaining.scan.policy_document")
+                exclusions = importlib.import_module("cloudsplaining.shared.exclusions")
+                parliament = importlib.import_module("parliament")
+        except ImportError as exc:
+            _ANALYSER_MODULES["error"] = str(exc)
+        else:
+            _ANALYSER_MODULES.update(
+                error=None,
+                PolicyDocument=policy_document.PolicyDocument,
+                DEFAULT_EXCLUSIONS_CONFIG=exclusions.DEFAULT_EXCLUSIONS_CONFIG,
+                Exclusions=exclusions.Exclusions,
+                analyze_policy_string=parliament.analyze_policy_string,
+            )
+    return _ANALYSER_MODULES
+
+
 def _load_analysers():
     """``(policy_document, analyze_policy_string)`` or raise ImportError."""
-    if ANALYSER_IMPORT_ERROR is not None:
-        raise ImportError(ANALYSER_IMPORT_ERROR)
-    config = dict(DEFAULT_EXCLUSIONS_CONFIG)
+    modules = _import_analysers()
+    if modules["error"] is not None:
+        raise ImportError(modules["error"])
+    config = dict(modules["DEFAULT_EXCLUSIONS_CONFIG"])
     config["exclude-actions"] = list(EXCLUDED_ACTIONS)
-    exclusions = Exclusions(config)
+    exclusions = modules["Exclusions"](config)
+    policy_document_class = modules["PolicyDocument"]
 
     def policy_document(document):
-        return PolicyDocument(document, exclusions=exclusions)
+        return policy_document_class(document, exclusions=exclusions)
 
-    return policy_document, analyze_policy_string
+    return policy_document, modules["analyze_policy_string"]
 
 
 def _actions_of(entries):
@@ -688,8 +708,10 @@ def analyse_template(
     """
     if threshold not in SEVERITIES:
         raise ValueError(f"threshold must be one of {', '.join(SEVERITIES)}")
+    resolver = Resolver(template, parameters, account, region, stack_name=stack_name)
+    policies, managed = identity_policies(template, resolver)
     try:
-        analysers = _load_analysers()
+        analysers = _load_analysers() if policies or managed else None
     except ImportError as exc:
         return [
             IamFinding(
@@ -701,8 +723,6 @@ def analyse_template(
                 "Python that runs the modules",
             )
         ]
-    resolver = Resolver(template, parameters, account, region, stack_name=stack_name)
-    policies, managed = identity_policies(template, resolver)
     findings = []
     for logical_id, where, document in policies:
         for index, statement in enumerate(_statements(document)):

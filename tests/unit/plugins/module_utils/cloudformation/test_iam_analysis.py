@@ -10,6 +10,7 @@ import yaml
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation import iam_analysis
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.errors import ValidationFailed
 from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.spec import prepare
+from ansible_collections.biomage.iac.plugins.module_utils.cloudformation.template import load_template
 from ansible_collections.biomage.iac.plugins.module_utils.github import ci_config, ci_privileges
 
 from tests.lib.cfn_scenarios import ENV, GROUP, converge, item
@@ -165,10 +166,36 @@ def test_ci_role_with_container_repository_passes() -> None:
 
 
 def test_missing_analysers_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(iam_analysis, "ANALYSER_IMPORT_ERROR", "No module named 'cloudsplaining'")
+    monkeypatch.setattr(iam_analysis, "_ANALYSER_MODULES", {"error": "No module named 'cloudsplaining'"})
     (finding,) = iam_analysis.analyse_template(yaml.safe_load(IRSA), "cf/irsa-ui-role.yaml")
     assert finding.rule == "BIO110"
     assert "make setup" in str(finding)
+
+
+def test_a_template_without_identity_policies_needs_no_analyser(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a queue, a bucket policy (a resource policy) and a role trusting a third-party account: no identity policy
+    template = load_template(
+        """
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Bucket:
+    Type: AWS::S3::Bucket
+  BucketPolicy:
+    Type: AWS::S3::BucketPolicy
+    Properties:
+      Bucket: !Ref Bucket
+      PolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal: {AWS: !Sub "arn:aws:iam::${AWS::AccountId}:root"}
+            Action: s3:GetObject
+            Resource: !Sub "${Bucket.Arn}/*"
+""",
+        "cf/s3.yaml",
+    )
+    monkeypatch.setattr(iam_analysis, "_ANALYSER_MODULES", {"error": "No module named 'cloudsplaining'"})
+    assert iam_analysis.analyse_template(template, "cf/s3.yaml", threshold="low") == []
 
 
 @pytest.mark.parametrize(
