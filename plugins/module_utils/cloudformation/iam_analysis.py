@@ -45,9 +45,6 @@ import json
 import re
 import warnings
 
-# the analysers, imported on first use (:func:`_import_analysers`)
-_ANALYSER_MODULES = {}
-
 ANALYSERS = ("cloudsplaining", "parliament")
 SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_THRESHOLD = "medium"
@@ -422,45 +419,26 @@ def _statements(document):
 
 
 # -- analysis -------------------------------------------------------------------------------------
-def _import_analysers():
-    """cloudsplaining and parliament, imported once per process: about half a second (policy_sentry loads its
-    IAM database), which a template without identity policies never pays. ``error`` is set when they cannot be
-    imported (ansible-test's import sanity runs without them; the analysis then refuses)."""
-    if not _ANALYSER_MODULES:
-        try:
-            with warnings.catch_warnings():
-                # parliament loads its data files through pkg_resources, which warns of its own deprecation
-                warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-                policy_document = importlib.import_module("cloudsplaining.scan.policy_document")
-                exclusions = importlib.import_module("cloudsplaining.shared.exclusions")
-                parliament = importlib.import_module("parliament")
-        except ImportError as exc:
-            _ANALYSER_MODULES["error"] = str(exc)
-        else:
-            _ANALYSER_MODULES.update(
-                error=None,
-                PolicyDocument=policy_document.PolicyDocument,
-                DEFAULT_EXCLUSIONS_CONFIG=exclusions.DEFAULT_EXCLUSIONS_CONFIG,
-                Exclusions=exclusions.Exclusions,
-                analyze_policy_string=parliament.analyze_policy_string,
-            )
-    return _ANALYSER_MODULES
-
-
 def _load_analysers():
-    """``(policy_document, analyze_policy_string)`` or raise ImportError."""
-    modules = _import_analysers()
-    if modules["error"] is not None:
-        raise ImportError(modules["error"])
-    config = dict(modules["DEFAULT_EXCLUSIONS_CONFIG"])
+    """``(policy_document, analyze_policy_string)`` or raise ImportError.
+
+    cloudsplaining and parliament are imported here, not at the top: about half a second (policy_sentry loads
+    its IAM database) that a template without identity policies never pays; later calls find them in
+    ``sys.modules``. ansible-test's import sanity runs without them; the analysis then refuses (BIO110)."""
+    with warnings.catch_warnings():
+        # parliament loads its data files through pkg_resources, which warns of its own deprecation
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        scan = importlib.import_module("cloudsplaining.scan.policy_document")
+        shared = importlib.import_module("cloudsplaining.shared.exclusions")
+        parliament = importlib.import_module("parliament")
+    config = dict(shared.DEFAULT_EXCLUSIONS_CONFIG)
     config["exclude-actions"] = list(EXCLUDED_ACTIONS)
-    exclusions = modules["Exclusions"](config)
-    policy_document_class = modules["PolicyDocument"]
+    exclusions = shared.Exclusions(config)
 
     def policy_document(document):
-        return policy_document_class(document, exclusions=exclusions)
+        return scan.PolicyDocument(document, exclusions=exclusions)
 
-    return policy_document, modules["analyze_policy_string"]
+    return policy_document, parliament.analyze_policy_string
 
 
 def _actions_of(entries):
