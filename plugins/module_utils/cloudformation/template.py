@@ -133,21 +133,21 @@ def load_yaml(text, source="<template>", short_forms=None, what="template"):
     if not text or not text.strip():
         raise TemplateError(f"{source}: the {what} is empty")
     # the size limit first, as safe_yaml.load does: a 10 MB file is refused before the parser reads it
-    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
-    if size > safe_yaml.MAX_BYTES:
-        raise safe_yaml.InputLimitError(
-            f"{source}: {size} bytes exceeds the limit of {safe_yaml.MAX_BYTES} bytes. "
-            "Fix: make the file smaller or split it."
-        )
-    loader = _Loader(text)
-    loader.source = source
-    loader.short_form_tags_seen = short_forms
+    safe_yaml.check_size(text, source)
+    found = []
     try:
-        return loader.get_single_data()
+        data = safe_yaml.parse(_Loader, text, source, _Loader.get_single_data, lambda loader: _start(loader, found))
     except yaml.YAMLError as exc:
         raise _syntax_error(source, exc) from exc
-    finally:
-        loader.dispose()
+    if short_forms is not None:
+        short_forms.extend(found)
+    return data
+
+
+def _start(loader, found):
+    """A fresh list of short-form tags for each reading (safe_yaml.parse may read the text twice)."""
+    found.clear()
+    loader.short_form_tags_seen = found
 
 
 def _syntax_error(source, exc):

@@ -88,3 +88,76 @@ def test_the_bomb_fails_fast_in_bounded_memory() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("refused: api/.ci.yaml: the document expands to more than")
+
+
+def python_parser(base=None):
+    """The same limited loader, reading with PyYAML's own scanner and parser instead of libyaml's."""
+    limited = safe_yaml.limited_loader(base)
+    return type("PythonParsed", (limited,), {"libyaml": False})
+
+
+MANIFEST = textwrap.dedent(
+    """\
+    # a manifest in the shapes upstream install files use: anchors, block scalars, flow maps, timestamps
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: &meta
+      name: settings
+      labels: {app.kubernetes.io/name: demo, "quoted key": 'single'}
+      annotations:
+        created: 2026-12-04T10:00:00Z
+    data:
+      script: |
+        #!/bin/sh
+        echo "hello"
+      folded: >-
+        one
+        two
+      empty: ""
+      octal: 0755
+      bools: [yes, no, on, off, true]
+    copy: *meta
+    ---
+    ---
+    apiVersion: v1
+    kind: Secret
+    stringData: {token: "not: a mapping"}
+    """
+)
+
+
+def test_libyaml_events_read_what_pyyamls_parser_reads() -> None:
+    limited = safe_yaml.limited_loader()
+    loader = limited(MANIFEST)
+    try:
+        assert loader._libyaml_events is not None, "PyYAML here has libyaml: the fast parser must be the one used"
+    finally:
+        loader.dispose()
+    fast = safe_yaml.load_all(MANIFEST, "m.yaml")
+    assert fast == safe_yaml.load_all(MANIFEST, "m.yaml", base=python_parser())
+    assert fast == [d for d in yaml.safe_load_all(MANIFEST)]
+    assert fast[0]["data"]["bools"] == [True, False, True, False, True]
+    assert fast[0]["copy"]["labels"]["quoted key"] == "single"
+    assert fast[1] is None
+    assert fast[2]["stringData"] == {"token": "not: a mapping"}
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+def test_the_limits_hold_with_either_parser(parser: str) -> None:
+    base = None if parser == "libyaml" else python_parser()
+    with pytest.raises(safe_yaml.InputLimitError, match=r"the document expands to more than 200000 nodes"):
+        safe_yaml.load(alias_bomb(), "a.yaml", base=base)
+    with pytest.raises(safe_yaml.InputLimitError, match=r"b.yaml \(line 2\): the number of aliases exceeds"):
+        safe_yaml.load("a: &a 1\nlist: [" + ", ".join(["*a"] * 300) + "]\n", "b.yaml", base=base)
+    with pytest.raises(safe_yaml.InputLimitError, match=r"c.yaml.*the nesting exceeds the limit of 100"):
+        safe_yaml.load("[" * 150 + "]" * 150, "c.yaml", base=base)
+
+
+def test_a_syntax_error_is_reported_as_pyyamls_parser_words_it() -> None:
+    text = "a: 1\nb: [1, 2\nc: 3\n"
+    with pytest.raises(yaml.YAMLError) as expected:
+        yaml.load(text, Loader=python_parser())  # noqa: S506 - a SafeLoader with limits
+    with pytest.raises(safe_yaml.YamlError) as refused:
+        safe_yaml.load(text, "bad.yaml")
+    assert str(refused.value) == f"bad.yaml: not valid YAML: {' '.join(str(expected.value).split())}"
+    assert "^" in str(refused.value), "PyYAML's message shows the line with a caret"
