@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 
 from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
@@ -170,3 +171,38 @@ def assess(calendar, versions, today, warn_days=DEFAULT_WARN_DAYS, accepted=()):
 def blocking(findings):
     """The expired findings that were not accepted."""
     return [item for item in findings if item["status"] == "expired" and not item["accepted"]]
+
+
+def today_from(value):
+    """``value`` (YYYY-MM-DD) as a date; today (UTC) when empty."""
+    if not value:
+        return datetime.date(*time.gmtime()[:3])
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise SupportCalendarError(f"today={value!r} is not a date", fix="write it as YYYY-MM-DD") from None
+
+
+def check_file(path, versions, today=None, warn_days=DEFAULT_WARN_DAYS, accepted=()):
+    """The findings for ``versions`` (``{product: version}``, empty ones skipped) against the calendar file at
+    ``path`` on ``today`` (YYYY-MM-DD, default today in UTC); SupportCalendarError when the file cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise SupportCalendarError(
+            f"cannot read the support calendar {path}: {exc.strerror}",
+            fix="run from a checkout of the collection (meta/support-calendar.yml)",
+        ) from None
+    versions = {str(k): str(v) if v is not None else "" for k, v in versions.items()}
+    return assess(parse(text, path), versions, today_from(today), warn_days, accepted)
+
+
+def blocking_message(blocked):
+    """Why the run stops for the ``blocked`` findings (see :func:`blocking`), with the fix."""
+    names = ", ".join(item["product"] for item in blocked)
+    return (
+        f"past the end of support: {'; '.join(item['message'] for item in blocked)}. "
+        f"Fix: upgrade {names} (docs/support.md), or set preflight_support_accept_expired: [{names}] "
+        "to accept the risk for this environment."
+    )

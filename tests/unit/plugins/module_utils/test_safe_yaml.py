@@ -135,7 +135,7 @@ def test_libyaml_events_read_what_pyyamls_parser_reads() -> None:
         loader.dispose()
     fast = safe_yaml.load_all(MANIFEST, "m.yaml")
     assert fast == safe_yaml.load_all(MANIFEST, "m.yaml", base=python_parser())
-    assert fast == [d for d in yaml.safe_load_all(MANIFEST)]
+    assert fast == list(yaml.safe_load_all(MANIFEST))
     assert fast[0]["data"]["bools"] == [True, False, True, False, True]
     assert fast[0]["copy"]["labels"]["quoted key"] == "single"
     assert fast[1] is None
