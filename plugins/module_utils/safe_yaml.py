@@ -91,22 +91,24 @@ def parse(loader_class, text, source, read, configure=None):
     message (with the line and its snippet) is the one raised, and a text only libyaml refuses is
     still read as PyYAML reads it.
     """
-    attempts = [loader_class]
-    if getattr(loader_class, "libyaml", False) and _LibyamlParser is not None:
-        attempts.append(type(loader_class.__name__, (loader_class,), {"libyaml": False}))
-    for attempt, cls in enumerate(attempts, start=1):
-        loader = cls(text)
-        loader.source = source
-        if configure is not None:
-            configure(loader)
-        try:
-            return read(loader)
-        except yaml.YAMLError:
-            if attempt == len(attempts):
-                raise
-        finally:
-            loader.dispose()
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return _read_with(loader_class, text, source, read, configure)
+    except yaml.YAMLError:
+        if not (getattr(loader_class, "libyaml", False) and _LibyamlParser is not None):
+            raise
+    python_parsed = type(loader_class.__name__, (loader_class,), {"libyaml": False})
+    return _read_with(python_parsed, text, source, read, configure)
+
+
+def _read_with(loader_class, text, source, read, configure):
+    loader = loader_class(text)
+    loader.source = source
+    if configure is not None:
+        configure(loader)
+    try:
+        return read(loader)
+    finally:
+        loader.dispose()
 
 
 def limited_loader(base=None):

@@ -64,6 +64,9 @@ def test_staging_check_diff_prints_the_plan_and_mutates_nothing(
     assert "ingress: no load balancer (yet)" in said
 
     assert "TASK [biomage.iac.eks_cluster : Converge the cluster with eksctl (biomage-staging)]" in result.stdout
+    # the identity preflight read in this run (same endpoint and region) is used: no second STS module run
+    asked_again = "TASK [biomage.iac.eks_cluster : Ask AWS which account and identity run this, unless preflight"
+    assert result.stdout.split(asked_again, 1)[1].split("\n", 2)[1].startswith("skipping: [biomage-staging]")
     assert "--- before\n+++ after" in result.stdout
     assert "-    version: '1.35'\n+    version: '1.36'" in result.stdout
     assert f"-        {user('carol')}:" in result.stdout
