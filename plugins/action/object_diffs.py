@@ -5,10 +5,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
-from ansible.plugins.action import ActionBase
-
-ARGUMENT_SPEC = {"results": {"type": "list", "elements": "dict", "required": True}}
+from ansible_collections.biomage.iac.plugins.plugin_utils.controller_action import ControllerAction
 
 
 def object_label(result):
@@ -47,14 +46,9 @@ def diffs(results):
     return labels, entries
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC: ClassVar[dict] = {"results": {"type": "list", "elements": "dict", "required": True}}
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args):
         labels, entries = diffs(args["results"])
-        return {**result, "changed": bool(labels), "objects": labels, "diff": entries, "plan": []}
+        return {"changed": bool(labels), "objects": labels, "diff": entries, "plan": []}

@@ -4,7 +4,9 @@
 
 A module extends C(biomage.iac.attributes) for the descriptions and states only its own support
 level (and details) under C(attributes); read-only modules extend C(biomage.iac.attributes.info_module)
-as well, which states the support of all three.
+as well, which states the support of all three. Those that run on the control node as action plugins
+(plugins/action/) extend C(ansible.builtin.action_common_attributes.flow) for the descriptions and
+C(biomage.iac.attributes.controller_action) for their support.
 """
 
 from __future__ import annotations
@@ -35,4 +37,16 @@ attributes:
     details: The module changes nothing, so there is nothing to compare.
   idempotent:
     support: full
+"""
+
+    CONTROLLER_ACTION = r"""
+options: {}
+attributes:
+  action:
+    support: full
+    details: Runs on the control node; no module is sent to the host.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 """

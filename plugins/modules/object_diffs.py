@@ -24,6 +24,7 @@ description:
 extends_documentation_fragment:
   - biomage.iac.attributes
   - ansible.builtin.action_common_attributes.flow
+  - biomage.iac.attributes.controller_action
 author:
   - Biomage platform team (@biomage-org)
 attributes:
@@ -35,12 +36,6 @@ attributes:
     details: Its purpose; without C(--diff) the objects' results carry no C(diff) and it returns none.
   idempotent:
     support: full
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   results:
     description:

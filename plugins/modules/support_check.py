@@ -23,15 +23,9 @@ extends_documentation_fragment:
   - biomage.iac.attributes
   - biomage.iac.attributes.info_module
   - ansible.builtin.action_common_attributes.flow
+  - biomage.iac.attributes.controller_action
 author:
   - Biomage platform team (@biomage-org)
-attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   calendar:
     description: The calendar file on the control node.
