@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from devstack import DevstackError, Stack, read_env_file
 from devstack.core import pid_alive, port_in_use
 
@@ -35,6 +36,14 @@ def test_emulator_starts_serves_boto3_and_stops(tmp_path: Path) -> None:
         s3.create_bucket(Bucket="devstack-probe", CreateBucketConfiguration={"LocationConstraint": env["AWS_REGION"]})
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["devstack-probe"]
         assert _client(env, "sts").get_caller_identity()["Account"].isdigit()
+        # the development account's hosted zone, named by the inventory, exists as in a real account
+        dns_vars = yaml.safe_load((REPO_ROOT / "inventories/development/group_vars/all/route53_dns.yml").read_text())
+        zones = _client(env, "route53").list_hosted_zones()["HostedZones"]
+        assert [(z["Name"], z["Config"]["PrivateZone"]) for z in zones] == [
+            (dns_vars["route53_dns_hosted_zone_name"] + ".", False)
+        ]
+        assert stack.up() == env
+        assert len(_client(env, "route53").list_hosted_zones()["HostedZones"]) == 1, "a second up adds no zone"
     finally:
         assert stack.down() == ["moto"]
     assert not port_in_use(_port(env)), "the emulator's port is closed after down()"

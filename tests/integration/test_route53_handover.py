@@ -97,7 +97,7 @@ def converge(playbook: Path, env: dict[str, str], lb: dict, **extra: object):
 def test_records_of_another_load_balancer_move_only_with_takeover(
     playbook: Path, devstack: dict[str, str], stack_ansible_env: dict[str, str]
 ) -> None:
-    # the zone exists once the role ran (development creates it); first a run that owns nothing yet
+    # the zone exists (the local stack gives the emulator the account's zone); first a run that owns nothing yet
     other, ours = new_load_balancer(devstack), new_load_balancer(devstack)
     converge(playbook, stack_ansible_env, other, route53_dns_stack_name=STACK + "-other").assert_ok()
     aws.client(devstack, "cloudformation").delete_stack(StackName=STACK + "-other")

@@ -7,13 +7,32 @@ import os
 import sys
 from pathlib import Path
 
-from .core import LOOPBACK, Component, Context, DevstackError, http_ok, port_in_use, wanted_port
+import boto3
+import yaml
+
+from .core import LOOPBACK, REPO_ROOT, Component, Context, DevstackError, http_ok, port_in_use, wanted_port
 
 # Dummy credentials: moto accepts any; real ones must never be sent to the emulator. They live in a
 # credentials file of the stack's own (profile PROFILE), never in environment variables, so that no
 # key is ever part of a command line or task environment that Ansible prints at -vvv.
 DUMMY_KEY = "testing"
 PROFILE = "biomage-devstack"
+# The development account's public hosted zone. In AWS a platform's zone exists before any run points records
+# in it (route53_dns reads it and never creates one); the emulator starts empty, so the stack gives it the
+# zone the development inventory names, as the real account has it.
+DEVELOPMENT_DNS_VARS = REPO_ROOT / "inventories/development/group_vars/all/route53_dns.yml"
+
+
+def development_hosted_zone() -> str:
+    """The hosted zone the development inventory names (``route53_dns_hosted_zone_name``), ending in a dot."""
+    data = yaml.safe_load(DEVELOPMENT_DNS_VARS.read_text(encoding="utf-8")) or {}
+    name = str(data.get("route53_dns_hosted_zone_name") or "")
+    if not name:
+        raise DevstackError(
+            f"{DEVELOPMENT_DNS_VARS.relative_to(REPO_ROOT)} names no route53_dns_hosted_zone_name. "
+            "Fix: name the development account's hosted zone there (biomage.test)."
+        )
+    return name.rstrip(".") + "."
 
 
 def _moto_server_argv(port: int) -> list[str]:
@@ -72,6 +91,7 @@ class Moto(Component):
                     "playbooks you ran) again to re-create them."
                 )
         credentials, config = self._write_profile(ctx, port)
+        self._seed_account(ctx, port)
         return {
             "AWS_ENDPOINT_URL": self.url(port),
             "AWS_REGION": ctx.region,
@@ -80,6 +100,24 @@ class Moto(Component):
             "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
             "AWS_CONFIG_FILE": str(config),
         }
+
+    def _seed_account(self, ctx: Context, port: int) -> None:
+        """What the development account holds before any playbook runs: its hosted zone (once)."""
+        route53 = boto3.client(
+            "route53",
+            endpoint_url=self.url(port),
+            region_name=ctx.region,
+            aws_access_key_id=DUMMY_KEY,
+            aws_secret_access_key=DUMMY_KEY,
+        )
+        zone = development_hosted_zone()
+        listed = route53.list_hosted_zones_by_name(DNSName=zone, MaxItems="1")["HostedZones"]
+        if not any(item["Name"] == zone for item in listed):
+            route53.create_hosted_zone(
+                Name=zone,
+                CallerReference=f"biomage-devstack-{zone}",
+                HostedZoneConfig={"Comment": "the development account's zone (local stack)", "PrivateZone": False},
+            )
 
     def _write_profile(self, ctx: Context, port: int) -> tuple[Path, Path]:
         folder = ctx.path("aws")

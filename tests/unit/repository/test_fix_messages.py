@@ -54,7 +54,7 @@ def named_role_variables(text: str) -> list[tuple[str, str]]:
 
 def test_the_scan_finds_the_messages_that_name_variables() -> None:
     named = {name for _source, text in fix_texts() for _role, name in named_role_variables(text)}
-    assert {"route53_dns_create_hosted_zone", "preflight_lock_wait_timeout"} <= named
+    assert {"route53_dns_hosted_zone_id", "preflight_lock_wait_timeout"} <= named
 
 
 @pytest.mark.parametrize("source,text", fix_texts())

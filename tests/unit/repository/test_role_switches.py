@@ -68,7 +68,7 @@ def unsafe_uses(name: str) -> list[str]:
 
 
 def test_the_roles_have_boolean_switches() -> None:
-    assert {"ci_privileges_prune", "aws_resources_prune", "route53_dns_create_hosted_zone"} <= set(switches())
+    assert {"ci_privileges_prune", "aws_resources_prune", "irsa_prune"} <= set(switches())
 
 
 @pytest.mark.parametrize("name", switches())
