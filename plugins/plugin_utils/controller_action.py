@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar
 
 from ansible.plugins.action import ActionBase
@@ -24,5 +25,6 @@ class ControllerAction(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         return {**result, **self.act(args)}
 
+    @abstractmethod
     def act(self, args):
-        raise NotImplementedError
+        """The task's result (``changed``, ``failed``, ``msg``, ...) for the checked ``args``."""
