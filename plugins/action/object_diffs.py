@@ -7,22 +7,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
 from ansible_collections.biomage.iac.plugins.plugin_utils.controller_action import ControllerAction
 
 
+def _mapping(value):
+    return value if isinstance(value, Mapping) else {}
+
+
 def object_label(result):
-    """``Kind namespace/name`` (``Kind name`` when cluster-scoped) of one kubernetes.core.k8s result."""
-    obj = result.get("result") if isinstance(result.get("result"), Mapping) else {}
-    diff = result.get("diff") if isinstance(result.get("diff"), Mapping) else {}
+    """``Kind namespace/name`` (``Kind name`` when cluster-scoped) of one kubernetes.core.k8s result, or of a
+    definition."""
+    obj = _mapping(result.get("result")) if "result" in result or "diff" in result else result
+    diff = _mapping(result.get("diff"))
     for candidate in (obj, diff.get("after"), diff.get("before")):
         if isinstance(candidate, Mapping) and candidate.get("kind"):
             obj = candidate
             break
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    metadata = _mapping(obj.get("metadata"))
     name = metadata.get("name") or "?"
     if metadata.get("namespace"):
         name = f"{metadata['namespace']}/{name}"
     return f"{obj.get('kind') or 'object'} {name}"
+
+
+def _entry(label, before, after):
+    return {"before_header": label, "after_header": label, "before": before or {}, "after": after or {}}
 
 
 def diffs(results):
@@ -35,20 +45,73 @@ def diffs(results):
         labels.append(label)
         diff = result.get("diff")
         if isinstance(diff, Mapping) and ("before" in diff or "after" in diff):
-            entries.append(
-                {
-                    "before_header": label,
-                    "after_header": label,
-                    "before": diff.get("before") or {},
-                    "after": diff.get("after") or {},
-                }
-            )
+            entries.append(_entry(label, diff.get("before"), diff.get("after")))
     return labels, entries
 
 
+def _created(result, definition):
+    """What a created object provides to the objects after it: ``("Namespace", name)`` or
+    ``("CRD", group, kind)``; None for anything else."""
+    obj = _mapping(result.get("result")) or definition
+    kind = obj.get("kind")
+    if kind == "Namespace":
+        return ("Namespace", _mapping(obj.get("metadata")).get("name"))
+    if kind == "CustomResourceDefinition":
+        spec = _mapping(obj.get("spec"))
+        return ("CRD", spec.get("group"), _mapping(spec.get("names")).get("kind"))
+    return None
+
+
+def _needs(definition):
+    """What a definition needs from the call before it can be dry-run: its namespace and its CRD's kind."""
+    api_version = str(definition.get("apiVersion") or "")
+    group = api_version.rpartition("/")[0]
+    needs = [("CRD", group, definition.get("kind"))] if group else []
+    namespace = _mapping(definition.get("metadata")).get("namespace")
+    return [*needs, ("Namespace", namespace)] if namespace else needs
+
+
+def planned(results, definitions):
+    """Check mode: the objects a dry run could not judge because the same call only plans what they need (their
+    namespace, their CRD), as ``(labels, diff entries, plan entries, failures)``; any other error is a failure."""
+    if len(results) != len(definitions):
+        return [], [], [], [f"{len(results)} results for {len(definitions)} definitions: pass the call's definition list"]
+    labels, entries, plan, failures = [], [], [], []
+    created = set()
+    for result, definition in zip(results, definitions):
+        label = object_label(definition)
+        error = result.get("error")
+        if not error:
+            if result.get("changed") and result.get("method") == "create":
+                created.add(_created(result, definition))
+            continue
+        missing = [need for need in _needs(definition) if need in created]
+        if not missing:
+            failures.append(f"{label}: {_mapping(error).get('msg') or error}")
+            continue
+        created.add(_created({}, definition))
+        first = missing[0]
+        reason = f"in namespace {first[1]}, still to be created" if first[0] == "Namespace" else (
+            f"its CustomResourceDefinition ({first[2]}.{first[1]}) is still to be created"
+        )
+        labels.append(label)
+        entries.append(_entry(label, {}, dict(definition)))
+        plan.append(plan_shape.entry(definition.get("kind") or "object", label.partition(" ")[2], "create", reason))
+    return labels, entries, plan, failures
+
+
 class ActionModule(ControllerAction):
-    ARGUMENT_SPEC: ClassVar[dict] = {"results": {"type": "list", "elements": "dict", "required": True}}
+    ARGUMENT_SPEC: ClassVar[dict] = {
+        "results": {"type": "list", "elements": "dict", "required": True},
+        "definitions": {"type": "list", "elements": "dict"},
+    }
 
     def act(self, args):
         labels, entries = diffs(args["results"])
-        return {"changed": bool(labels), "objects": labels, "diff": entries, "plan": []}
+        plan = []
+        if args.get("definitions") is not None:
+            more, more_entries, plan, failures = planned(args["results"], args["definitions"])
+            if failures:
+                return {"failed": True, "changed": False, "msg": "The dry run refused: " + "; ".join(failures)}
+            labels, entries = labels + more, entries + more_entries
+        return {"changed": bool(labels), "objects": labels, "diff": entries, "plan": plan}

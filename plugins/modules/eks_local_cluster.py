@@ -22,6 +22,10 @@ description:
     not change in place).
   - B(The IAM OIDC provider) of the issuer, with client id C(sts.amazonaws.com) and the thumbprint of the
     API server's certificate authority (read from O(kubeconfig)), as eksctl's C(iam.withOIDC) creates it.
+  - B(The API server.) Given O(kubeconfig), the module first checks that the API server answers and reads its
+    endpoint, version and service-account issuer (as M(biomage.iac.kube_cluster_info) does, in the same module
+    run), for the options left out. It fails, with the fix, when the server does not answer or publishes no
+    issuer (the IAM roles for service accounts would have none to trust).
   - Refuses any endpoint that is not on this machine; in AWS the cluster is eksctl's.
 extends_documentation_fragment:
   - amazon.aws.common.modules
@@ -46,17 +50,20 @@ options:
     type: str
     required: true
   issuer:
-    description: The API server's service-account issuer (C(https://...)), as C(biomage.iac.kube_cluster_info) reads it.
+    description:
+      - The API server's service-account issuer (C(https://...)).
+      - Default, the one the API server of O(kubeconfig) publishes. Required without O(kubeconfig).
     type: str
-    required: true
   endpoint:
-    description: The API server URL.
+    description:
+      - The API server URL.
+      - Default, the server of O(kubeconfig). Required without O(kubeconfig).
     type: str
-    required: true
   kubernetes_version:
-    description: The cluster's Kubernetes version (C(major.minor)).
+    description:
+      - The cluster's Kubernetes version (C(major.minor)).
+      - Default, the version the API server of O(kubeconfig) reports. Required without O(kubeconfig).
     type: str
-    required: true
   role_arn:
     description: The cluster's service role (eksctl's C(ServiceRoleARN)).
     type: str
@@ -73,8 +80,9 @@ options:
     default: []
   kubeconfig:
     description:
-      - The local API server's kubeconfig; the IAM OIDC provider gets the thumbprint of its certificate
-        authority. Without it the provider is created without a thumbprint.
+      - The local API server's kubeconfig. The server is checked and read through it (see O(issuer)), and the
+        IAM OIDC provider gets the thumbprint of its certificate authority.
+      - Without it, the provider is created without a thumbprint.
     type: path
 """
 
@@ -82,9 +90,6 @@ EXAMPLES = r"""
 - name: Register the local cluster with the emulator
   biomage.iac.eks_local_cluster:
     name: biomage-development
-    issuer: https://kubernetes.default.svc.cluster.local
-    endpoint: https://127.0.0.1:6443
-    kubernetes_version: "1.36"
     role_arn: "{{ network.outputs['eksctl-biomage-development-cluster'].ServiceRoleARN }}"
     subnet_ids: "{{ subnets }}"
     kubeconfig: "{{ biomage_devstack.KUBECONFIG }}"
@@ -117,6 +122,23 @@ cluster:
     endpoint:
       description: The API endpoint DescribeCluster reports.
       type: str
+api_server:
+  description: What the API server of O(kubeconfig) reported (null without O(kubeconfig)).
+  returned: always
+  type: dict
+  contains:
+    endpoint:
+      description: The API server URL (the kubeconfig's server).
+      type: str
+      sample: https://127.0.0.1:6443
+    version:
+      description: The server's C(gitVersion).
+      type: str
+      sample: v1.36.3
+    oidc_issuer:
+      description: The service-account issuer of its OIDC discovery document.
+      type: str
+      sample: https://kubernetes.default.svc.cluster.local
 oidc_provider_arn:
   description: The IAM OIDC provider's ARN (null in check mode before it exists).
   returned: always
@@ -132,7 +154,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.aws import (
 )
 from ansible_collections.biomage.iac.plugins.module_utils.eks import local_cluster
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError, fail
-from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import api_client
+from ansible_collections.biomage.iac.plugins.module_utils.kube.discovery import api_client, cluster_info
 
 
 def read_thumbprint(kubeconfig):
@@ -149,9 +171,9 @@ def read_thumbprint(kubeconfig):
 def main():
     spec = {
         "name": {"type": "str", "required": True},
-        "issuer": {"type": "str", "required": True},
-        "endpoint": {"type": "str", "required": True},
-        "kubernetes_version": {"type": "str", "required": True},
+        "issuer": {"type": "str"},
+        "endpoint": {"type": "str"},
+        "kubernetes_version": {"type": "str"},
         "role_arn": {"type": "str", "required": True},
         "subnet_ids": {"type": "list", "elements": "str", "default": []},
         "security_group_ids": {"type": "list", "elements": "str", "default": []},
@@ -162,6 +184,8 @@ def main():
     params = module.params
     settings = module_settings(module)
     try:
+        server = cluster_info(params["kubeconfig"]) if params["kubeconfig"] else None
+        params.update(local_cluster.server_options(params, server))
         local_cluster.check_emulator(settings["endpoint_url"])
         desired = local_cluster.desired_cluster(
             params["name"],
@@ -201,6 +225,7 @@ def main():
             params["name"], cluster_step, cluster_reason, params["issuer"], provider_step, provider_reason
         ),
         cluster={k: reported.get(k) for k in ("arn", "issuer", "endpoint")},
+        api_server=server,
         oidc_provider_arn=provider_arn,
     )
 

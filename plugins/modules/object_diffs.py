@@ -16,8 +16,14 @@ description:
     This plugin takes those results and returns their changes as its C(diff), one entry per changed object,
     headed by the object's kind, namespace and name, so C(--diff) shows them line by line as it shows a
     single object's.
-  - Reports C(changed) when an object changed (Ansible shows a diff only then) and an empty C(plan), so the
-    C(biomage.iac.plan) callback counts the objects once, from the C(kubernetes.core.k8s) task itself.
+  - Reports C(changed) when an object changed (Ansible shows a diff only then). The C(biomage.iac.plan) callback
+    counts the applied objects once, from the C(kubernetes.core.k8s) task itself, so C(plan) lists only the
+    objects this plugin planned (see O(definitions)).
+  - With O(definitions), a check run's dry run of a first run is completed. The call is made with
+    C(continue_on_error) in check mode, and the API server cannot dry-run an object whose namespace, or whose
+    CustomResourceDefinition, the same call only plans. Such an object's error is replaced by a planned
+    creation (a C(plan) entry, and a diff from nothing to its definition). Any other error fails the task,
+    naming the object and the API server's message.
   - Runs on the control node (an action plugin, C(plugins/action/object_diffs.py)); nothing reaches the host.
   - No module of C(kubernetes.core) or C(ansible.utils) does this. C(ansible.utils.fact_diff) compares two
     values and reports text, not C(diff) entries, and only for one pair.
@@ -45,6 +51,13 @@ options:
     type: list
     elements: dict
     required: true
+  definitions:
+    description:
+      - The definitions given to the M(kubernetes.core.k8s) call, in the same order as its O(results).
+      - Given, an object's error is planned as a creation when an earlier object of the call creates its
+        namespace or its CustomResourceDefinition, and fails the task otherwise.
+    type: list
+    elements: dict
 """
 
 EXAMPLES = r"""
@@ -58,6 +71,19 @@ EXAMPLES = r"""
   biomage.iac.object_diffs:
     results: "{{ applied.result.results | default([]) }}"
   when: ansible_diff_mode
+
+- name: Apply a namespace and its objects in one call (a first check run dry-runs the namespace only)
+  kubernetes.core.k8s:
+    state: present
+    definition: "{{ objects }}"
+    continue_on_error: "{{ ansible_check_mode }}"
+  register: applied_with_namespace
+
+- name: Show the changes, and plan the objects of the namespace still to be created
+  biomage.iac.object_diffs:
+    results: "{{ applied_with_namespace.result.results | default([]) }}"
+    definitions: "{{ objects }}"
+  when: ansible_check_mode or ansible_diff_mode
 """
 
 RETURN = r"""
@@ -73,9 +99,11 @@ diff:
   type: list
   elements: dict
 plan:
-  description: Always empty; the objects' plan entries come from the task that applied them.
+  description:
+    - The objects planned from O(definitions) (action C(create)); empty otherwise, as the applied objects' entries
+      come from the task that applied them.
   returned: always
   type: list
   elements: dict
-  sample: []
+  sample: [{kind: Service, name: traefik/traefik, action: create, reason: "in namespace traefik, still to be created"}]
 """

@@ -5,6 +5,7 @@ class, idempotence, check mode after apply, and the bounded wait's error when no
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -123,6 +124,25 @@ def test_second_run_and_check_mode_change_nothing(
     check = run_playbook(playbook, env=stack_ansible_env, check=True, diff=True).assert_ok()
     assert check.total("changed") == 0, check.stdout[-4000:]
     assert hostname(check) == hostname(applied)
+
+
+def test_a_first_check_run_plans_the_objects_of_a_namespace_still_to_be_created(
+    applied: PlaybookResult, playbook: Path, stack_ansible_env: dict[str, str], kube_api: client.ApiClient, tmp_path: Path
+) -> None:
+    """One kubernetes.core.k8s call applies every object; in a first check run the dry run cannot judge the objects
+    of the namespace it only plans, so they are planned as creations (and shown as diffs), and nothing is made."""
+    env = {**stack_ansible_env, "BIOMAGE_PLAN_JSON": str(tmp_path / "plan.json")}
+    check = run_playbook(
+        playbook, env=env, check=True, diff=True, extra_vars={"ingress_namespace": "traefik-first"}
+    ).assert_ok()
+    changes = {(c["kind"], c["name"]): c["action"] for c in json.loads((tmp_path / "plan.json").read_text())["changes"]}
+    for kind in ("ServiceAccount", "Deployment", "PodDisruptionBudget", "Service"):
+        assert changes.get((kind, "traefik-first/traefik")) == "create", changes
+    assert changes.get(("Namespace", "traefik-first")) == "create", changes
+    assert "+++ after: Deployment traefik-first/traefik" in check.stdout
+    assert re.search(r"HOSTNAME=$", check.stdout, re.MULTILINE), "no load balancer is known before its Service exists"
+    names = [item.metadata.name for item in client.CoreV1Api(kube_api).list_namespace().items]
+    assert "traefik-first" not in names, "a check run creates nothing"
 
 
 @pytest.fixture

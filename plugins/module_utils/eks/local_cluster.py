@@ -15,6 +15,7 @@ report those instead, as EKS reports the cluster's own. Nothing here is ever sen
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 from urllib.parse import urlparse
 
@@ -31,6 +32,33 @@ NEEDS = "EKS clusters and IAM OIDC providers of the emulator"
 
 class LocalClusterError(BiomageError):
     """The local cluster cannot be registered; the message says why and the fix."""
+
+
+def server_options(params, server):
+    """``issuer``, ``endpoint`` and ``kubernetes_version`` (``major.minor``): the options given, else what the API
+    server reported (``server``: :func:`kube.discovery.cluster_info`'s result, None without a kubeconfig)."""
+    names = ("issuer", "endpoint", "kubernetes_version")
+    if server is None:
+        missing = [name for name in names if not params.get(name)]
+        if missing:
+            raise LocalClusterError(
+                f"{', '.join(missing)} must be given when no kubeconfig is: they are read from the API server only "
+                "through one.",
+                fix="pass kubeconfig (the local stack's KUBECONFIG), or each of issuer, endpoint and kubernetes_version",
+            )
+        return {name: params[name] for name in names}
+    if not params.get("issuer") and not server.get("oidc_issuer"):
+        raise LocalClusterError(
+            f"the Kubernetes API server at {server['endpoint']} serves no OIDC discovery document, so the IAM roles "
+            "for service accounts would have no issuer to trust.",
+            fix="restart the local stack (make dev-down && make dev-up)",
+        )
+    version = re.match(r"v?(\d+\.\d+)", server.get("version") or "")
+    return {
+        "issuer": params.get("issuer") or server["oidc_issuer"],
+        "endpoint": params.get("endpoint") or server["endpoint"],
+        "kubernetes_version": params.get("kubernetes_version") or (version[1] if version else server.get("version")),
+    }
 
 
 def check_emulator(endpoint_url):

@@ -55,3 +55,63 @@ def test_the_diff_shows_line_by_line_and_adds_no_plan_entry(tmp_path: Path) -> N
     assert "-            email: old@biomage.test" in result.stdout
     assert "+            email: new@biomage.test" in result.stdout
     assert json.loads((tmp_path / "plan.json").read_text())["changes"] == []
+
+
+# kubernetes.core.k8s with continue_on_error, in check mode, on a cluster without the namespace or the CRD yet
+NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "traefik"}}
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "traefik", "namespace": "traefik"}}
+CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+       "metadata": {"name": "middlewares.traefik.io"},
+       "spec": {"group": "traefik.io", "names": {"kind": "Middleware", "plural": "middlewares"}}}  # fmt: skip
+MIDDLEWARE = {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metadata": {"name": "redirect"}}
+NS_CREATED = {"changed": True, "method": "create", "result": {**NAMESPACE, "status": {"phase": "Active"}},
+              "diff": {"before": {}, "after": NAMESPACE}}  # fmt: skip
+CRD_CREATED = {"changed": True, "method": "create", "result": CRD, "diff": {"before": {}, "after": CRD}}
+NOT_FOUND = {"changed": False, "result": {}, "error": {"msg": 'Failed to create object: namespaces "traefik" not found',
+             "reason": "Not Found"}}  # fmt: skip
+NO_KIND = {"changed": False, "result": {},
+           "error": {"msg": "Failed to find exact match for traefik.io/v1alpha1.Middleware by [kind, name]"}}
+
+
+def test_objects_of_a_namespace_the_call_only_plans_are_planned_as_creations() -> None:
+    labels, entries, plan, failures = object_diffs.planned([NS_CREATED, NOT_FOUND], [NAMESPACE, SERVICE])
+    assert failures == []
+    assert labels == ["Service traefik/traefik"]
+    assert entries == [{"before_header": "Service traefik/traefik", "after_header": "Service traefik/traefik",
+                        "before": {}, "after": SERVICE}]  # fmt: skip
+    assert plan == [{"kind": "Service", "name": "traefik/traefik", "action": "create",
+                     "reason": "in namespace traefik, still to be created"}]  # fmt: skip
+
+
+def test_objects_of_a_kind_whose_crd_the_call_only_plans_are_planned_as_creations() -> None:
+    _labels, _entries, plan, failures = object_diffs.planned([CRD_CREATED, NO_KIND], [CRD, MIDDLEWARE])
+    assert failures == []
+    assert [(item["kind"], item["name"], item["action"]) for item in plan] == [("Middleware", "redirect", "create")]
+    assert "Middleware.traefik.io" in plan[0]["reason"]
+
+
+def test_an_error_the_call_does_not_explain_fails_with_the_object_named() -> None:
+    # the namespace exists (no create in this call): its Service's error is the API server's own refusal
+    existing = {**NS_CREATED, "changed": False, "method": "update"}
+    _labels, _entries, plan, failures = object_diffs.planned([existing, NOT_FOUND], [NAMESPACE, SERVICE])
+    assert plan == []
+    assert failures == ['Service traefik/traefik: Failed to create object: namespaces "traefik" not found']
+    _labels, _entries, _plan, failures = object_diffs.planned([NS_CREATED], [NAMESPACE, SERVICE])
+    assert failures and "1 results for 2 definitions" in failures[0]
+
+
+def test_the_plugin_fails_on_a_refused_object_and_plans_the_others(tmp_path: Path) -> None:
+    play = tmp_path / "play.yml"
+    planned_task = {"name": "Plan", "biomage.iac.object_diffs": {"results": [NS_CREATED, NOT_FOUND],
+                                                                   "definitions": [NAMESPACE, SERVICE]}}  # fmt: skip
+    refused_task = {"name": "Refuse", "biomage.iac.object_diffs": {"results": [UNCHANGED, NOT_FOUND],
+                                                                     "definitions": [NAMESPACE, SERVICE]}}  # fmt: skip
+    play.write_text(json.dumps([{"name": "Diffs", "hosts": "localhost", "connection": "local",
+                                 "gather_facts": False, "tasks": [planned_task, refused_task]}]))  # fmt: skip
+    env = ansible_env(ANSIBLE_CALLBACKS_ENABLED="biomage.iac.plan", BIOMAGE_PLAN_JSON=str(tmp_path / "plan.json"))
+    result = run_playbook(play, "localhost,", env=env, check=True, diff=True)
+    assert result.returncode != 0
+    assert "+++ after: Service traefik/traefik" in result.stdout
+    assert "The dry run refused: Service traefik/traefik: Failed to create object" in " ".join(result.stdout.split())
+    changes = json.loads((tmp_path / "plan.json").read_text())["changes"]
+    assert [(c["kind"], c["name"], c["action"]) for c in changes] == [("Service", "traefik/traefik", "create")]

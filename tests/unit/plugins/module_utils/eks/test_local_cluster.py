@@ -77,3 +77,31 @@ def test_the_thumbprint_is_the_sha1_of_the_ca_certificate(tmp_path: Path) -> Non
     assert (
         local_cluster.ca_thumbprint(cert.read_text()) == fingerprint.split("=", 1)[1].strip().replace(":", "").lower()
     )
+
+
+SERVER = {"endpoint": "https://127.0.0.1:6443", "version": "v1.36.3", "oidc_issuer": "https://kubernetes.default.svc"}
+
+
+def test_the_api_server_fills_the_options_left_out() -> None:
+    given = {"issuer": None, "endpoint": None, "kubernetes_version": None}
+    assert local_cluster.server_options(given, SERVER) == {
+        "issuer": "https://kubernetes.default.svc",
+        "endpoint": "https://127.0.0.1:6443",
+        "kubernetes_version": "1.36",
+    }
+    pinned = {**given, "kubernetes_version": "1.35"}
+    assert local_cluster.server_options(pinned, SERVER)["kubernetes_version"] == "1.35", "a given option wins"
+
+
+def test_an_api_server_without_an_issuer_is_refused_with_the_fix() -> None:
+    with pytest.raises(local_cluster.LocalClusterError) as failure:
+        local_cluster.server_options({}, {**SERVER, "oidc_issuer": None})
+    assert "https://127.0.0.1:6443 serves no OIDC discovery document" in str(failure.value)
+    assert "Fix: restart the local stack (make dev-down && make dev-up)" in str(failure.value)
+
+
+def test_without_a_kubeconfig_every_server_option_is_required() -> None:
+    with pytest.raises(local_cluster.LocalClusterError, match=r"^endpoint, kubernetes_version must be given"):
+        local_cluster.server_options({"issuer": "https://issuer.test"}, None)
+    full = {"issuer": "https://issuer.test", "endpoint": "https://127.0.0.1:1", "kubernetes_version": "1.36"}
+    assert local_cluster.server_options(full, None) == full
