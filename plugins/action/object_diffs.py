@@ -49,9 +49,9 @@ def diffs(results):
     return labels, entries
 
 
-def _created(result, definition):
-    """What a created object provides to the objects after it: ``("Namespace", name)`` or
-    ``("CRD", group, kind)``; None for anything else."""
+def _provides(result, definition):
+    """What an object the call creates (or, in a dry run, would create) gives the objects after it:
+    ``("Namespace", name)`` or ``("CRD", group, kind)``; None for anything else."""
     obj = _mapping(result.get("result")) or definition
     kind = obj.get("kind")
     if kind == "Namespace":
@@ -62,13 +62,17 @@ def _created(result, definition):
     return None
 
 
-def _needs(definition):
-    """What a definition needs from the call before it can be dry-run: its namespace and its CRD's kind."""
-    api_version = str(definition.get("apiVersion") or "")
-    group = api_version.rpartition("/")[0]
-    needs = [("CRD", group, definition.get("kind"))] if group else []
+def _missing(definition, message, provided):
+    """What the call only plans that explains this definition's dry-run error, or None: its namespace (the API
+    server's NotFound of that namespace) or its kind's CRD (kubernetes.core finds no such kind)."""
     namespace = _mapping(definition.get("metadata")).get("namespace")
-    return [*needs, ("Namespace", namespace)] if namespace else needs
+    if namespace and ("Namespace", namespace) in provided and f'namespaces "{namespace}" not found' in message:
+        return f"in namespace {namespace}, still to be created"
+    group = str(definition.get("apiVersion") or "").rpartition("/")[0]
+    kind = definition.get("kind")
+    if ("CRD", group, kind) in provided and "Failed to find exact match for" in message:
+        return f"its CustomResourceDefinition ({kind}.{group}) is still to be created"
+    return None
 
 
 def planned(results, definitions):
@@ -77,23 +81,20 @@ def planned(results, definitions):
     if len(results) != len(definitions):
         return [], [], [], [f"{len(results)} results for {len(definitions)} definitions: pass the call's definition list"]
     labels, entries, plan, failures = [], [], [], []
-    created = set()
+    provided = set()
     for result, definition in zip(results, definitions):
         label = object_label(definition)
         error = result.get("error")
         if not error:
-            if result.get("changed") and result.get("method") == "create":
-                created.add(_created(result, definition))
+            if result.get("changed"):
+                provided.add(_provides(result, definition))
             continue
-        missing = [need for need in _needs(definition) if need in created]
-        if not missing:
-            failures.append(f"{label}: {_mapping(error).get('msg') or error}")
+        message = str(_mapping(error).get("msg") or error)
+        reason = _missing(definition, message, provided)
+        if reason is None:
+            failures.append(f"{label}: {message}")
             continue
-        created.add(_created({}, definition))
-        first = missing[0]
-        reason = f"in namespace {first[1]}, still to be created" if first[0] == "Namespace" else (
-            f"its CustomResourceDefinition ({first[2]}.{first[1]}) is still to be created"
-        )
+        provided.add(_provides({}, definition))
         labels.append(label)
         entries.append(_entry(label, {}, dict(definition)))
         plan.append(plan_shape.entry(definition.get("kind") or "object", label.partition(" ")[2], "create", reason))

@@ -115,3 +115,16 @@ def test_the_plugin_fails_on_a_refused_object_and_plans_the_others(tmp_path: Pat
     assert "The dry run refused: Service traefik/traefik: Failed to create object" in " ".join(result.stdout.split())
     changes = json.loads((tmp_path / "plan.json").read_text())["changes"]
     assert [(c["kind"], c["name"], c["action"]) for c in changes] == [("Service", "traefik/traefik", "create")]
+
+
+def test_only_the_errors_a_planned_namespace_or_crd_explains_are_planned() -> None:
+    # server-side apply (method apply) of a namespace to be created; a different refusal of the object in it
+    applied = {"changed": True, "method": "apply", "result": NAMESPACE, "diff": {}}
+    quota = {"changed": False, "result": {}, "error": {"msg": 'services "traefik" is forbidden: exceeded quota'}}
+    _labels, _entries, plan, failures = object_diffs.planned([applied, NOT_FOUND], [NAMESPACE, SERVICE])
+    assert [item["name"] for item in plan] == ["traefik/traefik"] and failures == []
+    _labels, _entries, plan, failures = object_diffs.planned([applied, quota], [NAMESPACE, SERVICE])
+    assert plan == [] and failures == ['Service traefik/traefik: services "traefik" is forbidden: exceeded quota']
+    # a kind whose CRD the call does not create: the discovery error is the API server's answer
+    _labels, _entries, plan, failures = object_diffs.planned([NO_KIND], [MIDDLEWARE])
+    assert plan == [] and failures[0].startswith("Middleware redirect: Failed to find exact match")
