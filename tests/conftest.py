@@ -27,6 +27,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     """The whole local stack for the test session: its env entries (endpoints, dummy credentials)."""
     components = os.environ.get("BIOMAGE_TEST_COMPONENTS", ",".join(DEFAULT_COMPONENTS)).split(",")
     stack = Stack(tmp_path_factory.mktemp("devstack"), components)
+    stack.stop_with_owner()  # a killed run (no teardown) leaves no server behind
     env = stack.up()
     try:
         yield env

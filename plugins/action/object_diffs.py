@@ -79,10 +79,11 @@ def planned(results, definitions):
     """Check mode: the objects a dry run could not judge because the same call only plans what they need (their
     namespace, their CRD), as ``(labels, diff entries, plan entries, failures)``; any other error is a failure."""
     if len(results) != len(definitions):
-        return [], [], [], [f"{len(results)} results for {len(definitions)} definitions: pass the call's definition list"]
+        counts = f"{len(results)} results for {len(definitions)} definitions"
+        return [], [], [], [f"{counts}: pass the definition list of the call whose results these are"]
     labels, entries, plan, failures = [], [], [], []
     provided = set()
-    for result, definition in zip(results, definitions):
+    for result, definition in zip(results, definitions, strict=True):
         label = object_label(definition)
         error = result.get("error")
         if not error:

@@ -173,6 +173,41 @@ def test_unknown_component_is_named(tmp_path: Path) -> None:
         Stack(tmp_path, ["nope"])
 
 
+OWNER = """
+import sys, time
+from pathlib import Path
+from devstack import Stack
+stack = Stack(Path(sys.argv[1]), ["moto"])
+stack.stop_with_owner()
+stack.up()
+print("up", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_stack_whose_owner_is_killed_is_stopped(tmp_path: Path) -> None:
+    """A test session killed outright runs no teardown: the watcher stops its stack when the owner is gone."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "tools")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "up"
+        pid = int((tmp_path / "moto.pid").read_text())
+        port = _port(read_env_file(tmp_path / "env"))
+        assert pid_alive(pid) and port_in_use(port)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pid_alive(pid), "the emulator outlived its killed owner"
+    assert not port_in_use(port) and not (tmp_path / "env").exists()
+
+
 def test_command_line_up_status_env_down(tmp_path: Path) -> None:
     def devstack(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -127,7 +127,11 @@ def test_second_run_and_check_mode_change_nothing(
 
 
 def test_a_first_check_run_plans_the_objects_of_a_namespace_still_to_be_created(
-    applied: PlaybookResult, playbook: Path, stack_ansible_env: dict[str, str], kube_api: client.ApiClient, tmp_path: Path
+    applied: PlaybookResult,
+    playbook: Path,
+    stack_ansible_env: dict[str, str],
+    kube_api: client.ApiClient,
+    tmp_path: Path,
 ) -> None:
     """One kubernetes.core.k8s call applies every object; in a first check run the dry run cannot judge the objects
     of the namespace it only plans, so they are planned as creations (and shown as diffs), and nothing is made."""

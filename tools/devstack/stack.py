@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +28,28 @@ class Stack:
     ) -> None:
         self.ctx = Context(state_dir=Path(state_dir), **settings)  # type: ignore[arg-type]
         self.components = _resolve(components)
+        self._owner_pipe: int | None = None
+
+    def stop_with_owner(self) -> None:
+        """Stop this stack when the calling process ends, even when it is killed (a test run cancelled with
+        SIGTERM or SIGKILL runs no teardown): a watcher in its own session waits for the end of a pipe whose
+        only write end this process holds (not inherited by the components), then stops the components."""
+        if self._owner_pipe is not None:
+            return
+        read_end, self._owner_pipe = os.pipe()
+        try:
+            names = ",".join(c.name for c in self.components)
+            subprocess.Popen(
+                [sys.executable, "-m", "devstack.reaper", str(self.ctx.state_dir), names, str(read_end)],
+                pass_fds=(read_end,),
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            )
+        finally:
+            os.close(read_end)
 
     def up(self) -> dict[str, str]:
         """Start every component (adopting healthy running ones) and write the env file.

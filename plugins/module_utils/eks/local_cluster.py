@@ -44,7 +44,7 @@ def server_options(params, server):
             raise LocalClusterError(
                 f"{', '.join(missing)} must be given when no kubeconfig is: they are read from the API server only "
                 "through one.",
-                fix="pass kubeconfig (the local stack's KUBECONFIG), or each of issuer, endpoint and kubernetes_version",
+                fix="pass kubeconfig (the local stack's KUBECONFIG), or all of issuer, endpoint, kubernetes_version",
             )
         return {name: params[name] for name in names}
     if not params.get("issuer") and not server.get("oidc_issuer"):

@@ -69,8 +69,11 @@ NS_CREATED = {"changed": True, "method": "create", "result": {**NAMESPACE, "stat
 CRD_CREATED = {"changed": True, "method": "create", "result": CRD, "diff": {"before": {}, "after": CRD}}
 NOT_FOUND = {"changed": False, "result": {}, "error": {"msg": 'Failed to create object: namespaces "traefik" not found',
              "reason": "Not Found"}}  # fmt: skip
-NO_KIND = {"changed": False, "result": {},
-           "error": {"msg": "Failed to find exact match for traefik.io/v1alpha1.Middleware by [kind, name]"}}
+NO_KIND = {
+    "changed": False,
+    "result": {},
+    "error": {"msg": "Failed to find exact match for traefik.io/v1alpha1.Middleware by [kind, name]"},
+}
 
 
 def test_objects_of_a_namespace_the_call_only_plans_are_planned_as_creations() -> None:
@@ -97,7 +100,7 @@ def test_an_error_the_call_does_not_explain_fails_with_the_object_named() -> Non
     assert plan == []
     assert failures == ['Service traefik/traefik: Failed to create object: namespaces "traefik" not found']
     _labels, _entries, _plan, failures = object_diffs.planned([NS_CREATED], [NAMESPACE, SERVICE])
-    assert failures and "1 results for 2 definitions" in failures[0]
+    assert failures and failures[0].startswith("1 results for 2 definitions")
 
 
 def test_the_plugin_fails_on_a_refused_object_and_plans_the_others(tmp_path: Path) -> None:
