@@ -91,6 +91,7 @@ def api_reads(stack_env: dict[str, str]) -> tuple[float, int]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
         stack = Stack(Path(tmp) / "stack", list(DEFAULT_COMPONENTS))
+        stack.stop_with_owner()  # an interrupted benchmark leaves no server behind
         stack_env = stack.up()
         try:
             env = ansible_env(stack_env)

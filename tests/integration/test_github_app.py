@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     stack = Stack(tmp_path_factory.mktemp("github-app"), ["github"])
+    stack.stop_with_owner()
     try:
         yield stack.up()
     finally:

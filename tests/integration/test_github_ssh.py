@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     stack = Stack(tmp_path_factory.mktemp("github-ssh"), ["github"])
+    stack.stop_with_owner()
     env = stack.up()
     try:
         yield env

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
@@ -20,6 +19,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     api_client,
     first_line,
     k8s_client,
+    request_json,
 )
 
 
@@ -28,7 +28,7 @@ def cluster_info(kubeconfig, context=None, timeout=10):
     api = api_client(kubeconfig, context)
     endpoint = api.configuration.host
     try:
-        version = k8s_client.VersionApi(api).get_code(_request_timeout=timeout)
+        version = request_json(api, "GET", "/version", timeout=timeout)
     except Exception as exc:  # connection refused, TLS, 401/403 ...
         raise KubeError(
             f"the Kubernetes API server at {endpoint} (kubeconfig {kubeconfig or '(default)'}) does not answer: "
@@ -37,37 +37,12 @@ def cluster_info(kubeconfig, context=None, timeout=10):
         ) from exc
     issuer = None
     try:
-        discovery = _get_json(api, "/.well-known/openid-configuration", timeout)
+        discovery = request_json(api, "GET", "/.well-known/openid-configuration", timeout=timeout)
         if isinstance(discovery, dict):
             issuer = discovery.get("issuer")
     except ApiException:
         issuer = None  # not published (or not readable): the issuer stays unknown
-    return {"endpoint": endpoint, "version": getattr(version, "git_version", None), "oidc_issuer": issuer}
-
-
-def _get_json(api, path, timeout):
-    """GET a non-resource path with the client's authentication (both generations of the client)."""
-    headers = {"Accept": "application/json"}
-    if hasattr(api, "param_serialize"):  # kubernetes >= 33: openapi-generator 7 (pydantic)
-        method, url, headers, body, post = api.param_serialize(
-            method="GET", resource_path=path, header_params=headers, auth_settings=["BearerToken"]
-        )
-        response = api.call_api(
-            method, url, header_params=headers, body=body, post_params=post, _request_timeout=timeout
-        )
-        data = response.read()
-        if response.status >= 400:
-            raise ApiException(status=response.status, reason=response.reason)
-        return json.loads(data)
-    return api.call_api(
-        path,
-        "GET",
-        header_params=headers,
-        auth_settings=["BearerToken"],
-        response_type="object",
-        _return_http_data_only=True,
-        _request_timeout=timeout,
-    )
+    return {"endpoint": endpoint, "version": version.get("gitVersion"), "oidc_issuer": issuer}
 
 
 def delete_load_balancer_services(kubeconfig, timeout=900, poll_interval=10, sleep=time.sleep, clock=time.monotonic):

@@ -1,6 +1,6 @@
 # Copyright: Biomage platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One Kubernetes Secret, read and written whole with the kubernetes Python client.
+"""One Kubernetes Secret, read and written whole with the kubernetes Python client's ``ApiClient``.
 
 Values are decoded on read and encoded on write; a replace carries the Secret's type, labels and
 annotations over and is optimistic (its ``resourceVersion``), and a write can be a server-side dry
@@ -19,7 +19,7 @@ from ansible_collections.biomage.iac.plugins.module_utils.kube.client import (
     KubeError,
     api_client,
     describe_failure,
-    k8s_client,
+    request_json,
 )
 
 
@@ -38,13 +38,18 @@ class StoredSecret:
 
 
 class KubernetesSecretStore:
-    """Reads and writes one Secret with the kubernetes Python client."""
+    """Reads and writes one Secret with the kubernetes Python client (plain requests: ``CoreV1Api`` would import
+    every model of the core API first)."""
 
     def __init__(self, namespace, name, kubeconfig=None, context=None, timeout=30):
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
-        self._core = k8s_client.CoreV1Api(api_client(kubeconfig, context))
+        self._api = api_client(kubeconfig, context)
+
+    @property
+    def _path(self):
+        return f"/api/v1/namespaces/{self.namespace}/secrets"
 
     @property
     def where(self):
@@ -52,7 +57,7 @@ class KubernetesSecretStore:
 
     def read(self):
         try:
-            secret = self._core.read_namespaced_secret(self.name, self.namespace, _request_timeout=self.timeout)
+            secret = request_json(self._api, "GET", f"{self._path}/{self.name}", timeout=self.timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -60,24 +65,25 @@ class KubernetesSecretStore:
         except Exception as exc:  # connection refused, TLS ...
             raise self._unreachable(exc) from None
         data = {}
-        for key, value in (secret.data or {}).items():
+        metadata = secret.get("metadata") or {}
+        for key, value in (secret.get("data") or {}).items():
             try:
                 data[key] = base64.b64decode(value).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
                 data[key] = ""  # not text: certainly not a usable identity or known_hosts
         return StoredSecret(
             data=data,
-            resource_version=secret.metadata.resource_version,
-            secret_type=secret.type or "Opaque",
-            labels=dict(secret.metadata.labels or {}),
-            annotations=dict(secret.metadata.annotations or {}),
+            resource_version=metadata.get("resourceVersion"),
+            secret_type=secret.get("type") or "Opaque",
+            labels=dict(metadata.get("labels") or {}),
+            annotations=dict(metadata.get("annotations") or {}),
         )
 
     def namespace_exists(self):
         """Whether the Secret's namespace exists: objects in a namespace still to be created cannot be dry-run, so
         a check run plans them in words instead (the flux role)."""
         try:
-            self._core.read_namespace(self.namespace, _request_timeout=self.timeout)
+            request_json(self._api, "GET", f"/api/v1/namespaces/{self.namespace}", timeout=self.timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -105,21 +111,19 @@ class KubernetesSecretStore:
             "type": existing.secret_type if existing else "Opaque",
             "data": {k: base64.b64encode(v.encode("utf-8")).decode("ascii") for k, v in data.items()},
         }
-        kwargs = {"_request_timeout": self.timeout}
-        if dry_run:
-            kwargs["dry_run"] = "All"
+        query = {"dryRun": "All"} if dry_run else None
         try:
             if existing is None:
-                self._core.create_namespaced_secret(self.namespace, body, **kwargs)
+                request_json(self._api, "POST", self._path, body, query, timeout=self.timeout)
             else:
-                self._core.replace_namespaced_secret(self.name, self.namespace, body, **kwargs)
+                request_json(self._api, "PUT", f"{self._path}/{self.name}", body, query, timeout=self.timeout)
         except ApiException as exc:
             raise self._error("create" if existing is None else "replace", exc, dry_run) from None
         except Exception as exc:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc):
-        what = describe_failure(getattr(self._core, "api_client", None), exc)
+        what = describe_failure(self._api, exc)
         return KubeError(f"{what}. Fix: check the kubeconfig and that the cluster is up.")
 
     def _error(self, verb, exc, dry_run=False):
