@@ -105,10 +105,15 @@ def test_an_error_the_call_does_not_explain_fails_with_the_object_named() -> Non
 
 def test_the_plugin_fails_on_a_refused_object_and_plans_the_others(tmp_path: Path) -> None:
     play = tmp_path / "play.yml"
-    planned_task = {"name": "Plan", "biomage.iac.object_diffs": {"results": [NS_CREATED, NOT_FOUND],
-                                                                   "definitions": [NAMESPACE, SERVICE]}}  # fmt: skip
-    refused_task = {"name": "Refuse", "biomage.iac.object_diffs": {"results": [UNCHANGED, NOT_FOUND],
-                                                                     "definitions": [NAMESPACE, SERVICE]}}  # fmt: skip
+    definitions = [NAMESPACE, SERVICE]
+    planned_task = {
+        "name": "Plan",
+        "biomage.iac.object_diffs": {"results": [NS_CREATED, NOT_FOUND], "definitions": definitions},
+    }
+    refused_task = {
+        "name": "Refuse",
+        "biomage.iac.object_diffs": {"results": [UNCHANGED, NOT_FOUND], "definitions": definitions},
+    }
     play.write_text(json.dumps([{"name": "Diffs", "hosts": "localhost", "connection": "local",
                                  "gather_facts": False, "tasks": [planned_task, refused_task]}]))  # fmt: skip
     env = ansible_env(ANSIBLE_CALLBACKS_ENABLED="biomage.iac.plan", BIOMAGE_PLAN_JSON=str(tmp_path / "plan.json"))
