@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -62,11 +63,29 @@ def _provides(result, definition):
     return None
 
 
+def _status(message):
+    """The API server's Status object that kubernetes.core puts in its message as JSON ({} when there is none)."""
+    start = message.find("{")
+    try:
+        status = json.loads(message[start:]) if start >= 0 else {}
+    except ValueError:
+        return {}
+    return status if isinstance(status, Mapping) else {}
+
+
+def _namespace_not_found(message, namespace):
+    status = _status(message)
+    details = _mapping(status.get("details"))
+    if status.get("reason") == "NotFound" and details.get("kind") == "namespaces":
+        return details.get("name") == namespace
+    return f'namespaces "{namespace}" not found' in message.replace('\\"', '"')
+
+
 def _missing(definition, message, provided):
     """What the call only plans that explains this definition's dry-run error, or None: its namespace (the API
     server's NotFound of that namespace) or its kind's CRD (kubernetes.core finds no such kind)."""
     namespace = _mapping(definition.get("metadata")).get("namespace")
-    if namespace and ("Namespace", namespace) in provided and f'namespaces "{namespace}" not found' in message:
+    if namespace and ("Namespace", namespace) in provided and _namespace_not_found(message, namespace):
         return f"in namespace {namespace}, still to be created"
     group = str(definition.get("apiVersion") or "").rpartition("/")[0]
     kind = definition.get("kind")

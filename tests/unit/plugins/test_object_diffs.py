@@ -67,8 +67,17 @@ MIDDLEWARE = {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metada
 NS_CREATED = {"changed": True, "method": "create", "result": {**NAMESPACE, "status": {"phase": "Active"}},
               "diff": {"before": {}, "after": NAMESPACE}}  # fmt: skip
 CRD_CREATED = {"changed": True, "method": "create", "result": CRD, "diff": {"before": {}, "after": CRD}}
-NOT_FOUND = {"changed": False, "result": {}, "error": {"msg": 'Failed to create object: namespaces "traefik" not found',
-             "reason": "Not Found"}}  # fmt: skip
+# the message as kubernetes.core 6 words it: the API server's Status, as JSON, after its own words
+STATUS = (
+    '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"namespaces \\"traefik\\" not '
+    'found","reason":"NotFound","details":{"name":"traefik","kind":"namespaces"},"code":404}'
+)
+NOT_FOUND = {
+    "changed": False,
+    "result": {},
+    "error": {"msg": f"Failed to create object: {STATUS}", "reason": "Not Found"},
+}
+PLAIN_NOT_FOUND = {"changed": False, "result": {}, "error": {"msg": 'namespaces "traefik" not found'}}
 NO_KIND = {
     "changed": False,
     "result": {},
@@ -86,6 +95,16 @@ def test_objects_of_a_namespace_the_call_only_plans_are_planned_as_creations() -
                      "reason": "in namespace traefik, still to be created"}]  # fmt: skip
 
 
+def test_a_not_found_in_plain_words_is_read_too() -> None:
+    _labels, _entries, plan, failures = object_diffs.planned([NS_CREATED, PLAIN_NOT_FOUND], [NAMESPACE, SERVICE])
+    assert failures == [] and [item["name"] for item in plan] == ["traefik/traefik"]
+    other = {**NAMESPACE, "metadata": {"name": "other"}}
+    _labels, _entries, plan, failures = object_diffs.planned(
+        [{**NS_CREATED, "result": other}, NOT_FOUND], [other, SERVICE]
+    )
+    assert plan == [] and len(failures) == 1, "the NotFound of another namespace is not explained"
+
+
 def test_objects_of_a_kind_whose_crd_the_call_only_plans_are_planned_as_creations() -> None:
     _labels, _entries, plan, failures = object_diffs.planned([CRD_CREATED, NO_KIND], [CRD, MIDDLEWARE])
     assert failures == []
@@ -98,7 +117,7 @@ def test_an_error_the_call_does_not_explain_fails_with_the_object_named() -> Non
     existing = {**NS_CREATED, "changed": False, "method": "update"}
     _labels, _entries, plan, failures = object_diffs.planned([existing, NOT_FOUND], [NAMESPACE, SERVICE])
     assert plan == []
-    assert failures == ['Service traefik/traefik: Failed to create object: namespaces "traefik" not found']
+    assert len(failures) == 1 and failures[0].startswith('Service traefik/traefik: Failed to create object: {"kind"')
     _labels, _entries, _plan, failures = object_diffs.planned([NS_CREATED], [NAMESPACE, SERVICE])
     assert failures and failures[0].startswith("1 results for 2 definitions")
 
