@@ -201,8 +201,10 @@ def test_a_stalled_kwok_is_restarted_and_pods_become_ready(tmp_path: Path, monke
             assert 'serviceaccount "default" not found' in created.stderr, created.stderr
             assert time.monotonic() < deadline, created.stderr
             time.sleep(0.5)
+        # 12 s to see the stall, then a new KWOK's start, scheduling and status: 60 s was exceeded once under
+        # the full suite's load on two cores (the restart is asserted from the supervisor's log below)
         ready = subprocess.run(
-            [*kubectl, "wait", "--for=condition=Ready", "--timeout=60s", "pod/stuck"],
+            [*kubectl, "wait", "--for=condition=Ready", "--timeout=120s", "pod/stuck"],
             capture_output=True,
             text=True,
             check=False,
