@@ -89,6 +89,8 @@ def run_logged(module, argv, log_path, secrets=()):
     (where eksctl logs) is appended to ``log_path`` and reported as progress as it comes; ``secrets`` are
     masked in both."""
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    # the first progress line (the callback names the log at the task's end of a task that reported progress)
+    report(f"{os.path.basename(argv[0])} started, its log is {log_path}")
     mask = "\n".join(secret for secret in secrets if secret)
     return module.run_command(
         [sys.executable, "-c", _RELAY, log_path, *argv],

@@ -1,0 +1,320 @@
+# Copyright: Biomage platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A fork server for the Python module runs of the connection plugin ``biomage.iac.forkserver``.
+
+Every module run of a plan starts a new Python, which then imports the same heavy libraries again
+(boto3 and botocore, the Kubernetes client, ``ansible.module_utils.basic``): most of a module run's
+time on the control node. The fork server is one Python started per playbook run (and per
+environment) that imports them once, then forks a child per module run. Each child is a new process,
+as with the local connection: it gets the caller's stdout and stderr (passed over the socket), an
+empty stdin, the caller's working directory and umask, and runs the module's AnsiballZ wrapper as
+``python`` would run it from stdin, with its own exit status.
+
+This file is standard-library Python only: the connection plugin starts the server with
+``python -c <this file's source>``, so that its ``sys.path`` starts as that of a module run.
+
+Protocol, over a Unix socket in a folder only its user can enter (``socket_folder``):
+
+* client -> server: the first message carries two file descriptors (stdout, stderr) and
+  ``!I`` length + a JSON header (``cwd``, ``umask``, ``env``); then the payload's bytes, then end of stream;
+* server -> client: ``!i`` the exit status, written by the child once the payload has ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+
+# imported once by the server, before it serves: what the collection's modules and those of
+# amazon.aws and kubernetes.core import on every run
+PRELOAD = (
+    "ansible.module_utils.basic",
+    "ansible.module_utils._internal._ansiballz._loader",
+    "boto3",
+    "botocore.session",
+    "kubernetes",
+    "yaml",
+)
+# variables that change from task to task and that nothing reads when imported: left out of a server's key
+# (the progress file of the task, set by the callback biomage.iac.progress)
+RUN_TIME_ENV = frozenset({"BIOMAGE_PROGRESS_FILE"})
+_HEADER = struct.Struct("!I")
+_STATUS = struct.Struct("!i")
+# a Unix socket's path is at most 107 bytes on Linux
+_MAX_SOCKET_PATH = 100
+
+
+class ForkServerUnavailable(Exception):
+    """No server could take the run: nothing of it has started, so the caller may run it another way."""
+
+
+def socket_folder():
+    """The folder of the servers' sockets: private to this user (0700), refused if anyone else owns it."""
+    folder = os.path.join(tempfile.gettempdir(), f"biomage-iac-forkserver-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder):
+        raise ForkServerUnavailable(f"{folder} is not a folder of this user's alone")
+    return folder
+
+
+def socket_path(owner_pid, interpreter, env):
+    """The socket of the server of this owner (the ansible-playbook process), interpreter and
+    environment. The environment is part of the key because libraries read it when imported (the
+    Kubernetes client takes its default KUBECONFIG then): a server serves only runs whose environment
+    is the one it was started with, but for ``RUN_TIME_ENV``."""
+    imported_with = sorted(item for item in env.items() if item[0] not in RUN_TIME_ENV)
+    key = hashlib.sha256(json.dumps([interpreter, imported_with]).encode()).hexdigest()[:20]
+    path = os.path.join(socket_folder(), f"{owner_pid}-{key}.sock")
+    if len(path.encode()) > _MAX_SOCKET_PATH:
+        raise ForkServerUnavailable(f"the socket path {path} is too long for a Unix socket")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+
+def start_server(path, interpreter, env, owner_pid, cwd, source):
+    """Start a server for ``path`` unless one answers there, and wait until it listens."""
+    if _answers(path):
+        return
+    import subprocess  # noqa: PLC0415 (only the first run of a playbook starts a server)
+
+    subprocess.Popen(
+        [interpreter, "-c", source, path, str(owner_pid), *PRELOAD],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _answers(path):
+            return
+        time.sleep(0.01)
+    raise ForkServerUnavailable(f"no fork server listened at {path} within 30 s")
+
+
+def _answers(path):
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def run(path, payload, cwd, env):
+    """Run ``payload`` (an AnsiballZ wrapper's source, as bytes) in a child of the server at ``path``.
+    Returns ``(rc, stdout, stderr)`` as the local connection does. Raises :class:`ForkServerUnavailable`
+    when the run could not be handed over (nothing has run then)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        try:
+            conn.connect(path)
+            umask = os.umask(0o022)
+            os.umask(umask)
+            header = json.dumps({"cwd": cwd, "umask": umask, "env": env}).encode()
+            socket.send_fds(conn, [_HEADER.pack(len(header)) + header], [out_w, err_w])
+        except OSError as exc:
+            raise ForkServerUnavailable(f"the fork server at {path} did not take the run: {exc}") from exc
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        try:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            os.close(out_r)
+            os.close(err_r)
+            return 1, b"", f"the fork server at {path} ended while it read the module: {exc}".encode()
+        return _collect(conn, out_r, err_r, path)
+    finally:
+        conn.close()
+
+
+def _collect(conn, out_r, err_r, path):
+    """Read stdout and stderr to their end, and the child's exit status from the socket."""
+    chunks = {out_r: [], err_r: [], conn.fileno(): []}
+    with selectors.DefaultSelector() as selector:
+        for fd in chunks:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _events in selector.select():
+                data = os.read(key.fd, 65536)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fd)
+                    if key.fd != conn.fileno():
+                        os.close(key.fd)
+    stdout, stderr, status = (b"".join(chunks[fd]) for fd in (out_r, err_r, conn.fileno()))
+    if len(status) != _STATUS.size:
+        message = f"\nthe module's process (a child of the fork server at {path}) ended without an exit status\n"
+        return 1, stdout, stderr + message.encode()
+    return _STATUS.unpack(status)[0], stdout, stderr
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+def serve(path, owner_pid, preload):
+    """Listen at ``path``, import ``preload``, then fork a child per run until the owner ends."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    staging = f"{path}.{os.getpid()}"
+    listener.bind(staging)
+    listener.listen(64)
+    try:
+        os.link(staging, path)  # only one server per path: a second one started in a race ends here
+    except FileExistsError:
+        return None
+    finally:
+        os.unlink(staging)
+    server_pid, inode = os.getpid(), os.stat(path).st_ino
+    try:
+        owner = _watch(owner_pid)
+        # the module runs must not find this file's folder (or the working directory) first
+        sys.path = [entry for entry in sys.path if entry not in ("", ".")]
+        for name in preload:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: S112 (a module that needs it fails in its own run, as without us)
+                continue
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            if owner is not None:
+                selector.register(owner, selectors.EVENT_READ)
+            while True:
+                events = selector.select(None if owner is not None else 1.0)
+                if owner is None and not _alive(owner_pid):
+                    return None
+                for key, _events in events:
+                    if key.fileobj is not listener:
+                        return None  # the owner ended
+                    conn, _address = listener.accept()
+                    if os.fork() == 0:
+                        selector.close()
+                        listener.close()
+                        return _child(conn, owner)
+                    conn.close()
+    finally:
+        if os.getpid() == server_pid:
+            _unlink_own(path, inode)
+            listener.close()
+
+
+def _watch(owner_pid):
+    try:
+        return os.pidfd_open(owner_pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlink_own(path, inode):
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _child(conn, owner):
+    """In the forked child: take the caller's streams, read the payload, run it as ``python`` run
+    from stdin would, send the exit status. Returns the status for the interpreter's own exit."""
+    import builtins  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # modules wait for their own commands
+    if owner is not None:
+        os.close(owner)
+    uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
+    if uid != os.getuid():
+        return 1
+    data, fds, _flags, _address = socket.recv_fds(conn, 1 << 20, 2)
+    if len(fds) != 2:
+        return 1
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    for fd in fds:
+        os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    chunks = [data]
+    while chunk := conn.recv(1 << 20):
+        chunks.append(chunk)
+    message = b"".join(chunks)
+    (size,) = _HEADER.unpack_from(message)
+    header = json.loads(message[_HEADER.size : _HEADER.size + size])
+    payload = message[_HEADER.size + size :]
+    os.environ.clear()
+    os.environ.update(header["env"])
+    os.umask(header["umask"])
+    # (the wrapper moves to a folder it can read, as it does in a new interpreter)
+    with contextlib.suppress(OSError, TypeError):
+        os.chdir(header["cwd"])
+    sys.argv = [""]
+    sys.path.insert(0, "")  # as for a script read from stdin; the AnsiballZ wrapper removes it
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    code = None
+    try:
+        exec(compile(payload, "<stdin>", "exec"), main.__dict__)  # noqa: S102 (the module run: what python would run)
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:  # reported as the interpreter reports an uncaught exception
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exc()
+        code = 1
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if not isinstance(code, int | type(None)):
+        print(code, file=sys.stderr)
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        conn.sendall(_STATUS.pack(status))
+    conn.close()
+    return status
+
+
+def main(argv):
+    path, owner_pid, *preload = argv
+    status = serve(path, int(owner_pid), preload)
+    # a child leaves through the interpreter's normal exit (atexit handlers, threads joined, streams
+    # flushed) with its module's status; the server with 0
+    sys.exit(status or 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
