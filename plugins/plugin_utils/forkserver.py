@@ -91,19 +91,25 @@ def start_server(path, interpreter, env, owner_pid, cwd, source):
         return
     import subprocess  # noqa: PLC0415 (only the first run of a playbook starts a server)
 
-    subprocess.Popen(
+    server = subprocess.Popen(
         [interpreter, "-c", source, path, str(owner_pid), *PRELOAD],
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # read only when it fails to start; it leaves the pipe once it serves
         close_fds=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if _answers(path):
+            server.stderr.close()
             return
+        if server.poll() is not None:
+            if _answers(path):  # it lost a race to a server that answers
+                return
+            error = server.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise ForkServerUnavailable(f"the fork server exited with status {server.returncode}: {' '.join(error)}")
         time.sleep(0.01)
     raise ForkServerUnavailable(f"no fork server listened at {path} within 30 s")
 
@@ -182,13 +188,13 @@ def serve(path, owner_pid, preload):
     listener.bind(staging)
     listener.listen(64)
     try:
-        os.link(staging, path)  # only one server per path: a second one started in a race ends here
-    except FileExistsError:
-        return None
+        if not _claim(staging, path):
+            return None
     finally:
         os.unlink(staging)
     server_pid, inode = os.getpid(), os.stat(path).st_ino
     try:
+        signal.signal(signal.SIGTERM, _stop)
         owner = _watch(owner_pid)
         # the module runs must not find this file's folder (or the working directory) first
         sys.path = [entry for entry in sys.path if entry not in ("", ".")]
@@ -197,6 +203,9 @@ def serve(path, owner_pid, preload):
                 importlib.import_module(name)
             except Exception:  # noqa: S112 (a module that needs it fails in its own run, as without us)
                 continue
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)  # the starter's pipe is for start-up errors only
+        os.close(null)
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
         with selectors.DefaultSelector() as selector:
             selector.register(listener, selectors.EVENT_READ)
@@ -219,6 +228,27 @@ def serve(path, owner_pid, preload):
         if os.getpid() == server_pid:
             _unlink_own(path, inode)
             listener.close()
+
+
+def _claim(staging, path):
+    """Give the listening socket its path, unless another server answers there: only one server per
+    path (a second one started in a race ends). A path left by a server that was killed is taken over."""
+    try:
+        os.link(staging, path)
+    except FileExistsError:
+        if _answers(path):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            return False
+    return True
+
+
+def _stop(_signum, _frame):
+    sys.exit(0)  # through serve's cleanup: the socket's path is removed
 
 
 def _watch(owner_pid):
@@ -253,6 +283,7 @@ def _child(conn, owner):
     import types  # noqa: PLC0415
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # modules wait for their own commands
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if owner is not None:
         os.close(owner)
     uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]

@@ -1,0 +1,251 @@
+"""biomage.iac.forkserver: which commands go to the fork server (the command lines ansible-core builds),
+and what a run in a child of the server gets (streams, status, environment, working folder, umask,
+its own commands), as a new interpreter would give it; one server per key, gone with its owner."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from ansible.plugins.shell.sh import ShellModule
+from ansible_collections.biomage.iac.plugins.connection.forkserver import module_run
+from ansible_collections.biomage.iac.plugins.plugin_utils import forkserver
+
+PYTHON = "/opt/venv/bin/python3.12"
+WRAPPER = f"#!{PYTHON}\n# -*- coding: utf-8 -*-\n\nimport datetime\n\n_ANSIBALLZ_WRAPPER = True\n".encode()
+
+
+def pipelined_command(environment: dict[str, str] | None = None, shebang: str = f"#!{PYTHON}") -> str:
+    """The command ansible-core's action base runs for a pipelined module (the sh shell plugin's
+    module command, then ``<executable> -c <quoted>``)."""
+    shell = ShellModule()
+    command = shell.build_module_command(shell.env_prefix(**(environment or {})), shebang, "")
+    return "/bin/sh -c " + shlex.quote(command)
+
+
+def test_a_pipelined_module_run_is_recognised_with_its_environment() -> None:
+    assert module_run(pipelined_command(), WRAPPER, "/bin/sh") == (PYTHON, {})
+    environment = {"K8S_AUTH_KUBECONFIG": "/tmp/my kube/config", "QUOTED": 'it\'s "here"', "EMPTY": ""}
+    assert module_run(pipelined_command(environment), WRAPPER, "/bin/sh") == (PYTHON, environment)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "in_data"),
+    [
+        pytest.param(pipelined_command(), None, id="no-stdin"),
+        pytest.param(pipelined_command(), b"#!/bin/sh\necho a shell script\n", id="not-an-ansiballz-wrapper"),
+        pytest.param(pipelined_command(shebang="#!/usr/bin/python3"), WRAPPER, id="another-interpreter"),
+        pytest.param("/bin/sh -c 'echo ~root && sleep 0'", WRAPPER, id="a-shell-command"),
+        pytest.param("/bin/bash -c " + shlex.quote(PYTHON), WRAPPER, id="another-executable"),
+        pytest.param("/bin/sh -c " + shlex.quote(f"cd /tmp && {PYTHON}"), WRAPPER, id="chdir-prefix"),
+    ],
+)
+def test_anything_else_runs_as_the_local_connection_runs_it(cmd: str, in_data: bytes | None) -> None:
+    assert module_run(cmd, in_data, "/bin/sh") is None
+
+
+def test_a_run_with_become_is_not_recognised() -> None:
+    # the command ansible-core's sudo become plugin builds around the module command
+    inner = f"sudo -H -S -n  -u deploy /bin/sh -c 'echo BECOME-SUCCESS-qwertyuiopasdfgh ; {PYTHON}'"
+    assert module_run("/bin/sh -c " + shlex.quote(inner), WRAPPER, "/bin/sh") is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the server
+
+
+@pytest.fixture
+def owner():
+    """A process standing for ansible-playbook: the server ends when it ends."""
+    proc = subprocess.Popen(["sleep", "600"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def server(owner, tmp_path):
+    env = {**os.environ, "FORKSERVER_TEST": "server"}
+    path = forkserver.socket_path(owner.pid, sys.executable, env)
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), Path(forkserver.__file__).read_text())
+    return path, env
+
+
+def run(server, script: str, cwd: str, **env: str) -> tuple[int, str, str]:
+    path, server_env = server
+    rc, out, err = forkserver.run(path, textwrap.dedent(script).encode(), cwd, {**server_env, **env})
+    return rc, out.decode(), err.decode()
+
+
+def server_processes(path: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", path], capture_output=True, text=True, check=False).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def test_a_run_gets_the_callers_streams_status_environment_folder_and_umask(server, tmp_path) -> None:
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    old = os.umask(0o027)
+    try:
+        rc, out, err = run(
+            server,
+            """
+            import os, sys
+            print(os.environ["FORKSERVER_TEST"], os.environ["BIOMAGE_PROGRESS_FILE"], os.getcwd())
+            mask = os.umask(0); print(oct(mask), sys.argv)
+            print("to stderr", file=sys.stderr)
+            sys.exit(3)
+            """,
+            str(folder),
+            BIOMAGE_PROGRESS_FILE="/tmp/progress-of-this-task",
+        )
+    finally:
+        os.umask(old)
+    assert rc == 3
+    assert out.splitlines() == [f"server /tmp/progress-of-this-task {folder}", "0o27 ['']"]
+    assert err == "to stderr\n"
+
+
+def test_the_heavy_libraries_are_already_imported(server) -> None:
+    rc, out, _err = run(
+        server,
+        "import sys; print(sorted(n for n in ('boto3', 'kubernetes', 'botocore.session') if n in sys.modules))",
+        "/",
+    )
+    assert (rc, out) == (0, "['boto3', 'botocore.session', 'kubernetes']\n")
+
+
+def test_megabytes_on_both_streams_arrive_whole(server) -> None:
+    rc, out, err = run(
+        server,
+        """
+        import sys
+        for i in range(30000):
+            sys.stdout.write(f"out {i:08d} " + "x" * 90 + "\\n")
+            sys.stderr.write(f"err {i:08d} " + "y" * 90 + "\\n")
+        """,
+        "/",
+    )
+    assert rc == 0
+    assert len(out) == len(err) == 30000 * 104
+    assert out.splitlines()[-1].startswith("out 00029999") and err.splitlines()[12345].startswith("err 00012345")
+
+
+def test_a_module_waits_for_its_own_commands(server) -> None:
+    # the server lets the kernel reap its children: a child that kept that would get ECHILD from wait()
+    rc, out, err = run(server, "import subprocess; print(subprocess.run(['sh', '-c', 'exit 7']).returncode)", "/")
+    assert (rc, out, err) == (0, "7\n", "")
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "stderr_has"),
+    [
+        pytest.param("raise ValueError('no such stack')", 1, "ValueError: no such stack", id="uncaught-exception"),
+        pytest.param(
+            "import sys; sys.exit('refused: the lock is held')", 1, "refused: the lock is held", id="exit-message"
+        ),
+        pytest.param(
+            "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 1, "ended without an exit status", id="killed"
+        ),
+    ],
+)
+def test_a_failed_run_reports_as_the_interpreter_would(server, script: str, status: int, stderr_has: str) -> None:
+    rc, _out, err = run(server, script, "/")
+    assert rc == status
+    assert stderr_has in err
+
+
+def test_atexit_handlers_and_threads_finish_before_the_run_ends(server) -> None:
+    rc, out, _err = run(
+        server,
+        """
+        import atexit, threading, time
+        atexit.register(print, "temporary folder removed")
+        threading.Thread(target=lambda: (time.sleep(0.3), print("thread done"))).start()
+        print("module done")
+        """,
+        "/",
+    )
+    assert rc == 0
+    assert out.splitlines() == ["module done", "thread done", "temporary folder removed"]
+
+
+def test_one_server_per_key_and_it_ends_with_its_owner(owner, server, tmp_path) -> None:
+    path, env = server
+    assert len(server_processes(path)) == 1
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), Path(forkserver.__file__).read_text())
+    assert len(server_processes(path)) == 1
+    # what only a task changes does not need another server; what libraries read when imported does
+    assert forkserver.socket_path(owner.pid, sys.executable, {**env, "BIOMAGE_PROGRESS_FILE": "/tmp/x"}) == path
+    assert forkserver.socket_path(owner.pid, sys.executable, {**env, "KUBECONFIG": "/tmp/other"}) != path
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_processes(path) == []
+    assert not os.path.exists(path)
+    with pytest.raises(forkserver.ForkServerUnavailable, match="did not take the run"):
+        forkserver.run(path, b"print('never')", "/", env)
+
+
+@pytest.fixture
+def short_tmp():
+    """A folder under /tmp: a Unix socket's path is short, pytest's tmp_path is long."""
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_socket_folder_others_can_enter_is_refused(short_tmp, monkeypatch) -> None:
+    short = short_tmp
+    monkeypatch.setenv("TMPDIR", str(short))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    folder = short / f"biomage-iac-forkserver-{os.getuid()}"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    with pytest.raises(forkserver.ForkServerUnavailable, match="not a folder of this user's alone"):
+        forkserver.socket_path(os.getpid(), sys.executable, {})
+    folder.chmod(0o700)
+    assert forkserver.socket_path(os.getpid(), sys.executable, {}).startswith(f"{folder}/{os.getpid()}-")
+
+
+def test_a_stopped_server_leaves_no_socket_and_a_killed_one_is_replaced(owner, server, tmp_path) -> None:
+    path, env = server
+    (pid,) = server_processes(path)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_processes(path) == []
+    assert not os.path.exists(path)
+    source = Path(forkserver.__file__).read_text()
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), source)
+    (pid,) = server_processes(path)
+    os.kill(pid, signal.SIGKILL)  # no cleanup: its socket's path stays
+    deadline = time.monotonic() + 10
+    while server_processes(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(path)
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), source)
+    assert run(server, "print('served again')", "/") == (0, "served again\n", "")
+
+
+def test_a_server_that_cannot_start_says_why_at_once(owner, tmp_path) -> None:
+    env = {**os.environ, "FORKSERVER_TEST": "broken"}
+    path = forkserver.socket_path(owner.pid, sys.executable, env)
+    started = time.monotonic()
+    with pytest.raises(forkserver.ForkServerUnavailable, match=r"exited with status 1: .*no server here"):
+        forkserver.start_server(
+            path, sys.executable, env, owner.pid, str(tmp_path), "raise SystemExit('no server here')"
+        )
+    assert time.monotonic() - started < 10  # not the 30 s allowed to a server that starts
