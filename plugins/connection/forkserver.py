@@ -17,13 +17,17 @@ description:
   - Each run is still a process of its own, with the task's environment, the playbook folder as its working
     directory, the caller's umask, stdout and stderr, an empty stdin, and its own exit status. A module's
     arguments (secrets among them) go over a Unix socket in a folder only the user can enter, never to disk.
+  - The payload's archive (the module and its module_utils, never its arguments) is compiled once per
+    content; the code is kept in the sockets' folder (C(code/)) for the next runs, which load it instead of
+    compiling the same sources again.
   - The server ends when the ansible-playbook (or ansible) process that started it ends.
   - Anything else (commands, file transfers, a task with become, a run without pipelining) runs as
     C(ansible.builtin.local) runs it. So does a module run whose server cannot be reached before the run
     starts; a server that ends during a run fails that run, which is never run twice.
   - Mitogen was measured and not taken (docs/plan.md); it replaces the strategy and the way every module
     runs, where this plugin changes only how a Python module's process starts.
-author: Biomage platform team
+author:
+  - Biomage platform team (@biomage-org)
 version_added: 1.0.0
 options:
   become_success_timeout:

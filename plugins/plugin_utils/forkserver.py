@@ -22,10 +22,13 @@ Protocol, over a Unix socket in a folder only its user can enter (``socket_folde
 
 from __future__ import annotations
 
+import _imp
 import contextlib
 import hashlib
 import importlib
+import importlib.util
 import json
+import marshal
 import os
 import selectors
 import signal
@@ -34,6 +37,7 @@ import struct
 import sys
 import tempfile
 import time
+import zipimport
 
 # imported once by the server, before it serves: what the collection's modules and those of
 # amazon.aws and kubernetes.core import on every run
@@ -48,8 +52,8 @@ PRELOAD = (
 # variables that change from task to task and that nothing reads when imported: left out of a server's key
 # (the progress file of the task, set by the callback biomage.iac.progress)
 RUN_TIME_ENV = frozenset({"BIOMAGE_PROGRESS_FILE"})
-_HEADER = struct.Struct("!I")
-_STATUS = struct.Struct("!i")
+_HEADER = "!I"  # the length of the JSON header
+_STATUS = "!i"  # the exit status
 # a Unix socket's path is at most 107 bytes on Linux
 _MAX_SOCKET_PATH = 100
 
@@ -138,7 +142,7 @@ def run(path, payload, cwd, env):
             umask = os.umask(0o022)
             os.umask(umask)
             header = json.dumps({"cwd": cwd, "umask": umask, "env": env}).encode()
-            socket.send_fds(conn, [_HEADER.pack(len(header)) + header], [out_w, err_w])
+            socket.send_fds(conn, [struct.pack(_HEADER, len(header)) + header], [out_w, err_w])
         except OSError as exc:
             raise ForkServerUnavailable(f"the fork server at {path} did not take the run: {exc}") from exc
         finally:
@@ -172,13 +176,58 @@ def _collect(conn, out_r, err_r, path):
                     if key.fd != conn.fileno():
                         os.close(key.fd)
     stdout, stderr, status = (b"".join(chunks[fd]) for fd in (out_r, err_r, conn.fileno()))
-    if len(status) != _STATUS.size:
+    if len(status) != struct.calcsize(_STATUS):
         message = f"\nthe module's process (a child of the fork server at {path}) ended without an exit status\n"
         return 1, stdout, stderr + message.encode()
-    return _STATUS.unpack(status)[0], stdout, stderr
+    return struct.unpack(_STATUS, status)[0], stdout, stderr
 
 
 # ---------------------------------------------------------------------------------------------- server
+
+
+class CompiledOnceZipImporter(zipimport.zipimporter):
+    """zipimport for the payload's archive (the module and its module_utils, never its arguments), which
+    compiles a source file once per content. Python's zipimport compiles a module's source twice per
+    import (once for its file name, once for its code), and the payload is a new archive on every run;
+    here the code is kept in ``folder`` (the server's, private to the user), named by the hash of the
+    interpreter's magic number and the source, and the next runs load it from there."""
+
+    folder = None
+
+    def _source(self, fullname):
+        """The archive path of ``fullname``'s source; ``None`` when it has none or has bytecode (zipimport's case)."""
+        try:
+            inner = self.prefix + fullname.rpartition(".")[2] + ("/__init__.py" if self.is_package(fullname) else ".py")
+            self.get_data(f"{self.archive}/{inner}")
+        except (ImportError, OSError):
+            return None
+        try:
+            self.get_data(f"{self.archive}/{inner}c")
+        except OSError:
+            return f"{self.archive}/{inner}"
+        return None
+
+    def get_filename(self, fullname):
+        path = self._source(fullname)
+        return path if path else super().get_filename(fullname)
+
+    def get_code(self, fullname):
+        path = self._source(fullname)
+        if path is None or self.folder is None:
+            return super().get_code(fullname)
+        source = self.get_data(path).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        kept = os.path.join(self.folder, hashlib.sha256(importlib.util.MAGIC_NUMBER + source).hexdigest())
+        try:
+            with open(kept, "rb") as handle:
+                code = marshal.loads(handle.read())  # noqa: S302 (written by this class, in a 0700 folder)
+            _imp._fix_co_filename(code, path)  # the archive's path changes from run to run
+        except (OSError, ValueError, EOFError, TypeError):
+            code = compile(source, path, "exec", dont_inherit=True)
+            with contextlib.suppress(OSError):
+                with open(f"{kept}.{os.getpid()}", "wb") as handle:
+                    handle.write(marshal.dumps(code))
+                os.replace(f"{kept}.{os.getpid()}", kept)
+        return code
 
 
 def serve(path, owner_pid, preload):
@@ -196,6 +245,9 @@ def serve(path, owner_pid, preload):
     try:
         signal.signal(signal.SIGTERM, _stop)
         owner = _watch(owner_pid)
+        code_folder = os.path.join(os.path.dirname(path), "code")
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(code_folder, 0o700)
         # the module runs must not find this file's folder (or the working directory) first
         sys.path = [entry for entry in sys.path if entry not in ("", ".")]
         for name in preload:
@@ -222,7 +274,7 @@ def serve(path, owner_pid, preload):
                     if os.fork() == 0:
                         selector.close()
                         listener.close()
-                        return _child(conn, owner)
+                        return _child(conn, owner, code_folder)
                     conn.close()
     finally:
         if os.getpid() == server_pid:
@@ -276,7 +328,7 @@ def _unlink_own(path, inode):
         pass
 
 
-def _child(conn, owner):
+def _child(conn, owner, code_folder):
     """In the forked child: take the caller's streams, read the payload, run it as ``python`` run
     from stdin would, send the exit status. Returns the status for the interpreter's own exit."""
     import builtins  # noqa: PLC0415
@@ -303,9 +355,10 @@ def _child(conn, owner):
     while chunk := conn.recv(1 << 20):
         chunks.append(chunk)
     message = b"".join(chunks)
-    (size,) = _HEADER.unpack_from(message)
-    header = json.loads(message[_HEADER.size : _HEADER.size + size])
-    payload = message[_HEADER.size + size :]
+    start = struct.calcsize(_HEADER)
+    end = start + struct.unpack_from(_HEADER, message)[0]
+    header = json.loads(message[start:end])
+    payload = message[end:]
     os.environ.clear()
     os.environ.update(header["env"])
     os.umask(header["umask"])
@@ -314,6 +367,8 @@ def _child(conn, owner):
         os.chdir(header["cwd"])
     sys.argv = [""]
     sys.path.insert(0, "")  # as for a script read from stdin; the AnsiballZ wrapper removes it
+    CompiledOnceZipImporter.folder = code_folder
+    sys.path_hooks = [CompiledOnceZipImporter if hook is zipimport.zipimporter else hook for hook in sys.path_hooks]
     main = types.ModuleType("__main__")
     main.__builtins__ = builtins
     sys.modules["__main__"] = main
@@ -334,7 +389,7 @@ def _child(conn, owner):
         sys.stdout.flush()
         sys.stderr.flush()
     with contextlib.suppress(OSError):
-        conn.sendall(_STATUS.pack(status))
+        conn.sendall(struct.pack(_STATUS, status))
     conn.close()
     return status
 

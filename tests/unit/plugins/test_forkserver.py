@@ -4,6 +4,9 @@ its own commands), as a new interpreter would give it; one server per key, gone 
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import marshal
 import os
 import shlex
 import shutil
@@ -249,3 +252,35 @@ def test_a_server_that_cannot_start_says_why_at_once(owner, tmp_path) -> None:
             path, sys.executable, env, owner.pid, str(tmp_path), "raise SystemExit('no server here')"
         )
     assert time.monotonic() - started < 10  # not the 30 s allowed to a server that starts
+
+
+ZIPPED_MODULE = """
+import importlib.util, sys, tempfile, traceback, zipfile
+archive = tempfile.mkdtemp() + "/payload.zip"
+with zipfile.ZipFile(archive, "w") as zipped:
+    zipped.writestr("pkg/__init__.py", "")
+    zipped.writestr("pkg/mod.py", "def fail():\\n    raise RuntimeError('from the archive')\\n")
+sys.path.insert(0, archive)
+import pkg.mod
+print(type(pkg.mod.__loader__).__name__, pkg.mod.__file__ == archive + "/pkg/mod.py")
+try:
+    pkg.mod.fail()
+except RuntimeError:
+    print(archive + "/pkg/mod.py" in traceback.format_exc())
+"""
+
+
+def test_an_archives_module_is_compiled_once_and_its_code_names_the_current_archive(server) -> None:
+    path, _env = server
+    source = b"def fail():\n    raise RuntimeError('from the archive')\n"
+    kept = Path(path).parent / "code" / hashlib.sha256(importlib.util.MAGIC_NUMBER + source).hexdigest()
+    kept.unlink(missing_ok=True)
+    first = run(server, ZIPPED_MODULE, "/")
+    assert first == (0, "CompiledOnceZipImporter True\nTrue\n", "")
+    assert kept.exists()  # compiled by the first run, kept for the next
+    kept.write_bytes(marshal.dumps(compile(source.replace(b"from the", b"kept for the"), "old.zip/pkg/mod.py", "exec")))
+    second = ZIPPED_MODULE.replace("print(archive +", "print(traceback.format_exc(), archive +")
+    rc, out, _err = run(server, second, "/")
+    # the second run loads the kept code (the changed message proves it) under its own archive's path
+    assert rc == 0 and "kept for the archive" in out and "old.zip" not in out
+    assert out.rstrip().endswith("True")
