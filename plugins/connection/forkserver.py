@@ -21,14 +21,15 @@ description:
     content; the code is kept in the sockets' folder (C(code/)) for the next runs, which load it instead of
     compiling the same sources again.
   - The server ends when the ansible-playbook (or ansible) process that started it ends.
-  - Anything else (commands, file transfers, a task with become, a run without pipelining) runs as
+  - Anything else (commands, file transfers, a task with become, a run without pipelining, any run on a
+    control node that is not Linux, where forking a process that has loaded system frameworks is unsafe) runs as
     C(ansible.builtin.local) runs it. So does a module run whose server cannot be reached before the run
     starts; a server that ends during a run fails that run, which is never run twice.
   - Mitogen was measured and not taken (docs/plan.md); it replaces the strategy and the way every module
     runs, where this plugin changes only how a Python module's process starts.
 author:
   - Biomage platform team (@biomage-org)
-version_added: 1.0.0
+version_added: 0.2.0
 options:
   become_success_timeout:
     type: int
@@ -54,6 +55,7 @@ notes:
 
 import os
 import shlex
+import sys
 
 import ansible.constants as C
 from ansible.module_utils.common.text.converters import to_text
@@ -95,7 +97,7 @@ class Connection(LocalConnection):
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         executable = C.DEFAULT_EXECUTABLE.split()[0] if C.DEFAULT_EXECUTABLE else None
-        found = None if self.become else module_run(cmd, in_data, executable)
+        found = None if self.become or not sys.platform.startswith("linux") else module_run(cmd, in_data, executable)
         if found is None:
             return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         interpreter, assignments = found
