@@ -17,6 +17,9 @@ description:
   - Each run is still a process of its own, with the task's environment, the playbook folder as its working
     directory, the caller's umask, stdout and stderr, an empty stdin, and its own exit status. A module's
     arguments (secrets among them) go over a Unix socket in a folder only the user can enter, never to disk.
+  - One difference a module can see is its parent process, the server instead of the task's worker; the
+    environment variable C(BIOMAGE_FORKSERVER_CALLER) names the worker (the environment lock walks up from
+    there to find its ansible-playbook process).
   - The payload's archive (the module and its module_utils, never its arguments) is compiled once per
     content; the code is kept in the sockets' folder (C(code/)) for the next runs, which load it instead of
     compiling the same sources again.

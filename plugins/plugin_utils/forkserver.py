@@ -16,7 +16,7 @@ This file is standard-library Python only: the connection plugin starts the serv
 Protocol, over a Unix socket in a folder only its user can enter (``socket_folder``):
 
 * client -> server: the first message carries two file descriptors (stdout, stderr) and
-  ``!I`` length + a JSON header (``cwd``, ``umask``, ``env``); then the payload's bytes, then end of stream;
+  ``!I`` length + a JSON header (``cwd``, ``umask``, ``env``, ``caller``); then the payload's bytes, then end of stream;
 * server -> client: ``!i`` the exit status, written by the child once the payload has ended.
 """
 
@@ -52,6 +52,8 @@ PRELOAD = (
 # variables that change from task to task and that nothing reads when imported: left out of a server's key
 # (the progress file of the task, set by the callback biomage.iac.progress)
 RUN_TIME_ENV = frozenset({"BIOMAGE_PROGRESS_FILE"})
+# set in a run's environment: the pid of the process that handed the run over (the task's worker)
+CALLER_ENV = "BIOMAGE_FORKSERVER_CALLER"
 _HEADER = "!I"  # the length of the JSON header
 _STATUS = "!i"  # the exit status
 # a Unix socket's path is at most 107 bytes on Linux
@@ -141,7 +143,7 @@ def run(path, payload, cwd, env):
             conn.connect(path)
             umask = os.umask(0o022)
             os.umask(umask)
-            header = json.dumps({"cwd": cwd, "umask": umask, "env": env}).encode()
+            header = json.dumps({"cwd": cwd, "umask": umask, "env": env, "caller": os.getpid()}).encode()
             socket.send_fds(conn, [struct.pack(_HEADER, len(header)) + header], [out_w, err_w])
         except OSError as exc:
             raise ForkServerUnavailable(f"the fork server at {path} did not take the run: {exc}") from exc
@@ -363,6 +365,9 @@ def _child(conn, owner, code_folder):
     payload = message[end:]
     os.environ.clear()
     os.environ.update(header["env"])
+    # the module's parent is this server, not the task's worker: a module that walks its ancestors (the
+    # environment lock looks for its ansible-playbook process) starts from the caller named here
+    os.environ[CALLER_ENV] = str(header["caller"])
     os.umask(header["umask"])
     # (the wrapper moves to a folder it can read, as it does in a new interpreter)
     with contextlib.suppress(OSError, TypeError):

@@ -2,6 +2,8 @@
 
 On a local stack it starts itself, converges `playbooks/site.yml` once, then measures:
 - the plan: `site.yml --check --diff`, wall time, median of RUNS (and the number of tasks it ran);
+- the same plan with `ansible_connection=ansible.builtin.local`: every module run a new Python, without
+  the inventories' fork server (biomage.iac.forkserver), run after each plan run;
 - the engine's floor: a play of as many no-op tasks (`ansible.builtin.debug`, no module transfer);
 - the API calls alone: the reads a plan makes, in one Python process with one client per API (STS
   caller identity, DescribeStacks and GetTemplate of every stack, the Kubernetes objects of the
@@ -96,11 +98,13 @@ def main() -> int:
         try:
             env = ansible_env(stack_env)
             playbook(env, "playbooks/site.yml")  # converge once: the plan is of an unchanged environment
-            plans, tasks = [], 0
-            for _run in range(RUNS):
+            plans, locals_, tasks = [], [], 0
+            for _run in range(RUNS):  # each run beside one with ansible.builtin.local, on the same machine load
                 took, out = playbook(env, "playbooks/site.yml", "--check", "--diff")
                 plans.append(took)
                 tasks = out.count("\nTASK [")
+                local = ("-e", "ansible_connection=ansible.builtin.local")
+                locals_.append(playbook(env, "playbooks/site.yml", "--check", "--diff", *local)[0])
             play = Path(tmp) / "noop.yml"
             play.write_text(noop_play(tasks))
             floors = [playbook(env, "-i", "localhost,", str(play))[0] for _run in range(RUNS)]
@@ -112,6 +116,7 @@ def main() -> int:
     print(f"site.yml --check --diff of an unchanged development environment, {tasks} tasks, median of {RUNS}")
     print(f"{'measure':<52} {'measured':>10} {'target':>10}  result")
     print(f"{'the plan (site.yml --check --diff)':<52} {median:>9.2f}s {TARGET_SECONDS:>9.1f}s  {verdict}")
+    print(f"{'the same plan without the fork server (local)':<52} {statistics.median(locals_):>9.2f}s {'':>10}")
     print(f"{f'the engine floor ({tasks} no-op tasks)':<52} {statistics.median(floors):>9.2f}s {'':>10}")
     label = f"the plan's API reads alone ({reads[0][1]} calls, one process)"
     print(f"{label:<52} {statistics.median(r[0] for r in reads):>9.2f}s {'':>10}")

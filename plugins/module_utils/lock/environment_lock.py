@@ -105,10 +105,13 @@ def find_playbook_process(pid=None):
     """The outermost ``ansible-playbook`` process among the ancestors of this process (Linux /proc).
 
     Ansible's workers are forks of the ``ansible-playbook`` process (same command line), so the
-    walk continues upwards while the parent is an ``ansible-playbook`` too. Returns
+    walk continues upwards while the parent is an ``ansible-playbook`` too. A module run by the
+    connection ``biomage.iac.forkserver`` is a child of its fork server, not of the task's worker: the
+    walk starts from the worker it names (``BIOMAGE_FORKSERVER_CALLER``). Returns
     ``(pid, start, argv)`` or ``(None, None, [])`` when there is none (or no /proc).
     """
-    current = pid or os.getppid()
+    caller = os.environ.get("BIOMAGE_FORKSERVER_CALLER", "")
+    current = pid or (int(caller) if caller.isdigit() else 0) or os.getppid()
     found = (None, None, [])
     seen = 0
     while current and current > 1 and seen < 64:

@@ -105,6 +105,7 @@ def test_a_run_gets_the_callers_streams_status_environment_folder_and_umask(serv
             import os, sys
             print(os.environ["FORKSERVER_TEST"], os.environ["BIOMAGE_PROGRESS_FILE"], os.getcwd())
             mask = os.umask(0); print(oct(mask), sys.argv)
+            print(os.environ["BIOMAGE_FORKSERVER_CALLER"], os.getppid() != int(os.environ["BIOMAGE_FORKSERVER_CALLER"]))
             print("to stderr", file=sys.stderr)
             sys.exit(3)
             """,
@@ -114,7 +115,8 @@ def test_a_run_gets_the_callers_streams_status_environment_folder_and_umask(serv
     finally:
         os.umask(old)
     assert rc == 3
-    assert out.splitlines() == [f"server /tmp/progress-of-this-task {folder}", "0o27 ['']"]
+    # the caller (this process) is named: the run's parent is the server
+    assert out.splitlines() == [f"server /tmp/progress-of-this-task {folder}", "0o27 ['']", f"{os.getpid()} True"]
     assert err == "to stderr\n"
 
 

@@ -158,3 +158,30 @@ def test_the_playbook_process_is_the_outermost_ansible_playbook_ancestor(tmp_pat
         "site.yml",
         "more.yaml",
     ]
+
+
+def test_a_module_run_by_the_fork_server_finds_the_playbook_from_the_worker_it_names(tmp_path) -> None:
+    # ansible-playbook -> its forked worker (waiting for the run); the module is a child of another process
+    # (the fork server's place), with BIOMAGE_FORKSERVER_CALLER naming the worker
+    (tmp_path / "module.py").write_text(
+        "from ansible_collections.biomage.iac.plugins.module_utils.lock import environment_lock as l\n"
+        "print(l.find_playbook_process()[0])\n"
+    )
+    (tmp_path / "worker.sh").write_text("echo $$\nexec sleep 30\n")
+    (tmp_path / "main.sh").write_text(f"bash -c 'exec -a ansible-playbook bash {tmp_path / 'worker.sh'}'\ntrue\n")
+    outer = subprocess.Popen(
+        ["bash", "-c", f"exec -a ansible-playbook bash {tmp_path / 'main.sh'}"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        worker = outer.stdout.readline().strip()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        run = [sys.executable, str(tmp_path / "module.py")]
+        alone = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip()
+        named = {**env, "BIOMAGE_FORKSERVER_CALLER": worker}
+        found = subprocess.run(run, env=named, capture_output=True, text=True, check=True).stdout.strip()
+    finally:
+        outer.kill()
+        subprocess.run(["pkill", "-f", str(tmp_path / "worker.sh")], check=False)
+        outer.wait()
+    assert alone == "None"  # without the name, no ansible-playbook among the module's ancestors
+    assert found == str(outer.pid)
