@@ -267,7 +267,7 @@ def serve(path, owner_pid, preload):
                 selector.register(owner, selectors.EVENT_READ)
             while True:
                 events = selector.select(None if owner is not None else 1.0)
-                if owner is None and not _alive(owner_pid):
+                if owner is None and not os.path.exists(f"/proc/{owner_pid}"):  # no pidfd (Linux before 5.3)
                     return None
                 for key, _events in events:
                     if key.fileobj is not listener:
@@ -310,16 +310,6 @@ def _watch(owner_pid):
         return os.pidfd_open(owner_pid)
     except (AttributeError, OSError):
         return None
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _unlink_own(path, inode):

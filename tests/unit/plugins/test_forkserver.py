@@ -286,3 +286,22 @@ def test_an_archives_module_is_compiled_once_and_its_code_names_the_current_arch
     # the second run loads the kept code (the changed message proves it) under its own archive's path
     assert rc == 0 and "kept for the archive" in out and "old.zip" not in out
     assert out.rstrip().endswith("True")
+
+
+def test_without_pidfd_the_server_still_ends_with_its_owner(owner, tmp_path) -> None:
+    # Linux before 5.3 has no pidfd_open: the server looks for its owner in /proc once a second
+    env = {**os.environ, "FORKSERVER_TEST": "no-pidfd"}
+    path = forkserver.socket_path(owner.pid, sys.executable, env)
+    source = (
+        Path(forkserver.__file__)
+        .read_text()
+        .replace("return os.pidfd_open(owner_pid)", "raise OSError('no pidfd on this kernel')")
+    )
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), source)
+    assert forkserver.run(path, b"print('served')", "/", env) == (0, b"served\n", b"")
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_processes(path) == [] and not os.path.exists(path)
