@@ -80,6 +80,8 @@ def socket_path(owner_pid, interpreter, env):
     environment. The environment is part of the key because libraries read it when imported (the
     Kubernetes client takes its default KUBECONFIG then): a server serves only runs whose environment
     is the one it was started with, but for ``RUN_TIME_ENV``."""
+    if owner_pid <= 1:  # an orphaned worker: its ansible-playbook has ended, a server would outlive everything
+        raise ForkServerUnavailable("the ansible-playbook process of this run has ended")
     imported_with = sorted(item for item in env.items() if item[0] not in RUN_TIME_ENV)
     key = hashlib.sha256(json.dumps([interpreter, imported_with]).encode()).hexdigest()[:20]
     path = os.path.join(socket_folder(), f"{owner_pid}-{key}.sock")
@@ -234,6 +236,8 @@ class CompiledOnceZipImporter(zipimport.zipimporter):
 
 def serve(path, owner_pid, preload):
     """Listen at ``path``, import ``preload``, then fork a child per run until the owner ends."""
+    if owner_pid <= 1:
+        return None  # no owner to end with
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = f"{path}.{os.getpid()}"
     listener.bind(staging)

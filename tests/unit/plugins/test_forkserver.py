@@ -305,3 +305,13 @@ def test_without_pidfd_the_server_still_ends_with_its_owner(owner, tmp_path) -> 
     while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server_processes(path) == [] and not os.path.exists(path)
+
+
+def test_an_orphaned_worker_starts_no_server(tmp_path) -> None:
+    # a worker whose ansible-playbook was killed has init as its parent: a server owned by it would never end
+    with pytest.raises(forkserver.ForkServerUnavailable, match="has ended"):
+        forkserver.socket_path(1, sys.executable, dict(os.environ))
+    path = forkserver.socket_path(os.getpid(), sys.executable, {**os.environ, "FORKSERVER_TEST": "orphan"})
+    source = Path(forkserver.__file__).read_text()
+    server = subprocess.run([sys.executable, "-c", source, path, "1"], check=False, capture_output=True, timeout=30)
+    assert server.returncode == 0 and not os.path.exists(path)
