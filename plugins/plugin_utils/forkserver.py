@@ -148,6 +148,8 @@ def run(path, payload, cwd, env):
             header = json.dumps({"cwd": cwd, "umask": umask, "env": env, "caller": os.getpid()}).encode()
             socket.send_fds(conn, [struct.pack(_HEADER, len(header)) + header], [out_w, err_w])
         except OSError as exc:
+            os.close(out_r)
+            os.close(err_r)
             raise ForkServerUnavailable(f"the fork server at {path} did not take the run: {exc}") from exc
         finally:
             os.close(out_w)
