@@ -119,7 +119,11 @@ class CallbackModule(CallbackBase):
     def _end(self, result):
         # the task is done (with several hosts, the first one to finish ends its progress lines)
         with self._lock:
-            self._task, wrote = None, bool(self._file) and os.path.exists(self._file) and os.path.getsize(self._file)
+            self._task, progress_file = None, self._file
+        try:
+            wrote = os.path.getsize(progress_file) > 0
+        except (OSError, TypeError):
+            wrote = False
         if not wrote:
             return  # no progress line: no long command's log (reading the result would copy it, large or not)
         log = result._result.get("progress_log")

@@ -107,16 +107,15 @@ class Connection(LocalConnection):
         ConnectionBase.exec_command(self, cmd, in_data=in_data, sudoable=sudoable)
         env = {**os.environ, **assignments}
         cwd = self.cwd or os.getcwd()
+        owner = os.getppid()  # the ansible-playbook process this worker was forked from
         try:
-            path = forkserver.socket_path(os.getppid(), interpreter, env)
-            forkserver.start_server(path, interpreter, env, os.getppid(), cwd, _server_source())
+            path = forkserver.socket_path(owner, interpreter, env)
             display.vvv(f"EXEC {cmd} (in a child of the fork server {path})", host=self._play_context.remote_addr)
-            return forkserver.run(path, in_data, cwd, env)
+            try:
+                return forkserver.run(path, in_data, cwd, env)
+            except forkserver.ForkServerUnavailable:  # the run's first module: no server yet (nothing ran)
+                forkserver.start_server(path, interpreter, env, owner, cwd)
+                return forkserver.run(path, in_data, cwd, env)
         except forkserver.ForkServerUnavailable as exc:
             display.vvv(f"fork server unavailable ({exc}): running the module as the local connection does")
             return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-
-
-def _server_source():
-    with open(forkserver.__file__, encoding="utf-8") as handle:
-        return handle.read()

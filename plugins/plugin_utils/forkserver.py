@@ -93,11 +93,16 @@ def socket_path(owner_pid, interpreter, env):
 # ---------------------------------------------------------------------------------------------- client
 
 
-def start_server(path, interpreter, env, owner_pid, cwd, source):
-    """Start a server for ``path`` unless one answers there, and wait until it listens."""
+def start_server(path, interpreter, env, owner_pid, cwd, source=None):
+    """Start a server for ``path`` unless one answers there, and wait until it listens. ``source`` is
+    the server's program, this file's by default."""
     if _answers(path):
         return
     import subprocess  # noqa: PLC0415 (only the first run of a playbook starts a server)
+
+    if source is None:
+        with open(__file__, encoding="utf-8") as handle:
+            source = handle.read()
 
     server = subprocess.Popen(
         [interpreter, "-c", source, path, str(owner_pid), *PRELOAD],
