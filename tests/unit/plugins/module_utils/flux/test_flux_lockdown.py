@@ -3,6 +3,8 @@ kustomize-controller and helm-controller, the same for the local stack's control
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
@@ -155,14 +157,15 @@ def test_the_role_uses_the_names_of_the_release_step() -> None:
     }
     tasks = yaml.safe_load((REPO_ROOT / "roles/flux/tasks/controllers.yml").read_text(encoding="utf-8"))
     names = [task["name"] for task in tasks]
-    check = next(i for i, name in enumerate(names) if name == "Check the manifest's digest")
+    check = next(i for i, name in enumerate(names) if name.startswith("Read and check the install manifest"))
     apply = next(i for i, name in enumerate(names) if name.startswith("Apply the controllers, CRDs and RBAC"))
-    assert check < apply, "the manifest is applied after its SHA-256 check"
-    # the apply's input is the locked-down manifest, and nothing else the task sends bypasses it
-    apply_vars = tasks[apply]["vars"]
-    assert "biomage.iac.flux_lockdown(flux_release_deployer_account)" in apply_vars["flux_locked_objects"]
-    assert "flux_install_objects" not in apply_vars["flux_planned_objects"]
-    assert tasks[apply]["kubernetes.core.k8s"]["definition"] == "{{ flux_planned_objects }}"
+    assert check < apply, "the manifest is applied after its checks (SHA-256 first)"
+    # the checked objects come back locked down for the release step's account, and the apply sends those only
+    assert tasks[check]["biomage.iac.flux_manifest"]["default_service_account"] == "{{ flux_release_deployer_account }}"
+    assert tasks[check]["register"] == "flux_manifest"
+    definition = tasks[apply]["kubernetes.core.k8s"]["definition"]
+    assert re.findall(r"flux_\w+", definition) == ["flux_manifest", "flux_credentials_plan", "flux_manifest"]
+    assert re.findall(r"flux_manifest\.\w+", definition) == ["flux_manifest.objects", "flux_manifest.objects"]
 
 
 # -- the release namespace's account (written by the release step) ----------------------------------------------
