@@ -91,6 +91,30 @@ stack_parameters:
   description: The DNS stack's parameters; empty when it does not exist or was not read.
   returned: always
   type: dict
+load_balancer:
+  description:
+    - The region's load balancer whose DNS name is O(load_balancer_hostname), compared without case, a trailing
+      dot or a C(dualstack.) prefix; empty when there is none (or nothing was read yet).
+  returned: always
+  type: dict
+holder:
+  description:
+    - The DNS name (compared as for RV(load_balancer)) the domain's alias record points at now; empty when the
+      domain has no alias record.
+  returned: always
+  type: str
+  sample: k8s-traefik-0123456789.elb.eu-west-1.amazonaws.com
+holder_load_balancer:
+  description: The region's load balancer of that name; empty when RV(holder) is not one of the region's.
+  returned: always
+  type: dict
+ours:
+  description:
+    - The DNS names that are this deployment's (compared as for RV(load_balancer)), RV(load_balancer)'s and the
+      one its DNS stack points at; the records may be repointed away from these only.
+  returned: always
+  type: list
+  elements: str
 read:
   description: What was read, in order.
   returned: always

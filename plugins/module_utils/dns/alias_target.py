@@ -81,6 +81,37 @@ def stack_parameters(cloudformation, settings, stack_name):
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])}
 
 
+def lb_name(dns_name):
+    """A load balancer's DNS name as Route53 and elbv2 compare it: no case, no trailing dot, no ``dualstack.``."""
+    name = str(dns_name or "").lower().rstrip(".")
+    return name.removeprefix("dualstack.")
+
+
+def ownership(found, domain, hostname):
+    """Which load balancer is wanted and which holds the domain's alias record now, from what :func:`read`
+    read: ``load_balancer`` (the region's load balancer named ``hostname``, or ``{}``), ``holder`` (the DNS
+    name the domain's alias record points at, compared as :func:`lb_name` does; ``""`` when there is none),
+    ``holder_load_balancer`` (the region's load balancer of that name, or ``{}``) and ``ours`` (the names that
+    are this deployment's: the wanted load balancer's and the one its DNS stack points at)."""
+    by_name = {lb_name(lb["dns_name"]): lb for lb in found["load_balancers"] if lb.get("dns_name")}
+    names = {domain.rstrip("."), absolute(domain)}
+    record = next(
+        (r for r in found["resource_record_sets"] if r.get("name") in names and r.get("alias_target")),
+        {},
+    )
+    holder = lb_name(record["alias_target"].get("dns_name")) if record else ""
+    wanted = by_name.get(lb_name(hostname), {}) if hostname else {}
+    ours = [
+        lb_name(name) for name in (wanted.get("dns_name"), found["stack_parameters"].get("LoadBalancerDnsName")) if name
+    ]
+    return {
+        "load_balancer": wanted,
+        "holder": holder,
+        "holder_load_balancer": by_name.get(holder, {}) if holder else {},
+        "ours": ours,
+    }
+
+
 def read(clients, settings, zone_id, zone_name, domain, hostname, stack_name):
     """Everything the role's checks need, as one dict.
 
@@ -105,11 +136,11 @@ def read(clients, settings, zone_id, zone_name, domain, hostname, stack_name):
         out["hosted_zone_id"] = public_zone_id(out["hosted_zones"], zone_name)
         out["read"].append("hosted_zones")
     if not (hostname and out["hosted_zone_id"]):
-        return out
+        return {**out, **ownership(out, domain, hostname)}
     out["load_balancers"] = load_balancers(clients("elbv2"), settings, settings.get("region"))
     out["resource_record_sets"] = a_records(clients("route53"), settings, out["hosted_zone_id"], domain)
     out["read"] += ["load_balancers", "resource_record_sets"]
     if stack_name:
         out["stack_parameters"] = stack_parameters(clients("cloudformation"), settings, stack_name)
         out["read"].append("stack_parameters")
-    return out
+    return {**out, **ownership(out, domain, hostname)}

@@ -82,6 +82,9 @@ def test_with_a_hostname_the_load_balancers_records_and_stack_are_read(aws) -> N
     record = next(r for r in found["resource_record_sets"] if r["type"] == "A")
     assert record["name"] == f"{DOMAIN}." and record["alias_target"]["dns_name"].rstrip(".") == lb["DNSName"]
     assert found["stack_parameters"] == {"LoadBalancerDnsName": lb["DNSName"]}
+    assert found["load_balancer"]["load_balancer_name"] == "traefik"
+    assert found["holder"] == lb["DNSName"].lower() and found["holder_load_balancer"]["load_balancer_name"] == "traefik"
+    assert found["ours"] == [lb["DNSName"].lower(), lb["DNSName"].lower()]
 
 
 def test_a_missing_stack_has_no_parameters(aws) -> None:
@@ -94,3 +97,65 @@ def test_a_missing_stack_has_no_parameters(aws) -> None:
 def test_no_zone_id_and_no_zone_name_is_refused_with_the_fix(aws) -> None:
     with pytest.raises(BiomageError, match="Fix: set route53_dns_hosted_zone_id or route53_dns_hosted_zone_name"):
         alias_target.read(aws, SETTINGS, "", "", DOMAIN, "", STACK)
+
+
+# -- who holds the domain (what route53_dns decides with), on records and load balancers as read returns them --
+TRAEFIK = {
+    "load_balancer_name": "k8s-traefik-traefik-0a1b2c3d4e",
+    "dns_name": "k8s-traefik-traefik-0a1b2c3d4e-0123456789abcdef.elb.eu-west-1.amazonaws.com",
+    "canonical_hosted_zone_id": "Z2IFOLAFXWLO4F",
+    "ip_address_type": "dualstack",
+}
+NGINX = {**TRAEFIK, "load_balancer_name": "a1b2c3nginx", "dns_name": "a1b2c3nginx-99.elb.eu-west-1.amazonaws.com"}
+
+
+def alias(name: str, dns_name: str, kind: str = "A") -> dict:
+    return {
+        "name": name,
+        "type": kind,
+        "alias_target": {"hosted_zone_id": "Z2IFOLAFXWLO4F", "dns_name": dns_name, "evaluate_target_health": False},
+    }
+
+
+def found_with(records: list[dict], stack_lb: str = "") -> dict:
+    return {
+        "load_balancers": [TRAEFIK, NGINX, {"load_balancer_name": "provisioning"}],
+        "resource_record_sets": [
+            {"name": "biomage.test.", "type": "SOA", "ttl": 900, "resource_records": [{"value": "ns"}]},
+            *records,
+        ],
+        "stack_parameters": {"LoadBalancerDnsName": stack_lb} if stack_lb else {},
+    }
+
+
+def test_the_holder_and_the_wanted_load_balancer_are_compared_as_route53_writes_them() -> None:
+    # Route53 returns the alias target with a dualstack. prefix and a trailing dot; the ingress gives its own case
+    records = [alias(f"{DOMAIN}.", "dualstack.A1B2C3NGINX-99.elb.eu-west-1.amazonaws.com."),
+               alias(f"\\052.{DOMAIN}.", "dualstack.a1b2c3nginx-99.elb.eu-west-1.amazonaws.com.")]  # fmt: skip
+    wanted = "K8S-Traefik-traefik-0a1b2c3d4e-0123456789abcdef.elb.eu-west-1.amazonaws.com."
+    got = alias_target.ownership(found_with(records, stack_lb=NGINX["dns_name"]), DOMAIN, wanted)
+    assert got == {
+        "load_balancer": TRAEFIK,
+        "holder": NGINX["dns_name"],
+        "holder_load_balancer": NGINX,
+        "ours": [TRAEFIK["dns_name"], NGINX["dns_name"]],
+    }
+
+
+def test_another_regions_holder_and_a_missing_load_balancer_are_told_apart() -> None:
+    records = [alias(DOMAIN, "dualstack.k8s-other-1.elb.us-east-1.amazonaws.com.")]
+    got = alias_target.ownership(found_with(records), f"{DOMAIN}.", "gone-1.elb.eu-west-1.amazonaws.com")
+    assert got == {
+        "load_balancer": {},
+        "holder": "k8s-other-1.elb.us-east-1.amazonaws.com",
+        "holder_load_balancer": {},
+        "ours": [],
+    }
+
+
+def test_only_the_domains_own_alias_record_holds_it() -> None:
+    plain_a = {"name": f"{DOMAIN}.", "type": "A", "ttl": 60, "resource_records": [{"value": "192.0.2.1"}]}
+    records = [alias(f"\\052.{DOMAIN}.", NGINX["dns_name"]), alias(f"api.{DOMAIN}.", NGINX["dns_name"]), plain_a]
+    got = alias_target.ownership(found_with(records), DOMAIN, TRAEFIK["dns_name"])
+    assert got["holder"] == "" and got["holder_load_balancer"] == {} and got["ours"] == [TRAEFIK["dns_name"]]
+    assert alias_target.ownership(found_with([]), DOMAIN, "")["load_balancer"] == {}
