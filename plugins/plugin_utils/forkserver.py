@@ -10,6 +10,9 @@ as with the local connection: it gets the caller's stdout and stderr (passed ove
 empty stdin, the caller's working directory and umask, and runs the module's AnsiballZ wrapper as
 ``python`` would run it from stdin, with its own exit status.
 
+The server also parses botocore's data once for its children (:func:`share_botocore_data`): each boto3
+session parsed it again, and amazon.aws makes a session per client.
+
 This file is standard-library Python only: the connection plugin starts the server with
 ``python -c <this file's source>``, so that its ``sys.path`` starts as that of a module run.
 
@@ -49,6 +52,9 @@ PRELOAD = (
     "kubernetes",
     "yaml",
 )
+# the AWS services whose botocore data (the service model, its endpoint rules, paginators and waiters) the
+# server parses once for every child: those the collection's modules and amazon.aws's they run call
+BOTOCORE_SERVICES = ("sts", "cloudformation", "route53", "elbv2", "iam", "eks")
 # variables that change from task to task and that nothing reads when imported: left out of a server's key
 # (the progress file of the task, set by the callback biomage.iac.progress)
 RUN_TIME_ENV = frozenset({"BIOMAGE_PROGRESS_FILE"})
@@ -268,6 +274,8 @@ def serve(path, owner_pid, preload):
                 importlib.import_module(name)
             except Exception:  # noqa: S112 (a module that needs it fails in its own run, as without us)
                 continue
+        if "boto3" in preload:
+            share_botocore_data()
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 2)  # the starter's pipe is for start-up errors only
         os.close(null)
@@ -293,6 +301,48 @@ def serve(path, owner_pid, preload):
         if os.getpid() == server_pid:
             _unlink_own(path, inode)
             listener.close()
+
+
+def share_botocore_data(services=BOTOCORE_SERVICES):
+    """botocore parses its JSON data (endpoints, partitions, retry rules, each service's model) once per
+    ``Loader``, and every boto3 session has a loader of its own: each session a module creates parsed it all
+    again (about 0.05 s, and amazon.aws creates a session per client). Here what a loader parses is kept in one
+    table of this process, keyed by the loader's search paths and settings and by the call, so the server's
+    children share what the server parsed before it forked them. botocore treats what it loaded as read-only
+    (one loader already hands the same objects to every client of its session)."""
+    try:
+        import boto3.session  # noqa: PLC0415 (only when the modules' libraries are there)
+        from botocore import loaders  # noqa: PLC0415
+    except ImportError:
+        return
+    shared = {}
+
+    def sharing(name, method):
+        def shared_call(self, *args, **kwargs):
+            key = (
+                name,
+                tuple(self.search_paths),
+                getattr(self, "_include_default_extras", None),
+                tuple(getattr(self, "extras_types", ())),
+                args,
+                tuple(sorted(kwargs.items())),
+            )
+            if key not in shared:
+                shared[key] = method(self, *args, **kwargs)
+            return shared[key]
+
+        return shared_call
+
+    for name in ("list_available_services", "load_service_model", "load_data_with_path"):
+        setattr(loaders.Loader, name, sharing(name, getattr(loaders.Loader, name)))
+    # what the children create: boto3 sessions (a boto3 session's loader also searches boto3's data folder, so
+    # its key is not a bare botocore session's); placeholder credentials, so that no credential provider is
+    # consulted (the instance metadata service among them), and nothing is called
+    # (a profile or setting botocore refuses is reported by the runs that use it, not here)
+    for service in services:
+        with contextlib.suppress(Exception):  # a service this botocore lacks is parsed by its run, if any
+            session = boto3.session.Session(aws_access_key_id="-", aws_secret_access_key="-")  # noqa: S106
+            session.client(service, region_name="us-east-1")
 
 
 def _claim(staging, path):

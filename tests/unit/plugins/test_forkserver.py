@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import marshal
 import os
 import shlex
@@ -315,3 +316,45 @@ def test_an_orphaned_worker_starts_no_server(tmp_path) -> None:
     source = Path(forkserver.__file__).read_text()
     server = subprocess.run([sys.executable, "-c", source, path, "1"], check=False, capture_output=True, timeout=30)
     assert server.returncode == 0 and not os.path.exists(path)
+
+
+SHARED_BOTOCORE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import boto3.session
+from botocore import loaders
+from ansible_collections.biomage.iac.plugins.plugin_utils import forkserver
+
+forkserver.share_botocore_data(("sts",))
+parsed = []
+load_file = loaders.JSONFileLoader.load_file
+loaders.JSONFileLoader.load_file = lambda self, path: parsed.append(os.path.basename(path)) or load_file(self, path)
+if os.fork() == 0:  # as a run of the server does
+    report = {}
+    for label, service in (("sts", "sts"), ("sts again", "sts"), ("cloudformation", "cloudformation"),
+                           ("cloudformation again", "cloudformation")):
+        del parsed[:]
+        client = boto3.session.Session(region_name="eu-west-1").client(service)
+        report[label] = [len(parsed), sorted(client.meta.service_model.operation_names)[:1]]
+    print(json.dumps(report))
+    os._exit(0)
+os.wait()
+"""
+
+
+def test_the_servers_children_share_the_aws_data_it_parsed() -> None:
+    """Each boto3 session's loader parsed botocore's JSON again (amazon.aws makes a session per client); a
+    child now parses nothing for a service the server warmed, and a service it did not warm once per child."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SHARED_BOTOCORE, str(Path(__file__).resolve().parents[3] / "collections")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    report = json.loads(proc.stdout)
+    assert report["sts"] == [0, ["AssumeRole"]]
+    assert report["sts again"] == [0, ["AssumeRole"]]
+    parsed, operations = report["cloudformation"]
+    assert parsed >= 2 and operations == ["ActivateOrganizationsAccess"]  # the model and its endpoint rules
+    assert report["cloudformation again"] == [0, ["ActivateOrganizationsAccess"]]
