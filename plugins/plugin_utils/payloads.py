@@ -58,7 +58,7 @@ class PlayScan:
     """Walks task files in the order a play runs them and lists the modules they name.
 
     ``resolve_role(name)`` gives a role's folder (or None); ``parse(task)`` gives a task's action and
-    arguments (ansible-core's ``ModuleArgsParser`` in the callback)."""
+    arguments (ansible-core's ``ModuleArgsParser`` in :func:`play_modules`)."""
 
     def __init__(self, loader, parse, resolve_role):
         self.loader = loader
