@@ -17,7 +17,7 @@ description:
   - Returns the manifest's objects with the multi-tenancy lockdown set on kustomize-controller and
     helm-controller (C(--default-service-account=)O(default_service_account), and C(--no-cross-namespace-refs=true)
     on kustomize-controller, see C(docs/tenants.md)), ready for M(kubernetes.core.k8s) to apply.
-  - One step on the control node for what took seven tasks, each templating the whole manifest again (a plan
+  - One step on the control node for what took six tasks and a filter, each templating the whole manifest again (a plan
     waits on them; C(docs/plan.md)). The objects are parsed within the limits of C(safe_yaml) (the
     C(biomage.iac.yaml_documents) filter's).
   - Runs on the control node (an action plugin, C(plugins/action/flux_manifest.py)); nothing reaches the host.
