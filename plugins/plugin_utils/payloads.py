@@ -119,7 +119,7 @@ class PlayScan:
 
 def _walk_blocks(scan, blocks, folder):
     for block in blocks or []:
-        for key in ("block", "rescue", "always"):
+        for key in BLOCK_KEYS:
             items = getattr(block, key, None)
             if items is None:  # a task
                 scan.action(block.action, dict(block.args or {}), folder)

@@ -16,8 +16,6 @@ from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
 from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 from ansible_collections.biomage.iac.plugins.module_utils.flux import lockdown
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
 
 class ManifestError(BiomageError):
     """The install manifest cannot be applied as it is."""
