@@ -39,10 +39,18 @@ def _port(env: dict[str, str]) -> int:
     return int(env["BIOMAGE_KUBE_SERVER"].rsplit(":", 1)[1])
 
 
-def _wait_dead(pid: int, timeout: float = 10) -> None:
+def _wait_dead(pid: int, timeout: float = 30) -> None:
+    """Until the killed process ``pid`` is gone; a failure names its state (a full run once saw a SIGKILLed
+    moto server still answer pid_alive after 10 s, and the next up() then found it "running")."""
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
+    if pid_alive(pid):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text()
+        except OSError as exc:
+            state = str(exc)
+        pytest.fail(f"process {pid} still runs {timeout} s after it was killed: {state}")
 
 
 def test_start_adopt_and_stop(tmp_path: Path) -> None:
