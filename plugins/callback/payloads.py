@@ -16,7 +16,9 @@ description:
   - When a play starts, this callback forks one background process that finds the modules the play
     names (the play's tasks and its roles' task files, following includes of a literal file or role,
     in the order the play runs them) and builds their payloads with ansible-core's own builder, into
-    a folder of its own, moving each finished one into the run's payload cache.
+    a folder of its own, moving each finished one into the run's payload cache. In that process each
+    file the payloads hold is parsed once (ansible-core parses it again for every module that imports
+    it), which halves the process's work without changing a payload.
   - It is a head start only. A task that needs a module before it is ready builds it as it always
     did (the background process holds no lock a task waits on); a module it misses or cannot build
     is built by its task, which reports any error. The process ends with the playbook run.
@@ -31,11 +33,18 @@ requirements:
 import atexit
 
 from ansible import constants as C
-from ansible.executor.module_common import modify_module
+from ansible.executor import module_common
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.callback import CallbackBase
 from ansible.template import Templar
-from ansible_collections.biomage.iac.plugins.plugin_utils.payloads import build, find_module, play_modules, start, stop
+from ansible_collections.biomage.iac.plugins.plugin_utils.payloads import (
+    build,
+    find_module,
+    play_modules,
+    reuse_parsed_sources,
+    start,
+    stop,
+)
 
 
 class CallbackModule(CallbackBase):
@@ -52,13 +61,14 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_play_start(self, play):
         collections = list(play.collections or [])
 
-        def work():
+        def work():  # in the background process: what it changes stays there
+            reuse_parsed_sources(module_common)
             build(
                 play_modules(play),
                 C.DEFAULT_LOCAL_TMP,
                 C.DEFAULT_MODULE_COMPRESSION,
                 find_module(collections),
-                modify_module,
+                module_common.modify_module,
                 Templar(loader=DataLoader()),
             )
 

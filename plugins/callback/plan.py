@@ -73,10 +73,10 @@ from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 from ansible_collections.biomage.iac.plugins.module_utils import plan as plan_shape
+from ansible_collections.biomage.iac.plugins.plugin_utils import kube_objects
 
 K8S_MODULES = ("kubernetes.core.k8s", "k8s")
 HELM_MODULES = ("kubernetes.core.helm", "helm")
-K8S_METHODS = {"create": "create", "patch": "update", "update": "update", "replace": "replace", "delete": "delete"}
 # Helm release arguments are templated task args; only names and versions are read from them
 STANDOUT = ("replace", "delete")
 MY_NAMES = ("biomage.iac.plan", "plan")
@@ -265,28 +265,11 @@ def derive(action, task_name, res, args=None):
     if action in K8S_MODULES or action.endswith(".k8s"):
         nested = (res.get("result") or {}).get("results")
         if isinstance(nested, list):  # several objects in one definition
-            return [found for one in nested if one.get("changed") for found in _k8s_entry(one, task_name)]
-        return _k8s_entry(res, task_name)
+            return [kube_objects.plan_entry(one, task_name) for one in nested if one.get("changed")]
+        return [kube_objects.plan_entry(res, task_name)]
     if action in HELM_MODULES or action.endswith(".helm"):
         return _helm_entry(res, task_name, args or {})
     return [plan_shape.entry(action.split(".")[-1], task_name, "update", "the task reports a change")]
-
-
-def _k8s_entry(res, task_name):
-    """kubernetes.core.k8s (6.x) returns ``method`` (create, update, replace, delete, apply) and ``result``,
-    the object as it is (check mode: as it would be). Only kind, namespace and name are read from it."""
-    obj = res.get("result") or {}
-    meta = obj.get("metadata") or {}
-    name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part) or task_name
-    method = res.get("method", "")
-    if method == "apply":
-        # server-side apply says nothing about existence; the diff (when asked for) does
-        before = (res.get("diff") or {}).get("before")
-        action = "create" if isinstance(res.get("diff"), dict) and not before else "update"
-    else:
-        action = K8S_METHODS.get(method, "update")
-    kind = obj.get("kind", "Kubernetes object")
-    return [plan_shape.entry(kind, name, action, f"kubernetes.core.k8s {method or 'change'}")]
 
 
 def _helm_entry(res, task_name, args):

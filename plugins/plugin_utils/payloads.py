@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import glob
+import hashlib
 import os
 import signal
 import sys
@@ -27,14 +28,18 @@ import time
 from pathlib import Path
 
 from ansible import constants as C
+from ansible.module_utils.common.text.converters import to_bytes
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.mod_args import ModuleArgsParser
 from ansible.plugins.loader import module_loader
 from ansible.utils.collection_loader._collection_finder import _get_collection_role_path
+from ansible_collections.biomage.iac.plugins.plugin_utils import kube_objects
 
 INCLUDE_TASKS = {"include_tasks", "import_tasks"}
 INCLUDE_ROLES = {"include_role", "import_role"}
 BLOCK_KEYS = ("block", "rescue", "always")
+# the collection's action plugins that run another module on the host, and that module
+RUNS_MODULE = {"biomage.iac.k8s_apply": kube_objects.MODULE}
 BUDGET_SECONDS = 120  # the background process ends by then whatever it has left to build
 
 
@@ -113,8 +118,10 @@ class PlayScan:
             if role_path:
                 tasks_from = args.get("tasks_from")
                 self.role(role_path, tasks_from if _literal(tasks_from) else "main")
-        elif action not in self.modules:
-            self.modules.append(action)
+        else:
+            module = RUNS_MODULE.get(action, action)
+            if module not in self.modules:
+                self.modules.append(module)
 
 
 def _walk_blocks(scan, blocks, folder):
@@ -188,6 +195,27 @@ def runs_code(path):
     except (OSError, SyntaxError, ValueError):
         return False
     return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) for node in tree.body)
+
+
+def reuse_parsed_sources(module_common):
+    """In this process only, parse each file a payload holds once for all the payloads it builds.
+
+    ansible-core parses every file of a payload into a syntax tree (to find its imports) for each module it
+    builds: the dozens of files of ``ansible.module_utils.basic`` and of a collection's module_utils again
+    for every module of a play, most of the background process's work. A tree depends only on the file's
+    text (and the name its errors give), so it is kept under those; ansible-core only reads the trees. The
+    payloads hold the same files as without it."""
+    original = module_common._compile_module_ast
+    parsed = {}
+
+    def parse(module_name, source_code):
+        key = (module_name, hashlib.sha256(to_bytes(source_code)).digest())
+        tree = parsed.get(key)
+        if tree is None:
+            tree = parsed[key] = original(module_name, source_code)
+        return tree
+
+    module_common._compile_module_ast = parse
 
 
 def build(modules, local_tmp, compression, find, make, templar):

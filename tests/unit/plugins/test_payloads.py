@@ -124,6 +124,22 @@ def test_files_the_play_would_refuse_are_passed_over(tmp_path: Path) -> None:
     assert scan_role(tmp_path) == ["ansible.builtin.ping"]
 
 
+def test_an_action_that_runs_another_module_lists_that_module(tmp_path: Path) -> None:
+    write(
+        tmp_path / "roles" / "web" / "tasks" / "main.yml",
+        """\
+        - name: Apply objects (the action plugin runs kubernetes.core.k8s on the host)
+          biomage.iac.k8s_apply:
+            definitions: []
+        - name: The module itself, later
+          kubernetes.core.k8s:
+            state: present
+        """,
+    )
+    assert scan_role(tmp_path) == ["kubernetes.core.k8s"]
+    assert not payloads.runs_code(REPO_ROOT / "plugins" / "modules" / "k8s_apply.py")
+
+
 def test_a_documentation_only_module_file_runs_no_code(tmp_path: Path) -> None:
     builtin = Path(sys.modules["ansible"].__file__).parent / "modules"
     assert not payloads.runs_code(builtin / "set_fact.py")
@@ -145,20 +161,23 @@ BUILD = """
 import json, sys
 from ansible.plugins.loader import init_plugin_loader
 init_plugin_loader([sys.argv[2]])
-from ansible.executor.module_common import modify_module
+from ansible.executor import module_common
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 from ansible_collections.biomage.iac.plugins.plugin_utils import payloads
 names = json.loads(sys.argv[3])
+if sys.argv[4] == "reuse":
+    payloads.reuse_parsed_sources(module_common)
 templar = Templar(loader=DataLoader())
-built = payloads.build(names, sys.argv[1], "ZIP_DEFLATED", payloads.find_module([]), modify_module, templar)
+make = module_common.modify_module
+built = payloads.build(names, sys.argv[1], "ZIP_DEFLATED", payloads.find_module([]), make, templar)
 print(json.dumps(built))
 """
 
 
-def build(local_tmp: Path, names: list[str]) -> list[str]:
+def build(local_tmp: Path, names: list[str], parse: str = "each") -> list[str]:
     proc = subprocess.run(
-        [sys.executable, "-c", BUILD, str(local_tmp), str(REPO_ROOT / "collections"), json.dumps(names)],
+        [sys.executable, "-c", BUILD, str(local_tmp), str(REPO_ROOT / "collections"), json.dumps(names), parse],
         capture_output=True,
         text=True,
         check=True,
@@ -188,3 +207,23 @@ def test_payloads_are_built_under_the_names_ansible_core_looks_for(tmp_path: Pat
     before = {path.name: path.stat().st_mtime_ns for path in cache.iterdir()}
     assert build(tmp_path, ["ansible.builtin.stat"]) == []
     assert {path.name: path.stat().st_mtime_ns for path in cache.iterdir()} == before
+
+
+def payload_files(cache: Path, fqcn: str) -> dict[str, bytes]:
+    cached = _CachedModule.load(str(cache / f"{payloads.cache_name(fqcn)}-ZIP_DEFLATED-none"))
+    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(cached.zip_data)))
+    return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_sources_parsed_once_for_several_payloads_give_the_same_payloads(tmp_path: Path) -> None:
+    # modules that share most of their module_utils (ansible-core's, kubernetes.core's), built in one process
+    names = ["kubernetes.core.k8s_info", "kubernetes.core.k8s", "biomage.iac.route53_alias_info"]
+    (tmp_path / "each").mkdir()
+    (tmp_path / "once").mkdir()
+    assert build(tmp_path / "each", names) == names
+    assert build(tmp_path / "once", names, parse="reuse") == names
+    for fqcn in names:
+        each = payload_files(tmp_path / "each" / "ansiballz_cache", fqcn)
+        once = payload_files(tmp_path / "once" / "ansiballz_cache", fqcn)
+        assert once == each, fqcn
+        assert "ansible/module_utils/basic.py" in once

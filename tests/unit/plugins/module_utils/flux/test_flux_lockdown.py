@@ -163,7 +163,7 @@ def test_the_role_uses_the_names_of_the_release_step() -> None:
     # the checked objects come back locked down for the release step's account, and the apply sends those only
     assert tasks[check]["biomage.iac.flux_manifest"]["default_service_account"] == "{{ flux_release_deployer_account }}"
     assert tasks[check]["register"] == "flux_manifest"
-    definition = tasks[apply]["kubernetes.core.k8s"]["definition"]
+    definition = tasks[apply]["biomage.iac.k8s_apply"]["definitions"]
     assert re.findall(r"flux_\w+", definition) == ["flux_manifest", "flux_credentials_plan", "flux_manifest"]
     assert re.findall(r"flux_manifest\.\w+", definition) == ["flux_manifest.objects", "flux_manifest.objects"]
 
