@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ansible_collections.biomage.iac.plugins.plugin_utils.controller_action import ControllerAction
-from ansible_collections.biomage.iac.plugins.plugin_utils.kube_objects import diffs, planned
+from ansible_collections.biomage.iac.plugins.plugin_utils.kube_objects import diffs, planned, refused
 
 
 class ActionModule(ControllerAction):
@@ -22,6 +22,6 @@ class ActionModule(ControllerAction):
         if args.get("definitions") is not None:
             more, more_entries, plan, failures = planned(args["results"], args["definitions"])
             if failures:
-                return {"failed": True, "changed": False, "msg": "The dry run refused: " + "; ".join(failures)}
+                return refused(failures)
             labels, entries = labels + more, entries + more_entries
         return {"changed": bool(labels), "objects": labels, "diff": entries, "plan": plan}

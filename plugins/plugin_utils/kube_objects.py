@@ -146,6 +146,11 @@ def planned(results, definitions):
     return labels, entries, plan, failures
 
 
+def refused(failures):
+    """The failed result of a check run whose dry run refused objects for reasons the run does not explain."""
+    return {"failed": True, "changed": False, "msg": "The dry run refused: " + "; ".join(failures)}
+
+
 def module_args(definitions, kubeconfig=None, field_manager=None, force_conflicts=False, check_mode=False):
     """kubernetes.core.k8s's arguments for applying ``definitions`` in one run. A check run continues past an
     object's error, so that :func:`summary` can plan the objects whose namespace or CRD the call only plans."""
@@ -183,7 +188,7 @@ def summary(returned, definitions, check_mode, return_kinds=()):
     if check_mode:
         more, more_entries, more_plan, failures = planned(results, definitions)
         if failures:
-            return {**kept, "failed": True, "changed": False, "msg": "The dry run refused: " + "; ".join(failures)}
+            return {**kept, **refused(failures)}
         labels, entries, plan = labels + more, entries + more_entries, plan + more_plan
     wanted = set(return_kinds or ())
     resources = [
