@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.biomage.iac.plugins.module_utils import safe_yaml
+from ansible_collections.biomage.iac.plugins.module_utils.errors import BiomageError
 from ansible_collections.biomage.iac.plugins.plugin_utils import kube_objects
 
 
@@ -16,7 +19,19 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
     ARGUMENT_SPEC: ClassVar[dict] = {
-        "definitions": {"type": "list", "elements": "dict", "required": True},
+        "definitions": {"type": "list", "elements": "dict", "default": []},
+        "sources": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "file": {"type": "str"},
+                "template": {"type": "str"},
+                "kinds": {"type": "list", "elements": "str"},
+            },
+            "mutually_exclusive": [["file", "template"]],
+            "required_one_of": [["file", "template"]],
+        },
         "kubeconfig": {"type": "path"},
         "field_manager": {"type": "str"},
         "force_conflicts": {"type": "bool", "default": False},
@@ -27,7 +42,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         check_mode = bool(self._task.check_mode)
-        definitions = args["definitions"]
+        definitions = [*self._read(args["sources"], task_vars), *args["definitions"]]
         if not definitions:
             return {**result, **kube_objects.summary({"changed": False}, [], check_mode)}
         returned = self._execute_module(
@@ -39,3 +54,25 @@ class ActionModule(ActionBase):
         )
         self._remove_tmp_path(self._connection._shell.tmpdir)
         return {**result, **kube_objects.summary(returned, definitions, check_mode, args["return_kinds"])}
+
+    def _read(self, sources, task_vars):
+        """The objects of ``sources``, in order: each file read from the role's files/, each template rendered as the
+        template lookup renders it; parsed here, as plain data, without passing through the task's templating."""
+        objects = []
+        for source in sources:
+            name = source["file"] or source["template"]
+            try:
+                if source["file"]:
+                    text = self._loader.get_text_file_contents(self._find_needle("files", name))
+                else:
+                    lookup = self._shared_loader_obj.lookup_loader.get(
+                        "ansible.builtin.template", loader=self._loader, templar=self._templar
+                    )
+                    text = lookup.run([name], variables=task_vars)[0]
+            except AnsibleError as exc:
+                raise AnsibleActionFail(f"sources: {name}: {exc.message} Nothing was applied.") from None
+            try:
+                objects.extend(kube_objects.select(safe_yaml.load_all(str(text), source=name), source["kinds"], name))
+            except (BiomageError, ValueError) as exc:
+                raise AnsibleActionFail(f"sources: {exc} Nothing was applied.") from None
+        return objects

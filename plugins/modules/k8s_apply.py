@@ -55,11 +55,41 @@ notes:
 options:
   definitions:
     description:
-      - The objects to apply, in order (a namespace before the objects in it, a CRD before its custom resources).
-      - An empty list changes nothing and runs no module.
+      - The objects to apply, in order (a namespace before the objects in it, a CRD before its custom resources),
+        after those of O(sources).
+      - Without objects (both lists empty) nothing changes and no module runs.
     type: list
     elements: dict
-    required: true
+    default: []
+  sources:
+    description:
+      - Files and templates whose YAML documents are applied, in order, before O(definitions), each entry naming
+        one O(sources[].file) or one O(sources[].template). The action reads,
+        renders and parses them itself, so that a large manifest (Traefik's CRDs are 250 KB) does not pass
+        through the task's templating, which copies and marks every value of a structure it returns.
+      - Each is parsed within the limits of the collection's YAML loader (size, depth, aliases); empty documents
+        are left out, and a document that is not a mapping is refused, naming the file and its number.
+      - An unreadable file, a template error or invalid YAML fails the task before anything is applied.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      file:
+        description:
+          - A file of the role's (or the playbook's) C(files/) folder, found as M(ansible.builtin.copy) finds its
+            O(ansible.builtin.copy#module:src). Not decrypted when vault-encrypted.
+        type: str
+      template:
+        description:
+          - A template of the C(templates/) folder, rendered with the task's variables as the
+            C(ansible.builtin.template) lookup renders it.
+        type: str
+      kinds:
+        description:
+          - Keep only the objects of these kinds (an upstream file's ClusterRoles without its bindings). An empty
+            list keeps none. Without it every object is kept.
+        type: list
+        elements: str
   kubeconfig:
     description: The kubeconfig file; without it, C(K8S_AUTH_KUBECONFIG) or C(~/.kube/config).
     type: path
@@ -82,10 +112,14 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Apply the controller's objects (the namespace first)
+- name: Apply an upstream release's CRDs and ClusterRoles, then the role's own objects (the namespace first)
   biomage.iac.k8s_apply:
     kubeconfig: "{{ kubeconfig }}"
-    definitions: "{{ lookup('ansible.builtin.template', 'objects.j2') | biomage.iac.yaml_documents('objects.j2') }}"
+    sources:
+      - file: upstream/crds.yaml
+      - file: upstream/rbac.yaml
+        kinds: [ClusterRole]
+      - template: objects.yaml.j2
     return_kinds: [Service]
   register: applied
 

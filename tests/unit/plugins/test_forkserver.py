@@ -122,12 +122,40 @@ def test_a_run_gets_the_callers_streams_status_environment_folder_and_umask(serv
 
 
 def test_the_heavy_libraries_are_already_imported(server) -> None:
+    # what the play's first run needs is imported before the server serves (the rest follows, below)
     rc, out, _err = run(
         server,
-        "import sys; print(sorted(n for n in ('boto3', 'kubernetes', 'botocore.session') if n in sys.modules))",
+        "import sys; print(sorted(n for n in ('boto3', 'botocore.session', 'ansible.module_utils.basic')"
+        " if n in sys.modules))",
         "/",
     )
-    assert (rc, out) == (0, "['boto3', 'botocore.session', 'kubernetes']\n")
+    assert (rc, out) == (0, "['ansible.module_utils.basic', 'boto3', 'botocore.session']\n")
+
+
+def test_the_later_libraries_are_imported_while_no_run_waits(owner, tmp_path, monkeypatch) -> None:
+    # a name that cannot be imported is passed over: the server goes on serving and importing the next ones
+    monkeypatch.setattr(forkserver, "LATER", ("no_such_module_of_biomage", *forkserver.LATER))
+    env = {**os.environ, "FORKSERVER_TEST": "later"}
+    path = forkserver.socket_path(owner.pid, sys.executable, env)
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), Path(forkserver.__file__).read_text())
+    probe = "import sys; print(sorted(n for n in ('parliament', 'kubernetes') if n in sys.modules))"
+    deadline = time.monotonic() + 60
+    seen = []
+    while time.monotonic() < deadline:
+        rc, out, err = forkserver.run(path, probe.encode(), "/", env)
+        assert (rc, err) == (0, b"")
+        seen.append(out.decode())
+        if out == b"['kubernetes', 'parliament']\n":
+            break
+        time.sleep(0.2)
+    assert seen[-1] == "['kubernetes', 'parliament']\n", seen
+    # a child's analysis works with what the server imported (its IAM database loaded once, before the fork)
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObjectz", "Resource": "*"}]}
+    analysed = f"parliament.analyze_policy_string({json.dumps(policy)!r})"
+    script = f"import parliament; print([f.issue for f in {analysed}.findings])"
+    rc, out, err = forkserver.run(path, script.encode(), "/", env)
+    assert (rc, err) == (0, b"")
+    assert out == b"['UNKNOWN_ACTION']\n"
 
 
 def test_megabytes_on_both_streams_arrive_whole(server) -> None:

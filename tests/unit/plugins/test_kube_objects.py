@@ -84,3 +84,19 @@ def test_a_check_run_plans_the_objects_of_a_namespace_it_creates_and_refuses_oth
     out = kube_objects.summary({"result": {"results": [unchanged, refused]}}, [NAMESPACE, SERVICE], check_mode=True)
     assert out["failed"] is True
     assert out["msg"] == 'The dry run refused: Service traefik/traefik: services "traefik" is forbidden: exceeded quota'
+
+
+def test_a_streams_objects_are_selected_by_kind_and_a_document_that_is_not_one_is_refused() -> None:
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "t"}}
+    role = {**binding, "kind": "ClusterRole"}
+    # an upstream file's empty documents (a leading "---", a trailing comment) are left out
+    documents = [None, role, {}, binding]
+    assert kube_objects.select(documents) == [role, binding]
+    assert kube_objects.select(documents, ["ClusterRole"]) == [role]
+    assert kube_objects.select(documents, []) == []
+    try:
+        kube_objects.select([role, ["a", "b"]], None, "rbac.yaml")
+    except ValueError as exc:
+        assert str(exc).startswith("rbac.yaml: document 2 is a list, not a Kubernetes object. Fix:")
+    else:
+        raise AssertionError("a list document was accepted")
