@@ -72,7 +72,9 @@ spec:
     return stream if widget else stream.rsplit("---", 1)[0]
 
 
-PLAY = """
+def play(arguments: str) -> str:
+    """A play of one biomage.iac.k8s_apply task with these (indented) arguments, its result kept in a file."""
+    return f"""
 - name: Apply with biomage.iac.k8s_apply
   hosts: localhost
   connection: local
@@ -80,20 +82,26 @@ PLAY = """
   tasks:
     - name: Apply the probe's objects
       biomage.iac.k8s_apply:
-        kubeconfig: "{{ kubeconfig }}"
-        definitions: "{{ lookup('ansible.builtin.file', objects_file) | biomage.iac.yaml_documents(objects_file) }}"
-        field_manager: "{{ field_manager | default(omit) }}"
-        return_kinds: [Namespace]
+        kubeconfig: "{{{{ kubeconfig }}}}"
+{arguments}
       register: applied
 
     - name: Keep the registered result
       ansible.builtin.copy:
-        content: "{{ applied | to_json }}"
-        dest: "{{ registered_file }}"
+        content: "{{{{ applied | to_json }}}}"
+        dest: "{{{{ registered_file }}}}"
         mode: "0600"
       check_mode: false
       changed_when: false  # the test's own record, not a change of the cluster
 """
+
+
+PLAY = play(
+    """\
+        definitions: "{{ lookup('ansible.builtin.file', objects_file) | biomage.iac.yaml_documents(objects_file) }}"
+        field_manager: "{{ field_manager | default(omit) }}"
+        return_kinds: [Namespace]"""
+)
 
 
 def _run(
@@ -242,26 +250,7 @@ data:
   roles: "{{ ['widget-operator'] | join(',') }}"
 """
 
-SOURCES_PLAY = """
-- name: Apply files and templates with biomage.iac.k8s_apply
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Apply the probe's files and templates
-      biomage.iac.k8s_apply:
-        kubeconfig: "{{ kubeconfig }}"
-        sources: "{{ sources }}"
-      register: applied
-
-    - name: Keep the registered result
-      ansible.builtin.copy:
-        content: "{{ applied | to_json }}"
-        dest: "{{ registered_file }}"
-        mode: "0600"
-      check_mode: false
-      changed_when: false  # the test's own record, not a change of the cluster
-"""
+SOURCES_PLAY = play('        sources: "{{ sources }}"')
 
 
 def _run_sources(
