@@ -282,8 +282,8 @@ def _step(step):
 
 
 def serve(path, owner_pid, preload, later=()):
-    """Listen at ``path``, import ``preload``, then fork a child per run until the owner ends; import ``later``
-    one by one while no run is waiting."""
+    """Listen at ``path``, do the ``preload`` steps (see :func:`_step`), then fork a child per run until the owner
+    ends; do the ``later`` steps one by one while no run is waiting."""
     if owner_pid <= 1:
         return None  # no owner to end with
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
