@@ -59,16 +59,17 @@ class ActionModule(ActionBase):
         """The objects of ``sources``, in order: each file read from the role's files/, each template rendered as the
         template lookup renders it; parsed here, as plain data, without passing through the task's templating."""
         objects = []
+        render = None
         for source in sources:
             name = source["file"] or source["template"]
             try:
                 if source["file"]:
                     text = self._loader.get_text_file_contents(self._find_needle("files", name))
                 else:
-                    lookup = self._shared_loader_obj.lookup_loader.get(
+                    render = render or self._shared_loader_obj.lookup_loader.get(
                         "ansible.builtin.template", loader=self._loader, templar=self._templar
                     )
-                    text = lookup.run([name], variables=task_vars)[0]
+                    text = render.run([name], variables=task_vars)[0]
             except AnsibleError as exc:
                 raise AnsibleActionFail(f"sources: {name}: {exc.message} Nothing was applied.") from None
             try:

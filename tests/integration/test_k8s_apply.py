@@ -104,20 +104,28 @@ PLAY = play(
 )
 
 
-def _run(
-    tmp_path: Path, devstack: dict[str, str], definitions: str, *, check: bool, diff: bool = True, **extra: object
+def _run_play(
+    tmp_path: Path, devstack: dict[str, str], play_text: str, *, check: bool, diff: bool = True, **extra: object
 ) -> PlaybookResult:
-    (tmp_path / "objects.yaml").write_text(definitions)
-    (tmp_path / "play.yml").write_text(PLAY)
+    """Run ``play_text`` (one of :func:`play`'s) against the session's API server, its plan kept in plan.json."""
+    (tmp_path / "play.yml").write_text(play_text)
     env = ansible_env(devstack, BIOMAGE_PLAN_JSON=str(tmp_path / "plan.json"))
     extra_vars = {
         "ansible_python_interpreter": sys.executable,
         "kubeconfig": devstack["KUBECONFIG"],
-        "objects_file": str(tmp_path / "objects.yaml"),
         "registered_file": str(tmp_path / "registered.json"),
         **extra,
     }
     return run_playbook(tmp_path / "play.yml", "localhost,", env=env, check=check, diff=diff, extra_vars=extra_vars)
+
+
+def _run(
+    tmp_path: Path, devstack: dict[str, str], definitions: str, *, check: bool, diff: bool = True, **extra: object
+) -> PlaybookResult:
+    (tmp_path / "objects.yaml").write_text(definitions)
+    return _run_play(
+        tmp_path, devstack, PLAY, check=check, diff=diff, objects_file=str(tmp_path / "objects.yaml"), **extra
+    )
 
 
 def _plan(tmp_path: Path) -> list[tuple[str, str, str]]:
@@ -260,16 +268,7 @@ def _run_sources(
     (tmp_path / "templates").mkdir(exist_ok=True)
     (tmp_path / "files" / "rbac.yaml.upstream").write_text(UPSTREAM)
     (tmp_path / "templates" / "objects.yaml.j2").write_text(TEMPLATE)
-    (tmp_path / "play.yml").write_text(SOURCES_PLAY)
-    env = ansible_env(devstack, BIOMAGE_PLAN_JSON=str(tmp_path / "plan.json"))
-    extra_vars = {
-        "ansible_python_interpreter": sys.executable,
-        "kubeconfig": devstack["KUBECONFIG"],
-        "registered_file": str(tmp_path / "registered.json"),
-        "sources_ns": ns,
-        "sources": sources,
-    }
-    return run_playbook(tmp_path / "play.yml", "localhost,", env=env, check=check, diff=True, extra_vars=extra_vars)
+    return _run_play(tmp_path, devstack, SOURCES_PLAY, check=check, sources_ns=ns, sources=sources)
 
 
 def test_sources_are_read_rendered_and_filtered_by_kind_in_order(
