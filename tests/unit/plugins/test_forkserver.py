@@ -213,6 +213,35 @@ def test_atexit_handlers_and_threads_finish_before_the_run_ends(server) -> None:
     assert out.splitlines() == ["module done", "thread done", "temporary folder removed"]
 
 
+def test_what_the_interpreters_exit_would_finish_is_finished_before_the_run_ends(server, tmp_path) -> None:
+    # the child leaves with os._exit (no teardown of the server's libraries): what a module left to the
+    # interpreter's exit is still done, and only then does the run end
+    rc, out, err = run(
+        server,
+        f"""
+        import sys, tempfile, time
+        from concurrent.futures import ThreadPoolExecutor
+        report = open({str(tmp_path / "report.txt")!r}, "w")  # never closed: the interpreter's exit flushes it
+        report.write("line written, never flushed\\n" * 3)
+        raw = open({str(tmp_path / "report.bin")!r}, "wb")
+        raw.write(b"bytes")
+        scratch = tempfile.TemporaryDirectory(dir={str(tmp_path)!r})  # removed by its finalizer at exit
+        pool = ThreadPoolExecutor(2)  # never shut down: its workers end with the interpreter's exit hooks
+        pool.submit(time.sleep, 0.2).add_done_callback(lambda _f: print("pool task done"))
+        print(scratch.name)
+        sys.stderr.write("no newline at the end")
+        """,
+        "/",
+    )
+    assert rc == 0
+    scratch, done = out.splitlines()
+    assert done == "pool task done"
+    assert err == "no newline at the end"
+    assert not os.path.exists(scratch)
+    assert (tmp_path / "report.txt").read_text() == "line written, never flushed\n" * 3
+    assert (tmp_path / "report.bin").read_bytes() == b"bytes"
+
+
 def test_one_server_per_key_and_it_ends_with_its_owner(owner, server, tmp_path) -> None:
     path, env = server
     assert len(server_processes(path)) == 1
