@@ -22,6 +22,9 @@ description:
   - Connection plugins. When a play starts, the connection plugins its hosts name (C(ansible_connection) in the
     inventory) are loaded in the playbook's process, so that the workers inherit them instead of each importing
     the plugin and parsing its options again.
+  - Filter and test plugins. ansible-core loads all of its own filters and tests (and those of the configured
+    plugin folders) in each process the first time a template uses one, about 20 ms in a worker; in a plan most
+    workers render such a template. They are loaded in the playbook's process when the first play starts.
   - The Jinja part replaces two methods of ansible-core's internal Jinja environment class; under an ansible-core
     other than the one the collection pins, or with ansible-core's template debugging on, it does nothing.
 requirements:
@@ -31,11 +34,12 @@ requirements:
 from ansible import constants as C
 from ansible.inventory.helpers import get_group_vars
 from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import connection_loader
+from ansible.plugins.loader import connection_loader, filter_loader, test_loader
 from ansible_collections.biomage.iac.plugins.plugin_utils.worker_cache import (
     connection_names,
     install,
     load_connections,
+    load_jinja_plugins,
 )
 
 
@@ -55,3 +59,4 @@ class CallbackModule(CallbackBase):
         if inventory is not None:
             hosts = inventory.get_hosts(play.hosts, ignore_restrictions=True)
             load_connections(connection_names(hosts, get_group_vars), connection_loader)
+        load_jinja_plugins((filter_loader, test_loader))  # at the second play's start, a look at the loaded ones

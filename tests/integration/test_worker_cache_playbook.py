@@ -88,3 +88,14 @@ def test_each_template_is_compiled_once_per_run_and_read_by_the_later_workers(tm
         "pipeline: ui-master",
     ]
     assert cached.total("ok") == plain.total("ok") == 3
+    # ansible-core's own filters and tests: loaded by every worker whose templates use one, or once, by the
+    # playbook's process, whose workers inherit them
+    assert builtin_plugin_loads(plain.output) == {"filter": 3, "test": 0}
+    assert builtin_plugin_loads(cached.output) == {"filter": 1, "test": 1}
+
+
+def builtin_plugin_loads(output: str) -> dict[str, int]:
+    return {
+        kind: len(re.findall(rf"^\s*\d+ [\d.]+: Loading {kind.title()}Module 'core' from ", output, re.M))
+        for kind in ("filter", "test")
+    }
