@@ -32,6 +32,7 @@ options:
         key: interval
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -95,6 +96,8 @@ class CallbackModule(CallbackBase):
     def _begin(self, task):
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="biomage-progress-")
+            # also when the run ends without its summary (Ctrl-C, an error of the engine)
+            atexit.register(shutil.rmtree, self._dir, ignore_errors=True)
             self._thread = threading.Thread(target=self._tick, name="biomage-progress", daemon=True)
             self._thread.start()
         with self._lock:

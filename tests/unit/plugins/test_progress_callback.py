@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
 from ansible_collections.biomage.iac.plugins.callback import progress
 
-from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
+from tests.lib.ansible_run import BIN_DIR, REPO_ROOT, ansible_env, run_playbook
 
 FIXTURE = REPO_ROOT / "tests/fixtures/playbooks/plan"
 LINE = re.compile(r"^\[progress\] (?P<task>[^:]+): (?:(?P<m>\d+)m)?(?P<s>\d+)s elapsed; (?P<status>.*)$", re.M)
@@ -51,3 +55,30 @@ def test_the_promised_interval_is_30_seconds() -> None:
     options = yaml.safe_load(progress.DOCUMENTATION)["options"]
     assert options["interval"]["default"] == 30
     assert progress.elapsed(95) == "1m35s" and progress.elapsed(7) == "7s"
+
+
+def test_an_interrupted_run_leaves_no_progress_folder(tmp_path: Path) -> None:
+    # Ctrl-C ends the run before its summary (v2_playbook_on_stats): the folder of the tasks' progress files goes too
+    playbook = tmp_path / "interrupted.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: A long command\n      ansible.builtin.command: sleep 60\n"
+    )
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = ansible_env(TMPDIR=str(temp))
+    argv = [str(BIN_DIR / "ansible-playbook"), str(playbook), "-i", "localhost,", "-c", "local"]
+    argv += ["-e", f"ansible_python_interpreter={sys.executable}"]
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(temp.glob("biomage-progress-*/*.log")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(temp.glob("biomage-progress-*")), "the long task's progress file was written"
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 99, output  # ansible-playbook's "User interrupted execution"
+    assert "User interrupted execution" in output
+    assert not list(temp.glob("biomage-progress-*"))
