@@ -76,7 +76,7 @@ def test_an_interrupted_run_leaves_no_progress_folder(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert list(temp.glob("biomage-progress-*")), "the long task's progress file was written"
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        output = proc.communicate(timeout=60)[0]
     finally:
         proc.kill()
     assert proc.returncode == 99, output  # ansible-playbook's "User interrupted execution"
