@@ -28,6 +28,7 @@ from __future__ import annotations
 import _imp
 import atexit
 import contextlib
+import functools
 import gc
 import hashlib
 import importlib
@@ -300,7 +301,7 @@ def serve(path, owner_pid, preload, later=()):
         os.unlink(staging)
     server_pid, inode = os.getpid(), os.stat(path).st_ino
     try:
-        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGTERM, functools.partial(_stop, server_pid, path, inode))
         owner = _watch(owner_pid)
         code_folder = os.path.join(os.path.dirname(path), "code")
         with contextlib.suppress(FileExistsError):
@@ -409,8 +410,13 @@ def _claim(staging, path):
     return True
 
 
-def _stop(_signum, _frame):
-    sys.exit(0)  # through serve's cleanup: the socket's path is removed
+def _stop(server_pid, path, inode, _signum, _frame):
+    """SIGTERM: remove the socket's path and end at once. Not by raising SystemExit through ``serve``'s cleanup:
+    the signal may come while a step imports a library, and an import that catches every exception (or a
+    finalizer, where Python ignores exceptions) would swallow it and leave the server running."""
+    if os.getpid() == server_pid:  # not a child forked an instant before it reset the handler
+        _unlink_own(path, inode)
+    os._exit(0)
 
 
 def _watch(owner_pid):

@@ -303,6 +303,37 @@ def test_a_stopped_server_leaves_no_socket_and_a_killed_one_is_replaced(owner, s
     assert run(server, "print('served again')", "/") == (0, "served again\n", "")
 
 
+def test_a_stop_while_a_step_swallows_every_exception_still_ends_the_server(owner, tmp_path, monkeypatch) -> None:
+    # a library whose import catches BaseException (a bare except): SIGTERM comes while it runs
+    (tmp_path / "swallows_all.py").write_text(
+        textwrap.dedent(
+            f"""
+            import pathlib, time
+            pathlib.Path({str(tmp_path / "importing")!r}).touch()
+            try:
+                time.sleep(20)
+            except BaseException:
+                pass
+            """
+        )
+    )
+    monkeypatch.setattr(forkserver, "PRELOAD", ("swallows_all",))
+    monkeypatch.setattr(forkserver, "LATER", ())
+    env = {**os.environ, "FORKSERVER_TEST": "swallowed", "PYTHONPATH": str(tmp_path)}
+    path = forkserver.socket_path(owner.pid, sys.executable, env)
+    forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), Path(forkserver.__file__).read_text())
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "importing").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (pid,) = server_processes(path)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_processes(path) == []
+    assert not os.path.exists(path)
+
+
 def test_a_server_that_cannot_start_says_why_at_once(owner, tmp_path) -> None:
     env = {**os.environ, "FORKSERVER_TEST": "broken"}
     path = forkserver.socket_path(owner.pid, sys.executable, env)
