@@ -95,6 +95,16 @@ def server_processes(path: str) -> list[int]:
     return [int(pid) for pid in found]
 
 
+def assert_stops_cleanly(path: str, pid: int) -> None:
+    """SIGTERM to the server ``pid``: within 10 s no process serves ``path`` and the socket's path is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_processes(path) == []
+    assert not os.path.exists(path)
+
+
 def test_a_run_gets_the_callers_streams_status_environment_folder_and_umask(server, tmp_path) -> None:
     folder = tmp_path / "playbooks"
     folder.mkdir()
@@ -285,12 +295,7 @@ def test_a_socket_folder_others_can_enter_is_refused(short_tmp, monkeypatch) -> 
 def test_a_stopped_server_leaves_no_socket_and_a_killed_one_is_replaced(owner, server, tmp_path) -> None:
     path, env = server
     (pid,) = server_processes(path)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server_processes(path) == []
-    assert not os.path.exists(path)
+    assert_stops_cleanly(path, pid)
     source = Path(forkserver.__file__).read_text()
     forkserver.start_server(path, sys.executable, env, owner.pid, str(tmp_path), source)
     (pid,) = server_processes(path)
@@ -326,12 +331,7 @@ def test_a_stop_while_a_step_swallows_every_exception_still_ends_the_server(owne
     while not (tmp_path / "importing").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     (pid,) = server_processes(path)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while (server_processes(path) or os.path.exists(path)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server_processes(path) == []
-    assert not os.path.exists(path)
+    assert_stops_cleanly(path, pid)
 
 
 def test_a_server_that_cannot_start_says_why_at_once(owner, tmp_path) -> None:
