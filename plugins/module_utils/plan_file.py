@@ -104,11 +104,39 @@ def read(path):
         raise PlanFileError(f"cannot read plan file {path}: {exc.strerror}.", fix=fix) from None
     except ValueError as exc:
         raise PlanFileError(f"plan file {path} is not JSON ({exc}).", fix=fix) from None
+    return validated(data, f"plan file {path}", fix)
+
+
+HANDED_ON = "the plan handed on by the workflow's plan job (extra variable biomage_plan)"
+
+
+def handed_on(data):
+    """A plan handed on as data (``biomage_plan``: what a check run's modules return as ``ansible_stats``,
+    which an Automation Controller workflow passes to the nodes after it); raises PlanFileError."""
+    fix = "run the workflow again from its plan job, or remove the extra variable biomage_plan."
+    return validated(data, HANDED_ON, fix)
+
+
+def validated(data, what, fix):
+    """``data`` if it is a plan with a fingerprint of this format; raises PlanFileError naming ``what``."""
     if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), dict):
-        raise PlanFileError(f"{path} is not a plan file (it has no fingerprint).", fix=fix)
+        raise PlanFileError(f"{what} has no fingerprint: it is not a plan.", fix=fix)
     if data["fingerprint"].get("format") != FORMAT:
-        raise PlanFileError(f"plan file {path} has format {data['fingerprint'].get('format')}, not {FORMAT}.", fix=fix)
+        raise PlanFileError(f"{what} has format {data['fingerprint'].get('format')}, not {FORMAT}.", fix=fix)
+    if not isinstance(data.get("change_sets") or {}, dict):
+        raise PlanFileError(f"{what} has change_sets that are not a mapping of stack names.", fix=fix)
     return data
+
+
+def handoff(fingerprint=None, change_sets=None):
+    """What a check run's module returns as ``ansible_stats`` (aggregated over the run) so that a controller's
+    workflow hands the plan to its apply as the extra variable ``biomage_plan`` (see :func:`handed_on`)."""
+    plan = {}
+    if fingerprint is not None:
+        plan["fingerprint"] = fingerprint
+    if change_sets:
+        plan["change_sets"] = change_sets
+    return {"data": {"biomage_plan": plan}, "per_host": False, "aggregate": True}
 
 
 def _differences(before, after, what):
@@ -157,11 +185,16 @@ def change_set_problems(change_sets, describe):
     return reasons
 
 
-def refusal(path, reasons):
-    """The PlanFileError an apply raises before any change."""
+def refusal(source, reasons):
+    """The PlanFileError an apply raises before any change (``source``: a plan file's path, or HANDED_ON)."""
     shown = "; ".join(reasons[:SHOWN]) + (f"; and {len(reasons) - SHOWN} more" if len(reasons) > SHOWN else "")
+    if source == HANDED_ON:
+        what, fix = source, "review the new plan: run the workflow again from its plan job."
+    else:
+        what = f"plan file {source}"
+        fix = "review the new plan: run the plan again (--check -e biomage_plan_out=<file>) and apply that file."
     return PlanFileError(
-        f"refusing to apply plan file {path}: the inputs or the live state changed since it was planned: {shown}. "
+        f"refusing to apply {what}: the inputs or the live state changed since it was planned: {shown}. "
         "Nothing was changed.",
-        fix="review the new plan: run the plan again (--check -e biomage_plan_out=<file>) and apply that file.",
+        fix=fix,
     )

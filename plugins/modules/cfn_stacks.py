@@ -448,6 +448,13 @@ planned_change_sets:
       stack_id: arn:aws:cloudformation:eu-west-1:123456789012:stack/biomage-sqs-staging/0a1b
       stack_state: UPDATE_COMPLETE@2026-12-01T10:00:00+00:00
       request: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+ansible_stats:
+  description:
+    - The same kept change sets as custom stats (C(biomage_plan.change_sets), aggregated over the run, beside the
+      fingerprint of M(biomage.iac.plan_fingerprint)), so that an Automation Controller workflow hands them to
+      its apply job as the extra variable C(biomage_plan).
+  returned: check mode with O(keep_change_sets), when a change set was kept
+  type: dict
 problems:
   description: Validation or planning problems (the task failed before any change).
   returned: failure
@@ -458,6 +465,7 @@ problems:
 import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.biomage.iac.plugins.module_utils import plan_file
 from ansible_collections.biomage.iac.plugins.module_utils.aws import (
     AWS_CLIENT_ARGUMENT_SPEC,
     ApiCallCounter,
@@ -611,6 +619,8 @@ def main():
     }
     if module.check_mode and params["keep_change_sets"]:
         result["planned_change_sets"] = runner.kept_change_sets()
+        if result["planned_change_sets"]:
+            result["ansible_stats"] = plan_file.handoff(change_sets=result["planned_change_sets"])
     if module._diff:
         diffs = runner.diffs()
         if exemptions:

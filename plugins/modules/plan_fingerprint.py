@@ -14,7 +14,7 @@ description:
     and reads the status and last update time of the environment's CloudFormation stacks.
   - The C(biomage.iac.plan) callback writes the result into the plan file of a check run
     (C(-e biomage_plan_out=<file>)).
-  - Given O(plan_in) (C(-e biomage_plan_in=<file>)), it fails, naming every changed file and stack,
+  - Given O(plan_in) (C(-e biomage_plan_in=<file>)) or O(plan), it fails, naming every changed file and stack,
     when the inputs or the live stacks differ from the plan file's, or when a CloudFormation change set the
     plan file records is gone or no longer executable, so an apply refuses before any change.
   - Read-only. See docs/plan.md.
@@ -47,6 +47,21 @@ options:
   plan_in:
     description: A plan file to compare with; the module fails when it is stale.
     type: path
+  plan:
+    description:
+      - A plan given as data instead of a file, the same comparison made. It is the extra variable
+        C(biomage_plan) that an Automation Controller workflow passes from its plan job to its apply job
+        (see O(hand_on)).
+      - Mutually exclusive with O(plan_in).
+    type: dict
+  hand_on:
+    description:
+      - In check mode, also return the fingerprint as C(ansible_stats) (data C(biomage_plan), aggregated over
+        the run, with the change sets M(biomage.iac.cfn_stacks) keeps). A controller's workflow hands a job's
+        stats to the nodes after it as extra variables, so the apply after an approval gets the plan it
+        approved as C(biomage_plan). ansible-playbook shows them only with C(show_custom_stats).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -56,6 +71,14 @@ EXAMPLES = r"""
     inputs: [cf, infra, charts, releases/staging, inventories/staging]
     stack_suffix: -staging
     plan_in: "{{ biomage_plan_in | default(omit) }}"
+
+- name: In an Automation Controller workflow, the plan job hands its plan on and the apply checks it
+  biomage.iac.plan_fingerprint:
+    root: "{{ playbook_dir | dirname }}"
+    inputs: [cf, infra, charts, releases/staging, inventories/staging]
+    stack_suffix: -staging
+    hand_on: "{{ ansible_check_mode }}"
+    plan: "{{ biomage_plan | default(omit) }}"
 """
 
 RETURN = r"""
@@ -75,9 +98,14 @@ checked:
   type: bool
 change_sets:
   description:
-    - The planned change sets recorded in O(plan_in) (stack name -> the change set's record, with its C(id));
-      the roles that converge stacks pass them to M(biomage.iac.cfn_stacks) (option C(execute_change_sets)).
-  returned: when O(plan_in) is given
+    - The planned change sets recorded in O(plan_in) or O(plan) (stack name -> the change set's record, with
+      its C(id)); the roles that converge stacks pass them to M(biomage.iac.cfn_stacks) (option
+      C(execute_change_sets)).
+  returned: when O(plan_in) or O(plan) is given
+  type: dict
+ansible_stats:
+  description: The fingerprint as custom stats (C(biomage_plan.fingerprint)), for a controller's workflow.
+  returned: check mode with O(hand_on)
   type: dict
 """
 
@@ -131,20 +159,29 @@ def main():
         stack_prefix=dict(type="str", default="biomage-"),
         stack_suffix=dict(type="str"),
         plan_in=dict(type="path"),
+        plan=dict(type="dict"),
+        hand_on=dict(type="bool", default=False),
     )
     spec.update(AWS_CLIENT_ARGUMENT_SPEC)
-    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=spec, supports_check_mode=True, mutually_exclusive=[("plan_in", "plan")])
     params = module.params
     result = dict(changed=False, checked=False)
     try:
-        planned = plan_file.read(params["plan_in"]) if params["plan_in"] else None
+        if params["plan"]:
+            planned, source = plan_file.handed_on(params["plan"]), plan_file.HANDED_ON
+        elif params["plan_in"]:
+            planned, source = plan_file.read(params["plan_in"]), params["plan_in"]
+        else:
+            planned = source = None
         current = plan_file.fingerprint(plan_file.input_digests(params["root"], params["inputs"]), live_stacks(module))
         result["plan_fingerprint"] = current
+        if module.check_mode and params["hand_on"]:
+            result["ansible_stats"] = plan_file.handoff(fingerprint=current)
         if planned is not None:
             reasons = plan_file.compare(planned["fingerprint"], current)
             reasons += change_set_reasons(module, planned.get("change_sets"))
             if reasons:
-                raise plan_file.refusal(params["plan_in"], reasons)
+                raise plan_file.refusal(source, reasons)
             result.update(checked=True, change_sets=dict(planned.get("change_sets") or {}))
     except BiomageError as exc:
         fail(module, exc, **result)

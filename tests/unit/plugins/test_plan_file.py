@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from ansible_collections.biomage.iac.plugins.module_utils import plan_file
 
 from tests.lib.ansible_run import REPO_ROOT, ansible_env, run_playbook
@@ -75,7 +76,7 @@ def test_an_unreadable_plan_file_is_explained(tmp_path: Path) -> None:
     try:
         plan_file.read(str(bad))
     except plan_file.PlanFileError as exc:
-        assert "is not a plan file" in str(exc)
+        assert f"plan file {bad} has no fingerprint" in str(exc)
     else:
         raise AssertionError("a file without a fingerprint was accepted")
 
@@ -99,3 +100,24 @@ def test_change_sets_that_cannot_be_executed_are_named() -> None:
         "change set arn:gone of stack biomage-s3-staging no longer exists",
         "change set arn:obsolete of stack biomage-sns-staging is CREATE_COMPLETE/OBSOLETE",
     ]
+
+
+def test_a_plan_handed_on_by_a_workflow_is_checked_as_a_plan_file_is() -> None:
+    fingerprint = plan_file.fingerprint({"cf/sqs.yaml": "a"}, {})
+    stats = plan_file.handoff(fingerprint=fingerprint)
+    assert stats == {"data": {"biomage_plan": {"fingerprint": fingerprint}}, "per_host": False, "aggregate": True}
+    kept = {"biomage-sqs-staging": {"id": "arn:change-set"}}
+    assert plan_file.handoff(change_sets=kept)["data"] == {"biomage_plan": {"change_sets": kept}}
+    plan = {"fingerprint": fingerprint, "change_sets": kept}
+    assert plan_file.handed_on(plan) is plan
+    for bad, said in [
+        ({"change_sets": kept}, "has no fingerprint"),
+        ({"fingerprint": {**fingerprint, "format": 0}}, "has format 0"),
+        ({"fingerprint": fingerprint, "change_sets": ["arn:change-set"]}, "not a mapping of stack names"),
+    ]:
+        with pytest.raises(plan_file.PlanFileError, match=said) as caught:
+            plan_file.handed_on(bad)
+        assert "biomage_plan" in str(caught.value) and "workflow" in str(caught.value)
+    error = str(plan_file.refusal(plan_file.HANDED_ON, ["input cf/sqs.yaml changed"]))
+    assert error.startswith("refusing to apply the plan handed on by the workflow's plan job")
+    assert "run the workflow again from its plan job" in error and "plan file" not in error

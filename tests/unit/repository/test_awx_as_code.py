@@ -65,6 +65,8 @@ def test_the_controller_playbook_is_valid_and_builds_the_plan_approve_apply_work
     templates = [t["awx.awx.job_template"] for t in play["tasks"] if "awx.awx.job_template" in t]
     plan = next(t for t in templates if t["name"].endswith("-plan"))
     assert plan["job_type"] == "check" and plan["diff_mode"] is True and plan["survey_enabled"] is True
+    # the plan job hands its plan on to the workflow's apply (tests/integration/test_awx_runner.py runs both)
+    assert plan["extra_vars"] == {"biomage_plan_handoff": True}
     nodes = tasks["awx.awx.workflow_job_template"]["awx.awx.workflow_job_template"]["workflow_nodes"]
     assert [n["identifier"] for n in nodes] == ["plan", "approve", "apply"]
     assert nodes[1]["unified_job_template"]["type"] == "workflow_approval"
